@@ -1,0 +1,66 @@
+# wavegen: `make demo` runs the default pipeline, `make test` runs the tests.
+# Every target is idempotent and works on a fresh Debian/Ubuntu machine as root.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# CPU build of PyTorch, installed first on machines without a GPU so that the
+# project's range (torch>=2.4,<3) is already met and no CUDA build is pulled in.
+TORCH_CPU ?= torch==2.13.0
+DEBIAN_PACKAGES := fluidsynth timgm6mb-soundfont
+# Runs a command with the venv first on PATH, so dvc stages' `python` is the venv's.
+IN_VENV := PATH="$(BIN):$$PATH" DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
+
+.PHONY: setup system-packages python-packages demo test bench clean-venv
+
+setup: system-packages python-packages
+
+system-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "make setup: installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+		echo "make setup: rendering audio needs these system packages: $(DEBIAN_PACKAGES)"; \
+		echo "  Debian/Ubuntu:  sudo apt-get install $(DEBIAN_PACKAGES)"; \
+		echo "  elsewhere: FluidSynth (libfluidsynth) and a General MIDI .sf2 soundfont;"; \
+		echo "  then set data.render.soundfont in params.yaml to its path."; \
+		exit 1; \
+	fi
+
+python-packages: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "make setup: GPU found; pip picks a CUDA build of torch"; \
+	elif ! $(VENV)/bin/python -c "import torch" >/dev/null 2>&1; then \
+		echo "make setup: no GPU; installing the CPU build $(TORCH_CPU)"; \
+		$(VENV)/bin/python -m pip install --quiet "$(TORCH_CPU)"; \
+	fi
+	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(IN_VENV) dvc repro
+	@echo
+	@echo "Results:"
+	@echo "  data/prepared/           prepared corpus (audio/, midi/, manifest.json, rejected.json)"
+	@echo "  reports/*/metrics.json   metrics    (dvc metrics show)"
+	@echo "  reports/*/*.png          pictures   (dvc plots show)"
+
+test: setup
+	$(IN_VENV) python -m pytest
+
+bench: setup
+	$(IN_VENV) python -m benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,52 @@
+"""Reading and writing audio: any sample rate and channel count in, mono float32 out."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from wavegen_core.files import atomic_path
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+# Peak below which a file is taken to hold no signal (about -80 dBFS).
+SILENCE_PEAK = 1e-4
+
+
+class AudioReadError(ValueError):
+    """An audio file is unreadable, empty or silent; the message says which."""
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+    """Read ``path`` as mono float32 at ``sample_rate``.
+
+    Channels are averaged (stereo is downmixed) and other rates are resampled with
+    soxr's high-quality resampler.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise AudioReadError("empty file (0 bytes)")
+    try:
+        samples, file_rate = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioReadError(f"unreadable audio: {err}") from None
+    if samples.shape[0] == 0:
+        raise AudioReadError("no audio frames")
+    mono = samples.mean(axis=1)
+    if not np.isfinite(mono).all():
+        raise AudioReadError("audio holds NaN or infinite samples")
+    if np.abs(mono).max() < SILENCE_PEAK:
+        raise AudioReadError("silent audio (peak below -80 dBFS)")
+    if file_rate != sample_rate:
+        mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:
+    """Write mono audio in [-1, 1] as 16-bit PCM WAV, atomically."""
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")

@@ -1,0 +1,66 @@
+"""MIDI to audio with FluidSynth and a General MIDI soundfont."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+
+from wavegen_core.errors import WavegenError
+
+# What a Debian/Ubuntu machine needs for rendering; named in every error about it.
+DEBIAN_PACKAGES = ("fluidsynth", "timgm6mb-soundfont")
+
+
+class RendererUnavailable(WavegenError):
+    """FluidSynth or the soundfont is missing; the message names what to install."""
+
+
+def check_renderer(soundfont: str | os.PathLike[str]) -> None:
+    """Fail early, with the packages to install, when rendering cannot work here."""
+    install = f"install them with: apt-get install {' '.join(DEBIAN_PACKAGES)}"
+    try:
+        import fluidsynth  # noqa: F401  (pyfluidsynth loads libfluidsynth on import)
+    except ImportError as err:
+        raise RendererUnavailable(
+            f"the FluidSynth library cannot be loaded ({err}); {install}"
+        ) from None
+    if not Path(soundfont).is_file():
+        raise RendererUnavailable(
+            f"soundfont {str(soundfont)!r} (data.render.soundfont) does not exist; {install}, "
+            "or point data.render.soundfont at another .sf2/.sf3 file"
+        )
+
+
+def render_midi(
+    midi: pretty_midi.PrettyMIDI,
+    *,
+    sample_rate: int,
+    soundfont: str | os.PathLike[str],
+    release_tail: float,
+    peak: float,
+) -> np.ndarray:
+    """Synthesise ``midi`` to mono float32 audio, normalised to ``peak``.
+
+    The audio lasts until the last note-off plus ``release_tail`` seconds, so its
+    duration matches the MIDI's. FluidSynth is deterministic: the same MIDI and
+    soundfont give identical samples.
+    """
+    channels = [
+        instrument.fluidsynth(fs=sample_rate, synthesizer=str(soundfont))
+        for instrument in midi.instruments
+        if instrument.notes
+    ]
+    if not channels:
+        raise ValueError("the MIDI has no notes to render")
+    length = max(len(channel) for channel in channels)
+    audio = np.zeros(length, dtype=np.float64)
+    for channel in channels:
+        audio[: len(channel)] += channel
+    audio = audio[: int(round((midi.get_end_time() + release_tail) * sample_rate))]
+    loudest = np.abs(audio).max()
+    if loudest > 0:
+        audio *= peak / loudest
+    return audio.astype(np.float32)

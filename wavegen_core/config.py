@@ -1,0 +1,222 @@
+"""The schema of ``params.yaml``.
+
+Every stage loads the file through :func:`load_params`, which validates all of it
+before any compute starts: unknown keys are refused (``extra="forbid"``), numbers are
+range-checked and choices are enums. A bad value raises :class:`ParamsError`, whose
+lines name the key path, the value given and what is allowed; stages turn it into
+exit code 2 (the stage contract, rule 2).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PARAMS_FILE = "params.yaml"
+
+
+class Strict(BaseModel):
+    """Base of every params section: unknown keys are an error, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(ge=0.0)]
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def _check_device(value: str) -> str:
+    if not _DEVICE_PATTERN.match(value):
+        raise ValueError("must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return value
+
+
+# --------------------------------------------------------------------------- shared
+
+
+class AudioConfig(Strict):
+    """Audio settings shared by every stage."""
+
+    # 16 kHz is what Onsets and Frames and Wave2Midi2Wave use (Hawthorne et al. 2019).
+    sample_rate: int = Field(16000, gt=0, le=192000)
+
+
+class TrainLoopConfig(Strict):
+    """The knobs of the shared training loop; every training stage embeds one."""
+
+    steps: int = Field(gt=0)
+    batch_size: int = Field(8, gt=0)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    checkpoint_every: int = Field(100, gt=0)
+    log_every: int = Field(10, gt=0)
+    eval_every: int = Field(100, gt=0)
+    device: str | None = Field(
+        None, description="Overrides the top-level `device` for this stage."
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        return None if value is None else _check_device(value)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class SplitsConfig(Strict):
+    """Fractions of pieces held out; the rest is the train split. MAESTRO keeps its own."""
+
+    validation: Probability = 0.1
+    test: Probability = 0.1
+
+    @model_validator(mode="after")
+    def _leave_training_data(self) -> SplitsConfig:
+        if self.validation + self.test >= 1.0:
+            raise ValueError(
+                f"validation + test = {self.validation + self.test:g} leaves no train split; "
+                "their sum must be below 1"
+            )
+        return self
+
+
+class ChoralesConfig(Strict):
+    """How the bundled Bach chorales become piano MIDI."""
+
+    # The chorales carry no tempo; at 120 bpm the 350 files last about 2.8 h.
+    tempo_bpm: float = Field(100.0, gt=0.0, le=400.0)
+    # Seeded humanisation: a MIDI velocity per note from N(mean, std), clipped to 1..127,
+    # plus Gaussian onset jitter, so the transcriber sees dynamics and imperfect timing.
+    velocity_mean: float = Field(72.0, ge=1.0, le=127.0)
+    velocity_std: float = Field(12.0, ge=0.0, le=64.0)
+    onset_jitter: Seconds = Field(0.008, le=0.1)
+    # General MIDI program the chorales are played on; 0 is the acoustic grand piano.
+    program: int = Field(0, ge=0, le=127)
+
+
+class RenderConfig(Strict):
+    """Synthesis of MIDI to audio with FluidSynth."""
+
+    soundfont: str = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+    # Kept after the last note-off so releases are not cut.
+    release_tail: Seconds = Field(0.25, le=5.0)
+    # Peak amplitude after normalisation.
+    peak: float = Field(0.9, gt=0.0, le=1.0)
+
+
+class DataConfig(Strict):
+    """The `prepare_data` stage: where the corpus comes from and how it is split."""
+
+    source: Literal["bach_chorales", "maestro", "folder"] = "bach_chorales"
+    # The corpus directory for `maestro` and `folder`; a DVC dependency of prepare_data.
+    root: str = "data/raw"
+    # Bounds the corpus (the first pieces in a stable order); null keeps all of them.
+    max_pieces: int | None = Field(None, gt=0)
+    # Pieces shorter than this are rejected as unusable.
+    min_duration: Seconds = Field(1.0, le=60.0)
+    splits: SplitsConfig = SplitsConfig()
+    # Worker processes; 0 means one per CPU core.
+    num_workers: int = Field(0, ge=0, le=256)
+    chorales: ChoralesConfig = ChoralesConfig()
+    render: RenderConfig = RenderConfig()
+
+    @model_validator(mode="after")
+    def _root_exists(self) -> DataConfig:
+        if self.source in ("maestro", "folder") and not Path(self.root).is_dir():
+            raise ValueError(
+                f"data.source={self.source!r} reads data.root={self.root!r}, "
+                "which is not a directory"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- the file
+
+
+class Params(Strict):
+    """The whole of ``params.yaml``."""
+
+    seed: int = Field(1234, ge=0, lt=2**32)
+    device: str = "auto"
+    audio: AudioConfig = AudioConfig()
+    data: DataConfig = DataConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        return _check_device(value)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` is unreadable or invalid; ``lines`` says where and why."""
+
+    def __init__(self, path: str | os.PathLike[str], lines: list[str]) -> None:
+        self.path = str(path)
+        self.lines = lines
+        super().__init__(f"invalid params in {self.path}:\n  " + "\n  ".join(lines))
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The params model reached by following ``loc`` from ``model`` (None if not a model)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = field.annotation
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _describe(error: Any, root: type[BaseModel]) -> str:
+    loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    value = error.get("input")
+    if error["type"] == "extra_forbidden":
+        parent = _model_at(root, loc[:-1])
+        allowed = ", ".join(parent.model_fields) if parent else "none"
+        return f"{key}: unknown key (value {value!r}); allowed keys here: {allowed}"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if isinstance(value, dict):
+        return f"{key}: {message}"
+    return f"{key} = {value!r}: {message}"
+
+
+def validate_params(raw: Any, path: str | os.PathLike[str] = PARAMS_FILE) -> Params:
+    """Validate an already-parsed params mapping."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(path, [f"(top level): expected a mapping of sections, got {raw!r}"])
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(path, [_describe(e, Params) for e in err.errors()]) from None
+
+
+def load_params(path: str | os.PathLike[str] = PARAMS_FILE) -> Params:
+    """Read and validate ``params.yaml`` (or another file of the same shape)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ParamsError(path, [f"cannot read the file: {err.strerror or err}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ParamsError(path, [f"not valid YAML: {err}"]) from None
+    return validate_params(raw, path)

@@ -1,0 +1,40 @@
+"""The manifest of a prepared corpus: one record per piece, read by every later stage."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from wavegen_core.files import write_json
+
+SPLITS = ("train", "validation", "test", "unlabelled")
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One prepared piece. Paths are relative to the corpus directory."""
+
+    id: str
+    audio: str
+    midi: str | None
+    duration: float
+    split: str
+    source: str
+    has_midi: bool
+    notes: int
+    origin: str
+
+
+def write_manifest(directory: str | os.PathLike[str], pieces: list[Piece]) -> Path:
+    path = Path(directory) / MANIFEST_NAME
+    write_json(path, {"pieces": [asdict(piece) for piece in sorted(pieces, key=lambda p: p.id)]})
+    return path
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> list[Piece]:
+    """The pieces of a prepared corpus directory."""
+    payload = json.loads((Path(directory) / MANIFEST_NAME).read_text(encoding="utf-8"))
+    return [Piece(**record) for record in payload["pieces"]]

@@ -1,0 +1,236 @@
+"""Turn a corpus into aligned audio + MIDI at one sample rate, with splits and a manifest.
+
+Work is spread over processes, one piece at a time. Each finished piece is recorded in a
+staging directory, so a killed run resumes where it stopped; the staging directory
+becomes the output only once the manifest is written (the stage contract, rule 3).
+Unusable files are listed with their reason, never fatal on their own (rule 6).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wavegen_core import __version__
+from wavegen_core.audio.io import AudioReadError, load_audio, write_wav
+from wavegen_core.audio.render import check_renderer, render_midi
+from wavegen_core.config import Params
+from wavegen_core.data.manifest import Piece, write_manifest
+from wavegen_core.data.sources import SourceItem, discover
+from wavegen_core.errors import WavegenError
+from wavegen_core.files import replace_dir, write_json
+from wavegen_core.midi.io import MidiReadError, load_midi, note_count, write_midi
+from wavegen_core.progress import log, progress
+
+REJECTED_NAME = "rejected.json"
+
+
+class NothingUsable(WavegenError):
+    """Every piece of the corpus was rejected."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    origin: str
+    reason: str
+
+
+@dataclass
+class PrepareResult:
+    pieces: list[Piece]
+    rejected: list[Rejection]
+    resumed: int
+
+
+# --------------------------------------------------------------------------- one piece
+
+
+def _render(midi: Any, params: Params) -> np.ndarray:
+    render = params.data.render
+    return render_midi(midi, sample_rate=params.audio.sample_rate, soundfont=render.soundfont,
+                       release_tail=render.release_tail, peak=render.peak)
+
+
+def _load_piece(item: SourceItem, params: Params) -> tuple[np.ndarray, Any]:
+    """Audio and MIDI (or None) of one item, read or rendered."""
+    if item.corpus_id is not None:
+        from wavegen_core.midi.chorales import chorale_to_midi
+
+        midi = chorale_to_midi(item.corpus_id, params.data.chorales, params.seed)
+        return _render(midi, params), midi
+    midi = load_midi(item.midi) if item.midi is not None else None
+    if item.audio is None:
+        return _render(midi, params), midi
+    return load_audio(item.audio, params.audio.sample_rate), midi
+
+
+def prepare_piece(item: SourceItem, params: Params, staging: Path) -> Piece | Rejection:
+    """Read or render one piece into ``staging``; a bad file becomes a :class:`Rejection`."""
+    try:
+        audio, midi = _load_piece(item, params)
+    except (AudioReadError, MidiReadError) as err:
+        return Rejection(item.origin, str(err))
+    except (OSError, ValueError) as err:
+        return Rejection(item.origin, f"{type(err).__name__}: {err}")
+    duration = len(audio) / params.audio.sample_rate
+    if duration < params.data.min_duration:
+        return Rejection(item.origin, f"too short: {duration:.2f} s < data.min_duration "
+                                      f"{params.data.min_duration:g} s")
+    audio_rel = f"audio/{item.piece_id}.wav"
+    write_wav(staging / audio_rel, audio, params.audio.sample_rate)
+    midi_rel = None
+    if midi is not None:
+        midi_rel = f"midi/{item.piece_id}.mid"
+        write_midi(staging / midi_rel, midi)
+    piece = Piece(
+        id=item.piece_id, audio=audio_rel, midi=midi_rel, duration=round(duration, 4),
+        split=item.split or ("unlabelled" if midi is None else "train"),
+        source=item.source, has_midi=midi is not None,
+        notes=note_count(midi) if midi is not None else 0, origin=item.origin,
+    )
+    # The record is written last: its presence means the piece is complete.
+    write_json(staging / "records" / f"{item.piece_id}.json", asdict(piece))
+    return piece
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+def assign_splits(piece_ids: list[str], validation: float, test: float, seed: int) -> dict[str, str]:
+    """A seeded split by piece. Each non-zero held-out fraction gets at least one piece
+    when there are at least three, so the tiny profile always has all three splits."""
+    ids = sorted(piece_ids)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    count = len(ids)
+
+    def held_out(fraction: float) -> int:
+        wanted = int(round(fraction * count))
+        return max(wanted, 1) if fraction > 0 and count >= 3 else wanted
+
+    n_validation, n_test = held_out(validation), held_out(test)
+    splits = {}
+    for rank, index in enumerate(order):
+        splits[ids[index]] = (
+            "validation" if rank < n_validation
+            else "test" if rank < n_validation + n_test
+            else "train"
+        )
+    return splits
+
+
+def fingerprint(params: Params) -> str:
+    """A hash of everything that changes the prepared corpus, naming its staging directory."""
+    relevant = {"seed": params.seed, "audio": params.audio.model_dump(),
+                "data": params.data.model_dump(exclude={"num_workers"}), "version": __version__}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _finished_records(staging: Path) -> dict[str, Piece]:
+    records = {}
+    for path in sorted((staging / "records").glob("*.json")):
+        try:
+            piece = Piece(**json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError):
+            continue  # a record is written atomically; anything else is not ours
+        if (staging / piece.audio).is_file():
+            records[piece.id] = piece
+    return records
+
+
+def _staging_dir(out_dir: Path, params: Params) -> Path:
+    """The staging directory for these params; stale ones from other params are removed."""
+    prefix = f".{out_dir.name}.partial-"
+    staging = out_dir.with_name(prefix + fingerprint(params))
+    for stale in out_dir.parent.glob(prefix + "*"):
+        if stale != staging:
+            shutil.rmtree(stale)
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging
+
+
+def _run(items: list[SourceItem], params: Params, staging: Path) -> list[Piece | Rejection]:
+    workers = params.data.num_workers or os.cpu_count() or 1
+    workers = min(workers, max(len(items), 1))
+    work = partial(prepare_piece, params=params, staging=staging)
+    bar = partial(progress, total=len(items), desc="prepare_data", unit="piece")
+    if workers == 1:
+        return list(bar(map(work, items)))
+    # fork: the workers need no torch and inherit the parsed params for free.
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return list(bar(pool.imap_unordered(work, items)))
+
+
+def prepare_corpus(params: Params, out_dir: str | os.PathLike[str]) -> PrepareResult:
+    """Prepare the corpus that ``params.data`` names into ``out_dir``, atomically.
+
+    ``out_dir`` holds ``audio/``, ``midi/``, ``manifest.json`` and ``rejected.json``.
+    Raises :class:`NothingUsable` when no piece survives.
+    """
+    out_dir = Path(out_dir)
+    items = discover(params.data.source, params.data.root)
+    if params.data.max_pieces is not None:
+        items = items[: params.data.max_pieces]
+    log.info("prepare_data: %d pieces from %s", len(items), params.data.source)
+    if any(item.corpus_id is not None or item.audio is None for item in items):
+        check_renderer(params.data.render.soundfont)
+
+    staging = _staging_dir(out_dir, params)
+    done = _finished_records(staging)
+    if done:
+        log.info("prepare_data: resuming, %d pieces already prepared", len(done))
+    todo = [item for item in items if item.piece_id not in done]
+    outcomes = _run(todo, params, staging)
+
+    pieces = list(done.values()) + [o for o in outcomes if isinstance(o, Piece)]
+    rejected = sorted((o for o in outcomes if isinstance(o, Rejection)), key=lambda r: r.origin)
+    duplicates = [piece_id for piece_id, n in Counter(i.piece_id for i in items).items() if n > 1]
+    if duplicates:
+        raise WavegenError(f"piece ids are not unique: {duplicates[:5]}")
+    if not pieces:
+        reasons = "; ".join(f"{r.origin}: {r.reason}" for r in rejected[:5])
+        raise NothingUsable(f"no usable piece among {len(items)} ({reasons})")
+
+    labelled = [p.id for p in pieces if p.has_midi and p.source != "maestro"]
+    splits = assign_splits(labelled, params.data.splits.validation, params.data.splits.test,
+                           params.seed)
+    pieces = sorted(
+        (Piece(**{**asdict(p), "split": splits.get(p.id, p.split)}) for p in pieces),
+        key=lambda p: p.id,
+    )
+    shutil.rmtree(staging / "records")
+    write_json(staging / REJECTED_NAME, [asdict(r) for r in rejected])
+    write_manifest(staging, pieces)
+    replace_dir(staging, out_dir)
+    log.info("prepare_data: %d pieces prepared, %d rejected -> %s", len(pieces), len(rejected),
+             out_dir)
+    return PrepareResult(pieces=pieces, rejected=rejected, resumed=len(done))
+
+
+def summarize(pieces: list[Piece], rejected: list[Rejection]) -> dict[str, Any]:
+    """Summary statistics of a prepared corpus, as DVC metrics."""
+    stats: dict[str, Any] = {
+        "pieces": len(pieces),
+        "rejected": len(rejected),
+        "hours": round(sum(p.duration for p in pieces) / 3600, 4),
+        "notes": sum(p.notes for p in pieces),
+        "splits": {},
+    }
+    for split in ("train", "validation", "test", "unlabelled"):
+        members = [p for p in pieces if p.split == split]
+        if members:
+            stats["splits"][split] = {
+                "pieces": len(members),
+                "seconds": round(sum(p.duration for p in members), 2),
+                "notes": sum(p.notes for p in members),
+            }
+    return stats

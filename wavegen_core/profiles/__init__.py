@@ -1,0 +1,66 @@
+"""Named overlays of params.yaml: ``tiny`` (the default, CPU in minutes) and ``full``."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from wavegen_core.config import validate_params
+from wavegen_core.files import atomic_open
+
+PROFILE_DIR = Path(__file__).parent
+
+
+def available() -> list[str]:
+    return sorted(path.stem for path in PROFILE_DIR.glob("*.yaml"))
+
+
+def _yaml() -> YAML:
+    yaml = YAML()  # round-trip mode keeps the comments and order of params.yaml
+    yaml.preserve_quotes = True
+    yaml.width = 100
+    yaml.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return yaml
+
+
+def overlay(name: str) -> dict[str, Any]:
+    """The keys a profile sets, as a nested mapping."""
+    path = PROFILE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"unknown profile {name!r}; available: {', '.join(available())}")
+    return _yaml().load(path.read_text(encoding="utf-8")) or {}
+
+
+def _merge(target: Any, changes: dict[str, Any], where: str = "") -> None:
+    for key, value in changes.items():
+        path = f"{where}{key}"
+        if key not in target:
+            raise KeyError(f"profile sets {path}, which params.yaml does not have")
+        if isinstance(value, dict):
+            _merge(target[key], value, f"{path}.")
+        else:
+            target[key] = value
+
+
+def apply_profile(name: str, params_file: str | os.PathLike[str]) -> None:
+    """Write profile ``name``'s values into ``params_file``, keeping its comments.
+
+    The result is validated before the file is replaced, so a failed switch leaves
+    the file as it was.
+    """
+    yaml = _yaml()
+    document = yaml.load(Path(params_file).read_text(encoding="utf-8"))
+    _merge(document, overlay(name))
+    buffer = io.StringIO()
+    yaml.dump(document, buffer)
+    import yaml as pyyaml
+
+    validate_params(pyyaml.safe_load(buffer.getvalue()), params_file)
+    with atomic_open(params_file) as handle:
+        handle.write(buffer.getvalue())
