@@ -1,0 +1,64 @@
+"""Shared fixtures: the repo root, an environment whose `python` and `dvc` are this venv's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+
+from wavegen_core.config import Params, validate_params
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def venv_env() -> dict[str, str]:
+    """The environment a subprocess needs to find this venv's `python`, `dvc`, `wavegen`."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DO_NOT_TRACK"] = "1"
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
+def make_params(**sections: object) -> Params:
+    """Default params with the given sections (nested dicts) overriding, validated."""
+    return validate_params(dict(sections))
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def scale_midi(pitches: list[int], step: float = 0.25, velocity: int = 80) -> pretty_midi.PrettyMIDI:
+    """A short monophonic MIDI: one note per pitch, ``step`` seconds each."""
+    midi = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    for index, pitch in enumerate(pitches):
+        piano.notes.append(pretty_midi.Note(velocity=velocity, pitch=pitch,
+                                            start=index * step, end=(index + 1) * step))
+    midi.instruments.append(piano)
+    return midi
+
+
+def tone(seconds: float, sample_rate: int, channels: int = 1, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    mono = 0.3 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    return mono if channels == 1 else np.stack([mono] * channels, axis=1)

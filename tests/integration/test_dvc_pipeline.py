@@ -1,0 +1,94 @@
+"""The real `dvc` on a temporary copy of the repo: repro, no-op repro, param change, push/pull."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run
+
+pytestmark = pytest.mark.slow
+
+
+def _copy_repo(source: Path, target: Path) -> None:
+    """Copy what git would hand a fresh clone (tracked and untracked-but-not-ignored files)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=source, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        src = source / name
+        if src.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target / name)
+
+
+def _set_params(repo: Path, **data: object) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["data"].update(data)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture()
+def repo(tmp_path, repo_root, venv_env) -> Path:
+    copy = tmp_path / "wavegen"
+    _copy_repo(repo_root, copy)
+    (copy / "dvc.lock").unlink(missing_ok=True)
+    _set_params(copy, max_pieces=3, num_workers=2)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        run(cmd, copy, venv_env)
+    return copy
+
+
+def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
+    repo, venv_env
+) -> None:
+    env = {**venv_env, "PYTHONPATH": str(repo)}
+    first = run(["dvc", "repro"], repo, env)
+    assert "Running stage 'prepare_data'" in first.stdout
+    manifest = repo / "data/prepared/manifest.json"
+    pieces = json.loads(manifest.read_text())["pieces"]
+    assert len(pieces) == 3
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
+    assert shown[""]["data"]["reports/prepare_data/metrics.json"]["data"]["pieces"] == 3
+
+    stamp = manifest.stat().st_mtime_ns
+    second = run(["dvc", "repro"], repo, env)
+    assert "Running stage" not in second.stdout
+    assert "didn't change, skipping" in second.stdout
+    assert manifest.stat().st_mtime_ns == stamp
+
+    lock_before = (repo / "dvc.lock").read_text()
+    _set_params(repo, chorales={"tempo_bpm": 100.0, "velocity_mean": 72.0, "velocity_std": 20.0,
+                                "onset_jitter": 0.008, "program": 0})
+    assert "prepare_data" in run(["dvc", "status"], repo, env).stdout
+    third = run(["dvc", "repro"], repo, env)
+    assert "Running stage 'prepare_data'" in third.stdout
+    assert (repo / "dvc.lock").read_text() != lock_before
+
+    # Share through the default remote (a directory beside the checkout) and pull
+    # into a fresh clone.
+    run(["git", "add", "-A"], repo, env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"], repo, env)
+    run(["dvc", "push"], repo, env)
+    assert (repo.parent / "wavegen-dvc-remote").is_dir()
+    clone = repo.parent / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], repo.parent, env)
+    run(["dvc", "pull"], clone, {**env, "PYTHONPATH": str(clone)})
+    assert (clone / "data/prepared/manifest.json").read_text() == manifest.read_text()
+    assert "up to date" in run(["dvc", "status"], clone, env).stdout
+
+
+def test_experiment_with_a_param_override(repo, venv_env) -> None:
+    env = {**venv_env, "PYTHONPATH": str(repo)}
+    run(["dvc", "exp", "run", "-S", "data.max_pieces=2"], repo, env)
+    assert len(json.loads((repo / "data/prepared/manifest.json").read_text())["pieces"]) == 2
+    shown = run(["dvc", "exp", "show", "--md", "--no-pager"], repo, env).stdout
+    assert "data.max_pieces" in shown

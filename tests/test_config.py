@@ -1,0 +1,94 @@
+"""params.yaml validation: the default file is valid; every kind of bad value exits 2 naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run
+from wavegen_core import profiles
+from wavegen_core.config import ParamsError, load_params
+
+
+def test_default_params_file_validates(repo_root: Path) -> None:
+    params = load_params(repo_root / "params.yaml")
+    assert params.audio.sample_rate == 16000
+    assert params.data.source == "bach_chorales"
+
+
+def _write(tmp_path: Path, repo_root: Path, edit) -> Path:
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+BAD_VALUES = [
+    # (edit, key path in the message, what is allowed)
+    (lambda p: p["audio"].update(sample_rate=-16000), "audio.sample_rate = -16000",
+     "greater than 0"),
+    (lambda p: p["data"].update(source="mp3_dump"), "data.source = 'mp3_dump'",
+     "'bach_chorales', 'maestro' or 'folder'"),
+    (lambda p: p["data"]["render"].update(sondfont="x.sf2"), "data.render.sondfont: unknown key",
+     "allowed keys here: soundfont, release_tail, peak"),
+    (lambda p: p.update(trainer={"steps": 3}), "trainer: unknown key", "allowed keys here: seed"),
+    (lambda p: p["data"].update(max_pieces="many"), "data.max_pieces = 'many'", "integer"),
+    (lambda p: p.update(device="gpu"), "device = 'gpu'", "'cuda:N'"),
+    (lambda p: p["data"]["splits"].update(validation=0.5, test=0.5), "data.splits",
+     "must be below 1"),
+    (lambda p: p["data"].update(source="folder", root="/no/such/corpus"), "data.root='/no/such/corpus'",
+     "not a directory"),
+]
+
+
+@pytest.mark.parametrize(("edit", "key", "allowed"), BAD_VALUES)
+def test_bad_value_is_refused_with_key_path(tmp_path, repo_root, edit, key, allowed) -> None:
+    path = _write(tmp_path, repo_root, edit)
+    with pytest.raises(ParamsError) as caught:
+        load_params(path)
+    message = str(caught.value)
+    assert key in message and allowed in message, message
+
+
+def test_check_params_command_exit_codes(tmp_path, repo_root, venv_env) -> None:
+    good = run(["wavegen", "check-params", str(repo_root / "params.yaml")], tmp_path, venv_env)
+    assert "valid" in good.stdout
+    bad = _write(tmp_path, repo_root, lambda p: p["audio"].update(sample_rate=-1))
+    result = run(["wavegen", "check-params", str(bad)], tmp_path, venv_env, check=False)
+    assert result.returncode == 2
+    assert "audio.sample_rate = -1" in result.stderr
+
+
+def test_yaml_syntax_error_is_a_params_error(tmp_path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("audio: {sample_rate: 16000\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_stage_refuses_bad_params_before_any_compute(tmp_path, repo_root, venv_env) -> None:
+    bad = _write(tmp_path, repo_root, lambda p: p["data"].update(source="nowhere"))
+    result = run(["python", "-m", "stages.prepare_data", "--params", str(bad)], tmp_path,
+                 venv_env, check=False)
+    assert result.returncode == 2
+    assert "data.source = 'nowhere'" in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_profiles_switch_and_switch_back(tmp_path, repo_root) -> None:
+    original = (repo_root / "params.yaml").read_text()
+    path = tmp_path / "params.yaml"
+    path.write_text(original)
+    profiles.apply_profile("full", path)
+    assert load_params(path).data.max_pieces is None
+    assert "# Global seed" in path.read_text()  # comments survive
+    profiles.apply_profile("tiny", path)
+    assert path.read_text() == original  # params.yaml ships as the tiny profile
+
+
+def test_unknown_profile_names_the_available_ones(tmp_path, repo_root) -> None:
+    with pytest.raises(ValueError, match="available: full, tiny"):
+        profiles.apply_profile("huge", repo_root / "params.yaml")
