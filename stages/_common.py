@@ -14,9 +14,7 @@ EXIT_FAILED = 1
 EXIT_BAD_PARAMS = 2
 
 
-def run_stage(
-    name: str, body: Callable[[Params], None], argv: Sequence[str] | None = None
-) -> int:
+def run_stage(name: str, body: Callable[[Params], None], argv: Sequence[str] | None = None) -> int:
     """Validate params (exit 2 when invalid, before any compute), then run ``body``.
 
     A :class:`WavegenError` is reported as one message and exit code 1; anything else

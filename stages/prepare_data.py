@@ -24,7 +24,7 @@ REPORT_DIR = Path("reports/prepare_data")
 def prepare(params: Params) -> None:
     result = prepare_corpus(params, OUT_DIR)
     write_json(REPORT_DIR / "metrics.json", summarize(result.pieces, result.rejected))
-    example = next(p for p in result.pieces if p.has_midi or p is result.pieces[-1])
+    example = next((p for p in result.pieces if p.has_midi), result.pieces[0])
     plot_audio_and_midi(
         REPORT_DIR / "example.png",
         load_audio(OUT_DIR / example.audio, params.audio.sample_rate),

@@ -38,7 +38,9 @@ def make_params(**sections: object) -> Params:
     return validate_params(dict(sections))
 
 
-def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(
@@ -47,13 +49,18 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> s
     return result
 
 
-def scale_midi(pitches: list[int], step: float = 0.25, velocity: int = 80) -> pretty_midi.PrettyMIDI:
+def scale_midi(
+    pitches: list[int], step: float = 0.25, velocity: int = 80
+) -> pretty_midi.PrettyMIDI:
     """A short monophonic MIDI: one note per pitch, ``step`` seconds each."""
     midi = pretty_midi.PrettyMIDI()
     piano = pretty_midi.Instrument(program=0)
     for index, pitch in enumerate(pitches):
-        piano.notes.append(pretty_midi.Note(velocity=velocity, pitch=pitch,
-                                            start=index * step, end=(index + 1) * step))
+        piano.notes.append(
+            pretty_midi.Note(
+                velocity=velocity, pitch=pitch, start=index * step, end=(index + 1) * step
+            )
+        )
     midi.instruments.append(piano)
     return midi
 

@@ -1,4 +1,4 @@
-"""params.yaml validation: the default file is valid; every kind of bad value exits 2 naming the key."""
+"""params.yaml validation: the default file validates; bad values exit 2 naming the key."""
 
 from __future__ import annotations
 
@@ -28,19 +28,34 @@ def _write(tmp_path: Path, repo_root: Path, edit) -> Path:
 
 BAD_VALUES = [
     # (edit, key path in the message, what is allowed)
-    (lambda p: p["audio"].update(sample_rate=-16000), "audio.sample_rate = -16000",
-     "greater than 0"),
-    (lambda p: p["data"].update(source="mp3_dump"), "data.source = 'mp3_dump'",
-     "'bach_chorales', 'maestro' or 'folder'"),
-    (lambda p: p["data"]["render"].update(sondfont="x.sf2"), "data.render.sondfont: unknown key",
-     "allowed keys here: soundfont, release_tail, peak"),
+    (
+        lambda p: p["audio"].update(sample_rate=-16000),
+        "audio.sample_rate = -16000",
+        "greater than 0",
+    ),
+    (
+        lambda p: p["data"].update(source="mp3_dump"),
+        "data.source = 'mp3_dump'",
+        "'bach_chorales', 'maestro' or 'folder'",
+    ),
+    (
+        lambda p: p["data"]["render"].update(sondfont="x.sf2"),
+        "data.render.sondfont: unknown key",
+        "allowed keys here: soundfont, release_tail, peak",
+    ),
     (lambda p: p.update(trainer={"steps": 3}), "trainer: unknown key", "allowed keys here: seed"),
     (lambda p: p["data"].update(max_pieces="many"), "data.max_pieces = 'many'", "integer"),
     (lambda p: p.update(device="gpu"), "device = 'gpu'", "'cuda:N'"),
-    (lambda p: p["data"]["splits"].update(validation=0.5, test=0.5), "data.splits",
-     "must be below 1"),
-    (lambda p: p["data"].update(source="folder", root="/no/such/corpus"), "data.root='/no/such/corpus'",
-     "not a directory"),
+    (
+        lambda p: p["data"]["splits"].update(validation=0.5, test=0.5),
+        "data.splits",
+        "must be below 1",
+    ),
+    (
+        lambda p: p["data"].update(source="folder", root="/no/such/corpus"),
+        "data.root='/no/such/corpus'",
+        "not a directory",
+    ),
 ]
 
 
@@ -71,8 +86,12 @@ def test_yaml_syntax_error_is_a_params_error(tmp_path) -> None:
 
 def test_stage_refuses_bad_params_before_any_compute(tmp_path, repo_root, venv_env) -> None:
     bad = _write(tmp_path, repo_root, lambda p: p["data"].update(source="nowhere"))
-    result = run(["python", "-m", "stages.prepare_data", "--params", str(bad)], tmp_path,
-                 venv_env, check=False)
+    result = run(
+        ["python", "-m", "stages.prepare_data", "--params", str(bad)],
+        tmp_path,
+        venv_env,
+        check=False,
+    )
     assert result.returncode == 2
     assert "data.source = 'nowhere'" in result.stderr
     assert not (tmp_path / "data").exists()

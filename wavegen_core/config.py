@@ -59,9 +59,7 @@ class TrainLoopConfig(Strict):
     checkpoint_every: int = Field(100, gt=0)
     log_every: int = Field(10, gt=0)
     eval_every: int = Field(100, gt=0)
-    device: str | None = Field(
-        None, description="Overrides the top-level `device` for this stage."
-    )
+    device: str | None = Field(None, description="Overrides the top-level `device` for this stage.")
 
     @field_validator("device")
     @classmethod

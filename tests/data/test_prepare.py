@@ -39,8 +39,9 @@ def test_folder_source_skips_and_lists_bad_files(tmp_path) -> None:
     out = tmp_path / "prepared"
     result = prepare_corpus(params, out)
 
-    rejected = {Path(r["origin"]).name: r["reason"]
-                for r in json.loads((out / "rejected.json").read_text())}
+    rejected = {
+        Path(r["origin"]).name: r["reason"] for r in json.loads((out / "rejected.json").read_text())
+    }
     assert set(rejected) == {"corrupt.wav", "truncated.mid", "zero.wav"}
     assert "unreadable audio" in rejected["corrupt.wav"]
     assert "unreadable MIDI" in rejected["truncated.mid"]
@@ -70,9 +71,17 @@ def _maestro_tree(root: Path, as_json: bool) -> None:
         (root / "2018").mkdir(parents=True, exist_ok=True)
         sf.write(root / f"{stem}.wav", tone(1.2, 48000, channels=2, freq=220 * (index + 1)), 48000)
         write_midi(root / f"{stem}.midi", scale_midi([57 + index] * 4, step=0.3))
-        rows.append({"canonical_composer": "Bach", "canonical_title": f"Piece {index}",
-                     "split": split, "year": 2018, "midi_filename": f"{stem}.midi",
-                     "audio_filename": f"{stem}.wav", "duration": 1.2})
+        rows.append(
+            {
+                "canonical_composer": "Bach",
+                "canonical_title": f"Piece {index}",
+                "split": split,
+                "year": 2018,
+                "midi_filename": f"{stem}.midi",
+                "audio_filename": f"{stem}.wav",
+                "duration": 1.2,
+            }
+        )
     if as_json:  # v3's JSON is column-oriented: {column: {row index: value}}
         columns = {key: {str(i): row[key] for i, row in enumerate(rows)} for key in rows[0]}
         (root / "maestro-v3.0.0.json").write_text(json.dumps(columns))
@@ -90,8 +99,12 @@ def test_maestro_layout_keeps_its_splits(tmp_path, as_json) -> None:
     params = make_params(data={"source": "maestro", "root": str(root), "num_workers": 1})
     result = prepare_corpus(params, tmp_path / "prepared")
     splits = {p.id: p.split for p in result.pieces}
-    assert splits == {"MIDI-Unprocessed_00_R1": "train", "MIDI-Unprocessed_01_R1": "train",
-                      "MIDI-Unprocessed_02_R1": "validation", "MIDI-Unprocessed_03_R1": "test"}
+    assert splits == {
+        "MIDI-Unprocessed_00_R1": "train",
+        "MIDI-Unprocessed_01_R1": "train",
+        "MIDI-Unprocessed_02_R1": "validation",
+        "MIDI-Unprocessed_03_R1": "test",
+    }
     assert all(p.has_midi and p.source == "maestro" for p in result.pieces)
     assert all(p.duration == pytest.approx(1.2, abs=1e-3) for p in result.pieces)
 
@@ -117,7 +130,9 @@ def test_nothing_usable_fails(tmp_path) -> None:
     assert not (tmp_path / "prepared").exists()
 
 
-def test_killed_run_resumes_and_never_leaves_a_complete_looking_output(tmp_path, monkeypatch) -> None:
+def test_killed_run_resumes_and_never_leaves_a_complete_looking_output(
+    tmp_path, monkeypatch
+) -> None:
     params = make_params(data={"max_pieces": 3, "num_workers": 1})
     out = tmp_path / "prepared"
     reference = prepare_corpus(params, tmp_path / "reference")
@@ -144,7 +159,9 @@ def test_killed_run_resumes_and_never_leaves_a_complete_looking_output(tmp_path,
     assert resumed.resumed == 3
     assert [asdict(p) for p in resumed.pieces] == [asdict(p) for p in reference.pieces]
     for piece in resumed.pieces:
-        assert (out / piece.audio).read_bytes() == (tmp_path / "reference" / piece.audio).read_bytes()
+        assert (out / piece.audio).read_bytes() == (
+            tmp_path / "reference" / piece.audio
+        ).read_bytes()
 
 
 def test_splits_are_seeded_and_cover_every_split() -> None:
@@ -155,4 +172,7 @@ def test_splits_are_seeded_and_cover_every_split() -> None:
     assert sorted(first.values()).count("test") == 2
     assert assign_splits(ids[:3], 0.05, 0.05, seed=0).values().__len__() == 3
     assert sorted(assign_splits(ids[:3], 0.05, 0.05, seed=0).values()) == [
-        "test", "train", "validation"]
+        "test",
+        "train",
+        "validation",
+    ]

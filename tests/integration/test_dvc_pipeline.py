@@ -19,7 +19,10 @@ def _copy_repo(source: Path, target: Path) -> None:
     """Copy what git would hand a fresh clone (tracked and untracked-but-not-ignored files)."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=source, capture_output=True, text=True, check=True,
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         src = source / name
@@ -41,15 +44,16 @@ def repo(tmp_path, repo_root, venv_env) -> Path:
     _copy_repo(repo_root, copy)
     (copy / "dvc.lock").unlink(missing_ok=True)
     _set_params(copy, max_pieces=3, num_workers=2)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
         run(cmd, copy, venv_env)
     return copy
 
 
-def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
-    repo, venv_env
-) -> None:
+def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo, venv_env) -> None:
     env = {**venv_env, "PYTHONPATH": str(repo)}
     first = run(["dvc", "repro"], repo, env)
     assert "Running stage 'prepare_data'" in first.stdout
@@ -66,8 +70,16 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     assert manifest.stat().st_mtime_ns == stamp
 
     lock_before = (repo / "dvc.lock").read_text()
-    _set_params(repo, chorales={"tempo_bpm": 100.0, "velocity_mean": 72.0, "velocity_std": 20.0,
-                                "onset_jitter": 0.008, "program": 0})
+    _set_params(
+        repo,
+        chorales={
+            "tempo_bpm": 100.0,
+            "velocity_mean": 72.0,
+            "velocity_std": 20.0,
+            "onset_jitter": 0.008,
+            "program": 0,
+        },
+    )
     assert "prepare_data" in run(["dvc", "status"], repo, env).stdout
     third = run(["dvc", "repro"], repo, env)
     assert "Running stage 'prepare_data'" in third.stdout

@@ -52,8 +52,15 @@ def test_chorale_tempo_sets_the_duration() -> None:
 
 
 def test_unison_voices_become_one_key() -> None:
-    notes = [pretty_midi.Note(60, 60, 0.0, 1.0), pretty_midi.Note(90, 60, 0.5, 1.5),
-             pretty_midi.Note(70, 60, 2.0, 2.5), pretty_midi.Note(70, 64, 0.0, 1.0)]
+    notes = [
+        pretty_midi.Note(60, 60, 0.0, 1.0),
+        pretty_midi.Note(90, 60, 0.5, 1.5),
+        pretty_midi.Note(70, 60, 2.0, 2.5),
+        pretty_midi.Note(70, 64, 0.0, 1.0),
+    ]
     merged = _merge_unisons(notes)
     assert [(n.pitch, n.start, n.end, n.velocity) for n in merged] == [
-        (60, 0.0, 1.5, 90), (64, 0.0, 1.0, 70), (60, 2.0, 2.5, 70)]
+        (60, 0.0, 1.5, 90),
+        (64, 0.0, 1.0, 70),
+        (60, 2.0, 2.5, 70),
+    ]

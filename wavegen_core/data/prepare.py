@@ -57,8 +57,13 @@ class PrepareResult:
 
 def _render(midi: Any, params: Params) -> np.ndarray:
     render = params.data.render
-    return render_midi(midi, sample_rate=params.audio.sample_rate, soundfont=render.soundfont,
-                       release_tail=render.release_tail, peak=render.peak)
+    return render_midi(
+        midi,
+        sample_rate=params.audio.sample_rate,
+        soundfont=render.soundfont,
+        release_tail=render.release_tail,
+        peak=render.peak,
+    )
 
 
 def _load_piece(item: SourceItem, params: Params) -> tuple[np.ndarray, Any]:
@@ -84,8 +89,10 @@ def prepare_piece(item: SourceItem, params: Params, staging: Path) -> Piece | Re
         return Rejection(item.origin, f"{type(err).__name__}: {err}")
     duration = len(audio) / params.audio.sample_rate
     if duration < params.data.min_duration:
-        return Rejection(item.origin, f"too short: {duration:.2f} s < data.min_duration "
-                                      f"{params.data.min_duration:g} s")
+        return Rejection(
+            item.origin,
+            f"too short: {duration:.2f} s < data.min_duration {params.data.min_duration:g} s",
+        )
     audio_rel = f"audio/{item.piece_id}.wav"
     write_wav(staging / audio_rel, audio, params.audio.sample_rate)
     midi_rel = None
@@ -93,10 +100,15 @@ def prepare_piece(item: SourceItem, params: Params, staging: Path) -> Piece | Re
         midi_rel = f"midi/{item.piece_id}.mid"
         write_midi(staging / midi_rel, midi)
     piece = Piece(
-        id=item.piece_id, audio=audio_rel, midi=midi_rel, duration=round(duration, 4),
+        id=item.piece_id,
+        audio=audio_rel,
+        midi=midi_rel,
+        duration=round(duration, 4),
         split=item.split or ("unlabelled" if midi is None else "train"),
-        source=item.source, has_midi=midi is not None,
-        notes=note_count(midi) if midi is not None else 0, origin=item.origin,
+        source=item.source,
+        has_midi=midi is not None,
+        notes=note_count(midi) if midi is not None else 0,
+        origin=item.origin,
     )
     # The record is written last: its presence means the piece is complete.
     write_json(staging / "records" / f"{item.piece_id}.json", asdict(piece))
@@ -106,7 +118,9 @@ def prepare_piece(item: SourceItem, params: Params, staging: Path) -> Piece | Re
 # --------------------------------------------------------------------------- the corpus
 
 
-def assign_splits(piece_ids: list[str], validation: float, test: float, seed: int) -> dict[str, str]:
+def assign_splits(
+    piece_ids: list[str], validation: float, test: float, seed: int
+) -> dict[str, str]:
     """A seeded split by piece. Each non-zero held-out fraction gets at least one piece
     when there are at least three, so the tiny profile always has all three splits."""
     ids = sorted(piece_ids)
@@ -121,8 +135,10 @@ def assign_splits(piece_ids: list[str], validation: float, test: float, seed: in
     splits = {}
     for rank, index in enumerate(order):
         splits[ids[index]] = (
-            "validation" if rank < n_validation
-            else "test" if rank < n_validation + n_test
+            "validation"
+            if rank < n_validation
+            else "test"
+            if rank < n_validation + n_test
             else "train"
         )
     return splits
@@ -130,8 +146,12 @@ def assign_splits(piece_ids: list[str], validation: float, test: float, seed: in
 
 def fingerprint(params: Params) -> str:
     """A hash of everything that changes the prepared corpus, naming its staging directory."""
-    relevant = {"seed": params.seed, "audio": params.audio.model_dump(),
-                "data": params.data.model_dump(exclude={"num_workers"}), "version": __version__}
+    relevant = {
+        "seed": params.seed,
+        "audio": params.audio.model_dump(),
+        "data": params.data.model_dump(exclude={"num_workers"}),
+        "version": __version__,
+    }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -165,8 +185,9 @@ def _run(items: list[SourceItem], params: Params, staging: Path) -> list[Piece |
     bar = partial(progress, total=len(items), desc="prepare_data", unit="piece")
     if workers == 1:
         return list(bar(map(work, items)))
-    # fork: the workers need no torch and inherit the parsed params for free.
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    # forkserver, not fork: a parent that has imported torch holds thread pools that a
+    # forked child would inherit mid-lock and hang on.
+    with multiprocessing.get_context("forkserver").Pool(workers) as pool:
         return list(bar(pool.imap_unordered(work, items)))
 
 
@@ -201,18 +222,20 @@ def prepare_corpus(params: Params, out_dir: str | os.PathLike[str]) -> PrepareRe
         raise NothingUsable(f"no usable piece among {len(items)} ({reasons})")
 
     labelled = [p.id for p in pieces if p.has_midi and p.source != "maestro"]
-    splits = assign_splits(labelled, params.data.splits.validation, params.data.splits.test,
-                           params.seed)
+    splits = assign_splits(
+        labelled, params.data.splits.validation, params.data.splits.test, params.seed
+    )
     pieces = sorted(
         (Piece(**{**asdict(p), "split": splits.get(p.id, p.split)}) for p in pieces),
         key=lambda p: p.id,
     )
-    shutil.rmtree(staging / "records")
     write_json(staging / REJECTED_NAME, [asdict(r) for r in rejected])
     write_manifest(staging, pieces)
+    shutil.rmtree(staging / "records")
     replace_dir(staging, out_dir)
-    log.info("prepare_data: %d pieces prepared, %d rejected -> %s", len(pieces), len(rejected),
-             out_dir)
+    log.info(
+        "prepare_data: %d pieces prepared, %d rejected -> %s", len(pieces), len(rejected), out_dir
+    )
     return PrepareResult(pieces=pieces, rejected=rejected, resumed=len(done))
 
 

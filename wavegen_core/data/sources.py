@@ -50,8 +50,12 @@ def bach_chorales() -> list[SourceItem]:
     from wavegen_core.midi.chorales import chorale_ids
 
     return [
-        SourceItem(piece_id=safe_id(cid.removeprefix("bach/")), source="bach_chorales",
-                   origin=f"music21:{cid}", corpus_id=cid)
+        SourceItem(
+            piece_id=safe_id(cid.removeprefix("bach/")),
+            source="bach_chorales",
+            origin=f"music21:{cid}",
+            corpus_id=cid,
+        )
         for cid in chorale_ids()
     ]
 
@@ -64,9 +68,7 @@ def _maestro_rows(root: Path) -> list[dict[str, str]]:
             return list(csv.DictReader(handle))
     jsons = sorted(root.glob("maestro-v*.json"))
     if not jsons:
-        raise SourceError(
-            f"{root} holds no MAESTRO metadata (maestro-v*.csv or maestro-v*.json)"
-        )
+        raise SourceError(f"{root} holds no MAESTRO metadata (maestro-v*.csv or maestro-v*.json)")
     data = json.loads(jsons[-1].read_text(encoding="utf-8"))
     if isinstance(data, list):
         return data
@@ -82,10 +84,16 @@ def maestro(root: Path) -> list[SourceItem]:
         if split not in MAESTRO_SPLITS:
             raise SourceError(f"MAESTRO row {row} has split {split!r}; expected {MAESTRO_SPLITS}")
         audio = root / row["audio_filename"]
-        items.append(SourceItem(
-            piece_id=safe_id(Path(row["audio_filename"]).stem), source="maestro",
-            origin=str(audio), audio=audio, midi=root / row["midi_filename"], split=split,
-        ))
+        items.append(
+            SourceItem(
+                piece_id=safe_id(Path(row["audio_filename"]).stem),
+                source="maestro",
+                origin=str(audio),
+                audio=audio,
+                midi=root / row["midi_filename"],
+                split=split,
+            )
+        )
     return sorted(items, key=lambda item: item.piece_id)
 
 
@@ -102,10 +110,15 @@ def folder(root: Path) -> list[SourceItem]:
     items = []
     for stem, found in sorted(by_stem.items()):
         audio, midi = found.get("audio"), found.get("midi")
-        items.append(SourceItem(
-            piece_id=safe_id(str(stem.relative_to(root))), source="folder",
-            origin=str(audio or midi), audio=audio, midi=midi,
-        ))
+        items.append(
+            SourceItem(
+                piece_id=safe_id(str(stem.relative_to(root))),
+                source="folder",
+                origin=str(audio or midi),
+                audio=audio,
+                midi=midi,
+            )
+        )
     return items
 
 

@@ -29,14 +29,21 @@ def plot_audio_and_midi(
     rows = 2 if midi is not None else 1
     figure, axes = plt.subplots(rows, 1, figsize=(12, 3.2 * rows), sharex=True, squeeze=False)
     duration = len(audio) / sample_rate
-    axes[0, 0].specgram(audio, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma",
-                        scale="dB", vmin=-120)
+    axes[0, 0].specgram(
+        audio, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", scale="dB", vmin=-120
+    )
     axes[0, 0].set_ylabel("frequency (Hz)")
     axes[0, 0].set_title(title)
     if midi is not None:
         roll = midi.get_piano_roll(fs=ROLL_FPS)[PIANO_LOW : PIANO_HIGH + 1]
-        axes[1, 0].imshow(roll, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
-                          extent=(0, roll.shape[1] / ROLL_FPS, PIANO_LOW - 0.5, PIANO_HIGH + 0.5))
+        axes[1, 0].imshow(
+            roll,
+            aspect="auto",
+            origin="lower",
+            cmap="Greys",
+            interpolation="nearest",
+            extent=(0, roll.shape[1] / ROLL_FPS, PIANO_LOW - 0.5, PIANO_HIGH + 0.5),
+        )
         axes[1, 0].set_ylabel("MIDI pitch")
     axes[-1, 0].set_xlabel("time (s)")
     axes[-1, 0].set_xlim(0, duration)

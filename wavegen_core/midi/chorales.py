@@ -36,7 +36,7 @@ def _score_notes(corpus_id: str) -> list[tuple[float, float, int]]:
     from music21 import corpus
 
     score = corpus.parse(corpus_id).stripTies()
-    notes = []
+    notes: list[tuple[float, float, int]] = []
     for element in score.flatten().notes:
         duration = float(element.quarterLength)
         if duration <= 0:  # grace notes carry no duration
@@ -65,9 +65,11 @@ def chorale_to_midi(corpus_id: str, config: ChoralesConfig, seed: int) -> pretty
     """Parse one chorale and perform it on a single piano track."""
     seconds_per_quarter = 60.0 / config.tempo_bpm
     rng = piece_rng(seed, corpus_id)
-    notes = []
+    notes: list[tuple[float, float, int]] = []
     for onset, duration, pitch in _score_notes(corpus_id):
-        velocity = int(np.clip(round(rng.normal(config.velocity_mean, config.velocity_std)), 1, 127))
+        velocity = int(
+            np.clip(round(rng.normal(config.velocity_mean, config.velocity_std)), 1, 127)
+        )
         shift = rng.normal(0.0, config.onset_jitter) if config.onset_jitter > 0 else 0.0
         start = max(0.0, onset * seconds_per_quarter + shift)
         end = max(start + MIN_NOTE_SECONDS, (onset + duration) * seconds_per_quarter + shift)

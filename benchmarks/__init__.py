@@ -1,0 +1,1 @@
+"""Speed measurements; `make bench` (python -m benchmarks) runs them all."""

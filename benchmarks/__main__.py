@@ -1,0 +1,33 @@
+"""Run every benchmark and print a table; results also go to benchmarks/results/latest.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from benchmarks import bench_dvc, bench_prepare
+from wavegen_core.files import write_json
+
+RESULTS = Path(__file__).parent / "results" / "latest.json"
+
+
+def main() -> None:
+    rows = bench_prepare.run() + bench_dvc.run()
+    machine = {
+        "cpu_cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+    write_json(RESULTS, {"machine": machine, "results": rows})
+    print(json.dumps(machine))
+    for row in rows:
+        figures = ", ".join(f"{k}={v}" for k, v in row.items() if k != "name")
+        print(f"{row['name']:<60} {figures}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Checkpoints are written whole or not at all, and load without running pickled code."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from wavegen_core.training import capture_rng, load_checkpoint, save_checkpoint
+
+
+def _save(path, model: nn.Module, step: int) -> None:
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    save_checkpoint(path, model, optimizer, step=step, config={"width": 3}, metrics={"loss": 1.0})
+
+
+def test_successful_save_leaves_only_the_checkpoint(tmp_path) -> None:
+    model = nn.Linear(3, 1)
+    _save(tmp_path / "model.pt", model, step=1)
+    _save(tmp_path / "model.pt", model, step=2)
+
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    checkpoint = load_checkpoint(tmp_path / "model.pt")
+    assert checkpoint["step"] == 2 and checkpoint["config"] == {"width": 3}
+    assert checkpoint["scheduler"] is None
+    assert torch.equal(checkpoint["state"]["weight"], model.weight.detach())
+
+
+def test_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch) -> None:
+    model = nn.Linear(3, 1)
+    _save(tmp_path / "model.pt", model, step=5)
+
+    def save_half_then_fail(obj, path) -> None:
+        with open(path, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(torch, "save", save_half_then_fail)
+    with pytest.raises(OSError, match="no space left"):
+        _save(tmp_path / "model.pt", model, step=10)
+    monkeypatch.undo()
+
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+    assert load_checkpoint(tmp_path / "model.pt")["step"] == 5
+
+
+def test_random_state_survives_a_weights_only_load(tmp_path) -> None:
+    model = nn.Linear(3, 1)
+    _save(tmp_path / "model.pt", model, step=1)
+    saved = load_checkpoint(tmp_path / "model.pt")["rng"]
+    now = capture_rng()
+
+    assert saved["python"] == now["python"]
+    assert torch.equal(saved["numpy"]["key"], now["numpy"]["key"])
+    assert torch.equal(saved["torch"], now["torch"])

@@ -1,0 +1,134 @@
+"""fit: learning, self-describing checkpoints, NaN handling, reruns and foreign checkpoints."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from tests.training._train_script import (
+    CHECKPOINT,
+    METRICS,
+    Batch,
+    loop_config,
+    make_model,
+    mse,
+    train,
+)
+from wavegen_core.training import NonFiniteLossError, load_checkpoint, move_to, read_curves
+
+
+def _nan_at(step: int):
+    """``mse``, but NaN on its ``step``-th call (the step number, in a fresh run)."""
+    calls = 0
+
+    def loss_fn(model: nn.Module, batch: Batch):
+        nonlocal calls
+        calls += 1
+        loss, extras = mse(model, batch)
+        return (loss * math.nan if calls == step else loss), extras
+
+    return loss_fn
+
+
+def test_loss_falls_and_outputs_are_written(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = train(tmp_path, loop_config(60, eval_every=5, log_every=5), dropout=0.0)
+
+    curves = read_curves(tmp_path / METRICS)
+    train_steps, train_loss = curves["train/loss"]
+    assert train_steps == list(range(5, 61, 5))
+    assert train_loss[-1] < train_loss[0] / 10
+    _, eval_loss = curves["eval/loss"]
+    assert eval_loss[-1] < eval_loss[0] / 10
+    assert result.step == 60 and result.metrics["eval/loss"] == eval_loss[-1]
+
+    summary = json.loads((tmp_path / METRICS / "metrics.json").read_text())
+    assert summary == {"step": 60, **result.metrics}
+    assert (tmp_path / METRICS / "loss_curves.png").read_bytes().startswith(b"\x89PNG")
+    # dvclive is told never to write a dvc.yaml, neither in cwd nor beside the metrics.
+    assert not list(tmp_path.rglob("dvc.yaml"))
+
+
+def test_checkpoint_describes_itself(tmp_path) -> None:
+    loop = loop_config(12)
+    train(tmp_path, loop)
+
+    checkpoint = load_checkpoint(tmp_path / CHECKPOINT)
+    assert checkpoint["step"] == 12
+    assert checkpoint["config"] == {
+        "model": {"features": 4, "dropout": 0.2}, "loop": loop.model_dump()
+    }
+    assert {"train/loss", "train/grad_norm", "train/lr", "train/mae", "eval/loss"} <= set(
+        checkpoint["metrics"]
+    )
+    assert checkpoint["scheduler"]["last_epoch"] == 12
+    # The weights rebuild the model from the checkpoint's own config.
+    make_model(checkpoint["config"]["model"]["dropout"]).load_state_dict(checkpoint["state"])
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path) -> None:
+    with pytest.raises(NonFiniteLossError, match="loss is nan at step 7") as raised:
+        train(tmp_path, loop_config(20), loss_fn=_nan_at(7))
+
+    assert "last good checkpoint, step 5, is kept" in str(raised.value)
+    assert raised.value.step == 7 and raised.value.saved_step == 5
+    assert load_checkpoint(tmp_path / CHECKPOINT)["step"] == 5
+
+
+def test_non_finite_gradient_is_caught_before_any_checkpoint(tmp_path) -> None:
+    def infinite_gradient(model: nn.Module, batch: Batch):
+        loss, extras = mse(model, batch)
+        # sqrt has an infinite slope at 0: a finite loss with a non-finite gradient.
+        return loss + torch.sqrt(model[0].weight.sum() * 0), extras
+
+    with pytest.raises(NonFiniteLossError, match="gradient norm is nan") as raised:
+        train(tmp_path, loop_config(20), loss_fn=infinite_gradient)
+
+    assert "no checkpoint had been written yet" in str(raised.value)
+    assert not (tmp_path / CHECKPOINT).exists()
+
+
+def test_rerun_of_finished_run_only_reemits_metrics(tmp_path) -> None:
+    first = train(tmp_path, loop_config(10))
+    (tmp_path / METRICS / "metrics.json").unlink()
+    (tmp_path / METRICS / "loss_curves.png").unlink()
+
+    def must_not_train(model: nn.Module, batch: Batch):
+        raise AssertionError("a finished run trained again")
+
+    second = train(tmp_path, loop_config(10), loss_fn=must_not_train)
+
+    assert second == first
+    assert json.loads((tmp_path / METRICS / "metrics.json").read_text())["step"] == 10
+    assert (tmp_path / METRICS / "loss_curves.png").exists()
+
+
+def test_checkpoint_of_another_config_is_replaced_not_resumed(tmp_path) -> None:
+    train(tmp_path, loop_config(10, learning_rate=1e-1))
+    result = train(tmp_path, loop_config(10))
+
+    fresh = tmp_path / "fresh"
+    assert result == train(fresh, loop_config(10))
+    assert load_checkpoint(tmp_path / CHECKPOINT)["config"]["loop"]["learning_rate"] == 3e-2
+    assert read_curves(tmp_path / METRICS) == read_curves(fresh / METRICS)
+
+
+def test_weights_do_not_depend_on_how_often_evaluation_runs(tmp_path) -> None:
+    train(tmp_path / "often", loop_config(12, eval_every=2))
+    train(tmp_path / "rarely", loop_config(12, eval_every=12))
+
+    often = load_checkpoint(tmp_path / "often" / CHECKPOINT)["state"]
+    rarely = load_checkpoint(tmp_path / "rarely" / CHECKPOINT)["state"]
+    assert all(torch.equal(often[name], rarely[name]) for name in often)
+
+
+def test_move_to_reaches_tensors_inside_containers() -> None:
+    batch = {"audio": torch.zeros(2), "notes": [torch.ones(1), (torch.ones(1), "id")], "n": 3}
+    moved = move_to(batch, torch.device("meta"))
+    assert moved["audio"].is_meta and moved["notes"][0].is_meta
+    assert moved["notes"][1][0].is_meta and moved["notes"][1][1] == "id"
+    assert moved["n"] == 3

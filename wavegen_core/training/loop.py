@@ -1,0 +1,261 @@
+"""The training loop every training stage shares: resumable, exact and loud about NaNs.
+
+A stage builds its model, optimizer and data, then calls :func:`fit`. Steps are numbered
+from 1; a checkpoint's ``step`` counts the steps its weights have seen. A run killed at
+any point and started again with the same arguments resumes from its last checkpoint
+and ends, on CPU, with the same weights bit for bit as a run that was never killed:
+
+* the batch of step N is ``batch_for_step(N)``, drawn from ``step_generator(seed, N)``,
+  so no data-loader position needs saving;
+* the global generators (dropout) are saved with every checkpoint and restored just
+  before the first resumed step, after everything else that might draw from them;
+* optimizer and scheduler state travel in the checkpoint with the weights.
+
+Evaluation runs under :func:`preserved_rng`, so the weights do not depend on how often
+it runs either.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+
+from wavegen_core.config import TrainLoopConfig
+from wavegen_core.errors import WavegenError
+from wavegen_core.progress import log, progress_bar
+from wavegen_core.training.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    load_training_state,
+    plain_config,
+    save_checkpoint,
+)
+from wavegen_core.training.metrics import MetricsLog, write_loss_plot
+from wavegen_core.training.seeding import preserved_rng, restore_rng
+
+Batch = TypeVar("Batch")
+Scalars = Mapping[str, float | torch.Tensor]
+
+
+class NonFiniteLossError(WavegenError):
+    """The loss or its gradient became NaN or infinite; nothing of that state was saved."""
+
+    def __init__(
+        self, step: int, loss: float, grad_norm: float, checkpoint: Path, saved_step: int | None
+    ) -> None:
+        self.step = step
+        self.loss = loss
+        self.saved_step = saved_step
+        if math.isfinite(loss):
+            what = f"the gradient norm is {grad_norm} (loss {loss:.6g})"
+        else:
+            what = f"the loss is {loss}"
+        kept = (
+            f"the last good checkpoint, step {saved_step}, is kept at {checkpoint}"
+            if saved_step is not None
+            else "no checkpoint had been written yet"
+        )
+        super().__init__(
+            f"{what} at step {step}; training stopped without saving this state, and {kept}. "
+            "The run is deterministic, so rerunning with the same params fails the same "
+            "way: lower the learning rate or set grad_clip."
+        )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run ended: its final step and the latest value of every logged scalar."""
+
+    step: int
+    metrics: dict[str, float]
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    loss_fn: Callable[[nn.Module, Batch], tuple[torch.Tensor, Scalars]],
+    batch_for_step: Callable[[int], Batch],
+    loop: TrainLoopConfig,
+    checkpoint_path: str | os.PathLike[str],
+    metrics_dir: str | os.PathLike[str],
+    config: Mapping[str, Any],
+    device: torch.device,
+    evaluate: Callable[[nn.Module], Scalars] | None = None,
+    scheduler: LRScheduler | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` for ``loop.steps`` steps, resuming from ``checkpoint_path`` if it is there.
+
+    ``batch_for_step(step)`` must depend on ``step`` alone (tensors, or dicts, lists and
+    tuples of them; they are moved to ``device``). ``loss_fn(model, batch)`` returns the
+    loss and extra scalars to log as ``train/<name>``. ``evaluate(model)`` runs every
+    ``loop.eval_every`` steps and at the end, in eval mode without gradients; its
+    scalars are logged as ``eval/<name>``. ``config`` (JSON types) is stored in the
+    checkpoint; a checkpoint written with another config, or past ``loop.steps``, is not resumed
+    from but replaced, because it belongs to another run. ``scheduler.step()`` is
+    called once per training step. ``on_step(step)`` is called after each step is
+    complete (checkpoint included).
+
+    A NaN or infinite loss or gradient norm raises :class:`NonFiniteLossError` before
+    the update, leaving the last checkpoint on disk as it was.
+
+    Seed the generators (``seed_everything``) before building the model. On return,
+    ``model`` holds the final weights, and ``metrics_dir`` holds the curves, the
+    summary ``metrics.json`` and ``loss_curves.png``.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    config = plain_config(config)
+    model.to(device)
+    checkpoint = _checkpoint_to_resume(checkpoint_path, config, loop.steps, device)
+    start = checkpoint["step"] if checkpoint is not None else 0
+    saved_step = start if checkpoint is not None else None
+    latest = checkpoint["metrics"] if checkpoint is not None else {}
+    metrics = MetricsLog(metrics_dir, after_step=start, latest=latest)
+    if checkpoint is not None:
+        load_training_state(checkpoint, model, optimizer, scheduler)
+        log.info("resuming from step %d (%s)", start, checkpoint_path)
+    if start < loop.steps:
+        log.info("training steps %d to %d on %s", start + 1, loop.steps, device)
+    model.train()
+    if checkpoint is not None:
+        # Last, so that nothing drawn while setting up shifts the training stream.
+        restore_rng(checkpoint["rng"])
+    bar = progress_bar(total=loop.steps, initial=start, desc="train", unit="step")
+    try:
+        for step in range(start + 1, loop.steps + 1):
+            batch = move_to(batch_for_step(step), device)
+            loss, grad_norm, extras = _backward(model, optimizer, loss_fn, batch, loop.grad_clip)
+            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                raise NonFiniteLossError(step, loss, grad_norm, checkpoint_path, saved_step)
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            bar.update(1)
+            last = step == loop.steps
+            if last or step % loop.log_every == 0:
+                metrics.log(step, _train_scalars(loss, grad_norm, extras, optimizer))
+            if evaluate is not None and (last or step % loop.eval_every == 0):
+                metrics.log(step, _evaluate(model, evaluate))
+            if last or step % loop.checkpoint_every == 0:
+                save_checkpoint(
+                    checkpoint_path, model, optimizer, step=step, config=config,
+                    metrics=metrics.latest, scheduler=scheduler,
+                )
+                saved_step = step
+                metrics.write_summary(step)
+            if on_step is not None:
+                on_step(step)
+    finally:
+        bar.close()
+    metrics.write_summary(loop.steps)
+    write_loss_plot(metrics_dir)
+    log.info("finished at step %d: %s", loop.steps, _format(metrics.latest))
+    return TrainResult(loop.steps, dict(metrics.latest))
+
+
+def _checkpoint_to_resume(
+    path: Path, config: Mapping[str, Any], steps: int, device: torch.device
+) -> Checkpoint | None:
+    """The checkpoint at ``path`` if it belongs to this run, else None (a fresh start)."""
+    if not path.exists():
+        return None
+    checkpoint = load_checkpoint(path, map_location=device)
+    changed = _changed_keys(checkpoint["config"], config)
+    if changed:
+        log.info(
+            "not resuming from %s: it was written with other values of %s; starting afresh",
+            path, ", ".join(changed),
+        )
+        return None
+    if checkpoint["step"] > steps:
+        log.info(
+            "not resuming from %s: its step %d is past loop.steps=%d; starting afresh",
+            path, checkpoint["step"], steps,
+        )
+        return None
+    return checkpoint
+
+
+def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of the keys whose values differ between two nested config dicts."""
+    changed = []
+    for key in sorted(set(old) | set(new), key=str):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            changed += _changed_keys(before, after, f"{prefix}{key}.")
+        elif before != after or (key in old) != (key in new):
+            changed.append(f"{prefix}{key}")
+    return changed
+
+
+def _backward(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[nn.Module, Batch], tuple[torch.Tensor, Scalars]],
+    batch: Batch,
+    grad_clip: float | None,
+) -> tuple[float, float, Scalars]:
+    """Compute the loss and clipped gradients; returns the loss, gradient norm and extras.
+
+    Loss and norm come back to the host together (one device sync per step), so that
+    the caller can check them before the update ever touches the weights. With
+    ``grad_clip`` unset the norm is still computed, since it is logged and checked:
+    clipping at infinity scales the gradients by exactly 1.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    loss, extras = loss_fn(model, batch)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
+    both = torch.stack([loss.detach().float().reshape(()), grad_norm.float()])
+    loss_value, norm_value = both.tolist()
+    return loss_value, norm_value, extras
+
+
+def _train_scalars(
+    loss: float, grad_norm: float, extras: Scalars, optimizer: torch.optim.Optimizer
+) -> dict[str, float]:
+    scalars = {"loss": loss, **{name: float(value) for name, value in extras.items()}}
+    scalars["grad_norm"] = grad_norm
+    scalars["lr"] = float(optimizer.param_groups[0]["lr"])
+    return {f"train/{name}": value for name, value in scalars.items()}
+
+
+def _evaluate(
+    model: nn.Module, evaluate: Callable[[nn.Module], Scalars]
+) -> dict[str, float]:
+    """Run ``evaluate`` in eval mode without gradients, leaving the training RNG untouched."""
+    model.eval()
+    try:
+        with preserved_rng(), torch.no_grad():
+            results = evaluate(model)
+    finally:
+        model.train()
+    scalars = {f"eval/{name}": float(value) for name, value in results.items()}
+    log.info("eval: %s", _format(scalars))
+    return scalars
+
+
+def move_to(batch: Any, device: torch.device) -> Any:
+    """``batch`` with every tensor in it (also inside dicts, lists, tuples) on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {key: move_to(value, device) for key, value in batch.items()}
+    if isinstance(batch, list | tuple):
+        moved = [move_to(item, device) for item in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
+    return batch
+
+
+def _format(scalars: Mapping[str, float]) -> str:
+    return ", ".join(f"{name}={value:.4g}" for name, value in scalars.items())
