@@ -1,0 +1,1 @@
+"""Prefect flows and deployments that run the DAG read from dvc.yaml."""

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import numpy as np
+import pretty_midi
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pretty_midi  # noqa: E402
-
-from wavegen_core.files import atomic_path  # noqa: E402
+from wavegen_core.files import atomic_path
 
 # Piano-roll resolution of the pictures, in frames per second.
 ROLL_FPS = 50
@@ -27,7 +24,9 @@ def plot_audio_and_midi(
 ) -> None:
     """A log-magnitude spectrogram above the MIDI's piano roll, on one time axis, as PNG."""
     rows = 2 if midi is not None else 1
-    figure, axes = plt.subplots(rows, 1, figsize=(12, 3.2 * rows), sharex=True, squeeze=False)
+    # The Figure API needs no pyplot state or display backend.
+    figure = Figure(figsize=(12, 3.2 * rows))
+    axes = figure.subplots(rows, 1, sharex=True, squeeze=False)
     duration = len(audio) / sample_rate
     axes[0, 0].specgram(
         audio, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", scale="dB", vmin=-120
@@ -50,4 +49,3 @@ def plot_audio_and_midi(
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
-    plt.close(figure)
