@@ -26,31 +26,17 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.propagate = False
 
 
+# Count, rate and ETA on stderr, at most two refreshes a second (DVC logs stay short).
+_STYLE = {"dynamic_ncols": True, "mininterval": 0.5, "file": sys.stderr}
+
+
 def progress(
     items: Iterable[T], *, total: int | None = None, desc: str, unit: str = "it"
 ) -> Iterator[T]:
-    """Wrap ``items`` in a progress bar showing count, rate and ETA on stderr."""
-    yield from tqdm(
-        items,
-        total=total,
-        desc=desc,
-        unit=unit,
-        dynamic_ncols=True,
-        mininterval=0.5,
-        file=sys.stderr,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-        "[{elapsed}<{remaining}, {rate_fmt}{postfix}]",
-    )
+    """Wrap ``items`` in a progress bar showing count, rate and ETA."""
+    yield from tqdm(items, total=total, desc=desc, unit=unit, **_STYLE)
 
 
 def progress_bar(*, total: int, desc: str, unit: str = "it", initial: int = 0) -> tqdm:
     """A manually advanced bar (``bar.update(n)``, ``bar.set_postfix(...)``)."""
-    return tqdm(
-        total=total,
-        initial=initial,
-        desc=desc,
-        unit=unit,
-        dynamic_ncols=True,
-        mininterval=0.5,
-        file=sys.stderr,
-    )
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, **_STYLE)
