@@ -14,4 +14,4 @@ def test_ruff_is_clean(repo_root, venv_env) -> None:
 
 
 def test_mypy_is_clean_on_the_library(repo_root, venv_env) -> None:
-    run(["mypy", "wavegen_core", "stages"], repo_root, venv_env)
+    run(["mypy", "wavegen_core", "stages", "pipelines"], repo_root, venv_env)

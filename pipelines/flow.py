@@ -1,0 +1,160 @@
+"""The Prefect flow that runs the DAG of ``dvc.yaml``.
+
+Each stage is a Prefect task that runs ``dvc repro --single-item STAGE`` (see
+:mod:`pipelines.dvc_runner`), submitted once every stage it depends on has finished, so
+independent branches run at the same time while DVC stays the single truth about what
+is up to date. Stages annotated ``meta: {gpu: true}`` carry the ``gpu`` tag and run one
+at a time per flow run (one GPU per worker).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
+from prefect.tasks import exponential_backoff
+
+from pipelines.dag import StageGraph, load_graph
+from pipelines.dvc_runner import StageInterrupted, StageOutcome, dvc, outcome_of
+
+# Files a person would rather look at or listen to, linked from every run.
+MEDIA_SUFFIXES = (".png", ".wav", ".html")
+MEDIA_LINKS_PER_STAGE = 40
+RETRIES = 3
+RETRY_BACKOFF_SECONDS = 5.0
+
+
+def _retry_only_interruptions(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a stage killed from outside; fail at once on the stage's own error."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, StageInterrupted)
+
+
+@task(
+    cache_policy=NO_CACHE,  # DVC, not Prefect, decides what is up to date
+    retries=RETRIES,
+    retry_delay_seconds=exponential_backoff(backoff_factor=RETRY_BACKOFF_SECONDS),
+    retry_condition_fn=_retry_only_interruptions,
+)
+def run_stage(repo: str, stage: str, share: bool) -> StageOutcome:
+    """Run one stage through DVC; with ``share``, pull its inputs first and push after."""
+    logger = get_run_logger()
+    root = Path(repo)
+    start = time.perf_counter()
+    pull = ["--pull"] if share else []
+    output = dvc(["--wait-for-lock", "repro", *pull, "--single-item", stage], root, logger.info)
+    if share:
+        dvc(["--wait-for-lock", "push", "--run-cache", stage], root, logger.info)
+    outcome = outcome_of(stage, output, time.perf_counter() - start)
+    logger.info("stage %s: %s in %.1f s", stage, outcome.status, outcome.seconds)
+    return outcome
+
+
+def schedule(graph: StageGraph, gpu_slots: int) -> dict[str, list[str]]:
+    """For each stage, the stages it must wait for.
+
+    Upstream stages and path conflicts come from the graph; GPU stages additionally
+    queue behind the GPU stage ``gpu_slots`` places before them.
+    """
+    waits = {stage.name: graph.run_after(stage.name) for stage in graph.stages}
+    gpu_stages = [stage.name for stage in graph.stages if stage.gpu]
+    for index, name in enumerate(gpu_stages):
+        if index >= gpu_slots:
+            waits[name] = sorted({*waits[name], gpu_stages[index - gpu_slots]})
+    return waits
+
+
+def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [item for key, sub in value.items() for item in _flatten(f"{prefix}{key}.", sub)]
+    return [(prefix.rstrip("."), value)]
+
+
+def publish_artifacts(root: Path, graph: StageGraph, outcomes: list[StageOutcome]) -> None:
+    """A table of DVC's metrics and a page of links to the pictures and audio."""
+    shown = json.loads(dvc(["metrics", "show", "--json"], root) or "{}")
+    rows = [
+        {"file": file, "metric": name, "value": value}
+        for file, content in shown.get("", {}).get("data", {}).items()
+        for name, value in _flatten("", content.get("data", {}))
+    ]
+    create_table_artifact(key="dvc-metrics", table=rows, description="`dvc metrics show`")
+    lines = ["# wavegen run", "", "| stage | status | seconds |", "|---|---|---|"]
+    lines += [f"| {o.stage} | {o.status} | {o.seconds} |" for o in outcomes]
+    for stage in graph.stages:
+        media = sorted(
+            path
+            for out in stage.outs
+            for path in ([root / out] if (root / out).is_file() else (root / out).rglob("*"))
+            if path.suffix in MEDIA_SUFFIXES and path.is_file()
+        )[:MEDIA_LINKS_PER_STAGE]
+        if media:
+            lines += ["", f"## {stage.name}", ""]
+            lines += [f"- [{p.relative_to(root)}]({p.resolve().as_uri()})" for p in media]
+    create_markdown_artifact(
+        key="wavegen-outputs",
+        markdown="\n".join(lines),
+        description="stage outcomes, pictures and audio",
+    )
+
+
+@flow(name="wavegen")
+def pipeline(
+    targets: list[str] | None = None,
+    overrides: list[str] | None = None,
+    experiment: str | None = None,
+    repo: str = ".",
+    share: bool = False,
+    gpu_slots: int = 1,
+    retry_backoff: float = RETRY_BACKOFF_SECONDS,
+) -> list[StageOutcome]:
+    """Run the stages of ``dvc.yaml`` (``targets`` and their upstream; default all).
+
+    ``overrides`` are ``dvc exp run -S`` expressions (``data.max_pieces=48``), applied
+    to params.yaml with DVC's own parser; the run is then saved as a DVC experiment
+    (named ``experiment``, or by DVC). ``share`` pulls each stage's inputs from the
+    DVC remote before it runs and pushes its outputs and run-cache after, for workers
+    on several machines. ``gpu_slots`` bounds how many GPU stages run at once. A stage
+    killed from outside is retried after ``retry_backoff`` seconds, doubling each time.
+    """
+    logger = get_run_logger()
+    root = Path(repo).resolve()
+    if overrides:
+        from dvc.utils.hydra import apply_overrides
+
+        apply_overrides(root / "params.yaml", list(overrides))
+        logger.info("params overridden: %s", " ".join(overrides))
+    graph = load_graph(root).select(targets)
+    logger.info("stages: %s", ", ".join(graph.names))
+    futures: dict[str, PrefectFuture[StageOutcome]] = {}
+    for stage_name, waits in schedule(graph, gpu_slots).items():
+        stage = graph[stage_name]
+        stage_task = run_stage.with_options(
+            name=f"stage {stage_name}",
+            tags=["gpu"] if stage.gpu else [],
+            retry_delay_seconds=exponential_backoff(backoff_factor=retry_backoff),
+        )
+        futures[stage_name] = stage_task.submit(
+            str(root),
+            stage_name,
+            share,
+            wait_for=[futures[name] for name in waits],
+            return_state=False,
+        )
+    outcomes = [future.result() for future in futures.values()]
+    if overrides or experiment:
+        name = ["-n", experiment] if experiment else []
+        saved = dvc(["exp", "save", "--force", *name, *graph.names], root)
+        logger.info("%s", saved.strip())
+    publish_artifacts(root, graph, outcomes)
+    return outcomes
+
+
+if __name__ == "__main__":
+    pipeline()

@@ -1,0 +1,60 @@
+"""The stage graph as read from dvc.yaml through DVC's API."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pipelines.dag import StageGraph, StageNode, load_graph
+from pipelines.flow import schedule
+from tests.pipelines.toy_repo import make_toy_repo
+
+
+@pytest.fixture()
+def toy(tmp_path, venv_env, monkeypatch):
+    monkeypatch.setenv("PATH", venv_env["PATH"])
+    return make_toy_repo(tmp_path / "toy")
+
+
+def test_graph_comes_from_dvc_yaml(toy) -> None:
+    graph = load_graph(toy)
+    assert graph.names == ["a", "b", "c"]
+    assert graph["c"].upstream == ("a", "b")
+    assert graph["c"].deps == ("work.py", "out/a.json", "out/b.json")
+    assert graph["b"].gpu and not graph["a"].gpu
+    assert graph.run_after("b") == [] and graph.run_after("c") == ["a", "b"]
+    assert graph.select(["a"]).names == ["a"]
+    assert graph.select(["c"]).names == ["a", "b", "c"]
+    with pytest.raises(KeyError, match="no stage 'z' in dvc.yaml; stages: a, b, c"):
+        graph.select(["z"])
+
+
+def test_the_repo_pipeline_loads(repo_root) -> None:
+    cwd = os.getcwd()
+    graph = load_graph(repo_root)
+    assert "prepare_data" in graph.names
+    assert "data/prepared" in graph["prepare_data"].outs
+    assert os.getcwd() == cwd
+
+
+def _node(name: str, deps: tuple[str, ...], outs: tuple[str, ...], gpu: bool = False) -> StageNode:
+    return StageNode(name, "true", deps, outs, (), gpu, False)
+
+
+def test_nested_paths_conflict_even_without_a_dvc_edge() -> None:
+    graph = StageGraph(
+        (
+            _node("writer", ("src",), ("data/samples",)),
+            _node("reader", ("data",), ("reports/r.json",)),
+            _node("other", ("src",), ("reports/o.json",)),
+        )
+    )
+    assert graph.run_after("reader") == ["writer"]
+    assert graph.run_after("other") == []  # shares only a read-only dependency
+
+
+def test_gpu_stages_queue_for_the_gpu_slots() -> None:
+    graph = StageGraph(tuple(_node(n, (), (f"out/{n}",), gpu=True) for n in "pqr"))
+    assert schedule(graph, gpu_slots=1) == {"p": [], "q": ["p"], "r": ["q"]}
+    assert schedule(graph, gpu_slots=2) == {"p": [], "q": [], "r": ["p"]}

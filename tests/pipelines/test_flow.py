@@ -1,0 +1,62 @@
+"""The Prefect flow against a real Prefect API and the real `dvc`."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+from pipelines.dvc_runner import StageFailed
+from pipelines.flow import pipeline
+from tests.conftest import run
+from tests.pipelines.toy_repo import make_toy_repo
+
+pytestmark = pytest.mark.slow
+
+
+def _stamps(repo, name):
+    return json.loads((repo / "out" / f"{name}.json").read_text())
+
+
+def test_independent_stages_overlap_and_a_second_run_skips_all(tmp_path, prefect_api) -> None:
+    repo = make_toy_repo(tmp_path / "toy", seconds=4.0)
+    outcomes = pipeline(repo=str(repo))
+    assert {o.stage: o.status for o in outcomes} == {"a": "ran", "b": "ran", "c": "ran"}
+    a, b, c = (_stamps(repo, n) for n in "abc")
+    assert a["start"] < b["end"] and b["start"] < a["end"], "a and b did not run at once"
+    assert c["start"] >= max(a["end"], b["end"])
+    assert c["inputs"]["out/a.json"] == a and c["inputs"]["out/b.json"] == b  # both intact
+
+    again = pipeline(repo=str(repo))
+    assert {o.status for o in again} == {"skipped"}
+    assert _stamps(repo, "c") == c
+
+
+def test_own_error_fails_at_once_without_retries(tmp_path, prefect_api) -> None:
+    repo = make_toy_repo(tmp_path / "toy")
+    dvc_yaml = repo / "dvc.yaml"
+    dvc_yaml.write_text(
+        dvc_yaml.read_text().replace("python work.py a", "python -c 'import sys; sys.exit(2)' a")
+    )
+    start = time.perf_counter()
+    with pytest.raises(StageFailed, match="invalid params"):
+        pipeline(repo=str(repo), targets=["a"], retry_backoff=30)
+    assert time.perf_counter() - start < 25  # no 30 s back-off was waited
+
+
+def test_killed_stage_is_retried_and_leaves_no_half_output(tmp_path, prefect_api) -> None:
+    repo = make_toy_repo(tmp_path / "toy", with_killed_stage=True)
+    outcomes = pipeline(repo=str(repo), targets=["k"], retry_backoff=0.5)
+    assert (repo / "killed-once").exists()  # the first attempt was killed
+    assert [o.status for o in outcomes] == ["ran"]
+    assert _stamps(repo, "k")["stage"] == "k"  # complete JSON, not the killed half
+
+
+def test_overrides_run_as_a_dvc_experiment(tmp_path, prefect_api, venv_env) -> None:
+    repo = make_toy_repo(tmp_path / "toy", seconds=0.1)
+    pipeline(repo=str(repo), targets=["a"], overrides=["sleep.a=0.2"], experiment="quick-a")
+    assert yaml.safe_load((repo / "params.yaml").read_text())["sleep"]["a"] == 0.2
+    shown = run(["dvc", "exp", "show", "--json"], repo, venv_env).stdout
+    assert "quick-a" in shown

@@ -1,0 +1,81 @@
+"""A DVC project of trivial stages, built in a temporary directory for the flow's tests.
+
+``a`` and ``b`` are independent and each sleep ``sleep.a`` / ``sleep.b`` seconds, ``c``
+reads both; ``k`` kills itself (SIGKILL) after writing half its output, the first time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+WORK = """
+import json, os, signal, sys, time
+name, seconds = sys.argv[1], float(sys.argv[2])
+start = time.time()
+time.sleep(seconds)
+os.makedirs("out", exist_ok=True)
+inputs = {p: json.load(open(p)) for p in sys.argv[3:]}
+if name == "k" and not os.path.exists("killed-once"):
+    open("killed-once", "w").close()
+    open("out/k.json", "w").write('{"half": ')
+    os.kill(os.getpid(), signal.SIGKILL)
+json.dump({"stage": name, "start": start, "end": time.time(), "inputs": inputs},
+          open(f"out/{name}.json", "w"))
+"""
+
+DVC_YAML = """
+stages:
+  a:
+    cmd: python work.py a ${sleep.a}
+    deps:
+      - work.py
+    params:
+      - sleep.a
+    outs:
+      - out/a.json
+  b:
+    cmd: python work.py b ${sleep.b}
+    deps:
+      - work.py
+    params:
+      - sleep.b
+    outs:
+      - out/b.json
+    meta:
+      gpu: true
+  c:
+    cmd: python work.py c 0 out/a.json out/b.json
+    deps:
+      - work.py
+      - out/a.json
+      - out/b.json
+    outs:
+      - out/c.json
+"""
+
+KILLED_STAGE = """
+  k:
+    cmd: python work.py k 0
+    deps:
+      - work.py
+    outs:
+      - out/k.json
+"""
+
+
+def make_toy_repo(root: Path, *, seconds: float = 1.5, with_killed_stage: bool = False) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "work.py").write_text(WORK)
+    (root / "params.yaml").write_text(f"sleep:\n  a: {seconds}\n  b: {seconds}\n")
+    (root / "dvc.yaml").write_text(DVC_YAML + (KILLED_STAGE if with_killed_stage else ""))
+    (root / ".gitignore").write_text("killed-once\n")
+    for cmd in (
+        ["git", "init", "-q"],
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "toy"],
+    ):
+        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    return root
