@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import pytest
+import yaml
 
 from wavegen_core.config import Params, validate_params
 
@@ -69,3 +71,40 @@ def tone(seconds: float, sample_rate: int, channels: int = 1, freq: float = 440.
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     mono = 0.3 * np.sin(2 * np.pi * freq * t).astype(np.float32)
     return mono if channels == 1 else np.stack([mono] * channels, axis=1)
+
+
+def copy_worktree(source: Path, target: Path) -> None:
+    """Copy what git would hand a fresh clone (tracked and untracked-but-not-ignored files)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        src = source / name
+        if src.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target / name)
+
+
+def set_data_params(repo: Path, **data: object) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["data"].update(data)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
+    """A git repo holding the working tree at a 3-piece corpus, with no lock file yet."""
+    copy_worktree(source, target)
+    (target / "dvc.lock").unlink(missing_ok=True)
+    set_data_params(target, max_pieces=3, num_workers=2)
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
+        run(cmd, target, env)
+    return target

@@ -3,54 +3,18 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import run
+from tests.conftest import run, set_data_params, tiny_repo_copy
 
 pytestmark = pytest.mark.slow
 
 
-def _copy_repo(source: Path, target: Path) -> None:
-    """Copy what git would hand a fresh clone (tracked and untracked-but-not-ignored files)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=source,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        src = source / name
-        if src.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target / name)
-
-
-def _set_params(repo: Path, **data: object) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params["data"].update(data)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 @pytest.fixture()
 def repo(tmp_path, repo_root, venv_env) -> Path:
-    copy = tmp_path / "wavegen"
-    _copy_repo(repo_root, copy)
-    (copy / "dvc.lock").unlink(missing_ok=True)
-    _set_params(copy, max_pieces=3, num_workers=2)
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-    ):
-        run(cmd, copy, venv_env)
-    return copy
+    return tiny_repo_copy(repo_root, tmp_path / "wavegen", venv_env)
 
 
 def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo, venv_env) -> None:
@@ -70,7 +34,7 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo,
     assert manifest.stat().st_mtime_ns == stamp
 
     lock_before = (repo / "dvc.lock").read_text()
-    _set_params(
+    set_data_params(
         repo,
         chorales={
             "tempo_bpm": 100.0,

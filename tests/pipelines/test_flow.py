@@ -10,7 +10,7 @@ import yaml
 
 from pipelines.dvc_runner import StageFailed
 from pipelines.flow import pipeline
-from tests.conftest import run
+from tests.conftest import run, tiny_repo_copy
 from tests.pipelines.toy_repo import make_toy_repo
 
 pytestmark = pytest.mark.slow
@@ -60,3 +60,19 @@ def test_overrides_run_as_a_dvc_experiment(tmp_path, prefect_api, venv_env) -> N
     assert yaml.safe_load((repo / "params.yaml").read_text())["sleep"]["a"] == 0.2
     shown = run(["dvc", "exp", "show", "--json"], repo, venv_env).stdout
     assert "quick-a" in shown
+
+
+def _outs(repo) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage["outs"]}
+
+
+def test_flow_matches_dvc_repro_on_the_tiny_pipeline(tmp_path, repo_root, prefect_api, venv_env):
+    by_dvc = tiny_repo_copy(repo_root, tmp_path / "by_dvc", venv_env)
+    by_flow = tiny_repo_copy(repo_root, tmp_path / "by_flow", venv_env)
+    run(["dvc", "repro"], by_dvc, venv_env)
+    outcomes = pipeline(repo=str(by_flow))
+    assert {o.status for o in outcomes} == {"ran"}
+    assert _outs(by_flow) == _outs(by_dvc)
+    assert "data/prepared" in _outs(by_flow)
+    assert {o.status for o in pipeline(repo=str(by_flow))} == {"skipped"}

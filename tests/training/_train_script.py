@@ -36,9 +36,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def make_model(dropout: float = 0.2) -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(FEATURES, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 1)
-    )
+    return nn.Sequential(nn.Linear(FEATURES, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 1))
 
 
 def regression_data(seed: int) -> tuple[Batch, Batch]:
@@ -83,8 +81,14 @@ def evaluator(data: Batch) -> Callable[[nn.Module], dict[str, float]]:
 
 def loop_config(steps: int, **overrides: Any) -> TrainLoopConfig:
     settings: dict[str, Any] = {
-        "steps": steps, "batch_size": 8, "learning_rate": 3e-2, "grad_clip": 1.0,
-        "checkpoint_every": 5, "log_every": 1, "eval_every": 4, "device": "cpu",
+        "steps": steps,
+        "batch_size": 8,
+        "learning_rate": 3e-2,
+        "grad_clip": 1.0,
+        "checkpoint_every": 5,
+        "log_every": 1,
+        "eval_every": 4,
+        "device": "cpu",
     }
     return TrainLoopConfig(**{**settings, **overrides})
 

@@ -60,7 +60,8 @@ def test_checkpoint_describes_itself(tmp_path) -> None:
     checkpoint = load_checkpoint(tmp_path / CHECKPOINT)
     assert checkpoint["step"] == 12
     assert checkpoint["config"] == {
-        "model": {"features": 4, "dropout": 0.2}, "loop": loop.model_dump()
+        "model": {"features": 4, "dropout": 0.2},
+        "loop": loop.model_dump(),
     }
     assert {"train/loss", "train/grad_norm", "train/lr", "train/mae", "eval/loss"} <= set(
         checkpoint["metrics"]

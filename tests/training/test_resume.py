@@ -16,10 +16,18 @@ STEPS, KILL_AT, LAST_CHECKPOINT = 30, 13, 10
 
 
 def _start(workdir: Path, repo_root: Path, env: dict[str, str], *extra: str) -> subprocess.Popen:
-    command = [sys.executable, "-m", "tests.training._train_script", str(workdir),
-               "--steps", str(STEPS), *extra]
-    return subprocess.Popen(command, cwd=repo_root, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = [
+        sys.executable,
+        "-m",
+        "tests.training._train_script",
+        str(workdir),
+        "--steps",
+        str(STEPS),
+        *extra,
+    ]
+    return subprocess.Popen(
+        command, cwd=repo_root, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
 
 
 def _finish(process: subprocess.Popen) -> tuple[int, str]:
