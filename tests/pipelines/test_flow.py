@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -76,3 +77,51 @@ def test_flow_matches_dvc_repro_on_the_tiny_pipeline(tmp_path, repo_root, prefec
     assert _outs(by_flow) == _outs(by_dvc)
     assert "data/prepared" in _outs(by_flow)
     assert {o.status for o in pipeline(repo=str(by_flow))} == {"skipped"}
+
+
+def test_rerun_after_the_whole_worker_is_killed_mid_stage(tmp_path, prefect_api, venv_env):
+    """A killed worker takes the flow and its stage with it; running the flow again
+    (what a retried deployment run does) finishes, and nothing half-written survives."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.pipelines.conftest import wait_until
+
+    repo = make_toy_repo(tmp_path / "toy", seconds=30.0)
+    script = f"from pipelines.flow import pipeline; pipeline(repo={str(repo)!r}, targets=['a'])"
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}  # the test's server
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: _stage_pids("work.py a"), 120, "stage a")
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the flow and dvc at once
+        worker.wait()
+    for pid in _stage_pids("work.py a"):  # the stage runs in a session of its own
+        os.kill(pid, signal.SIGKILL)
+    assert not (repo / "out/a.json").exists()
+
+    (repo / "params.yaml").write_text("sleep:\n  a: 0.2\n  b: 0.2\n")
+    outcomes = pipeline(repo=str(repo), targets=["a"])
+    assert [o.status for o in outcomes] == ["ran"]
+    assert _stamps(repo, "a")["stage"] == "a"
+
+
+def _stage_pids(command: str) -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if command in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="ignore"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            pass
+    return pids
