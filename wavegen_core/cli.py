@@ -36,6 +36,22 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    # The library knows nothing of Prefect; the flow lives in pipelines/.
+    from pipelines.flow import pipeline
+
+    outcomes = pipeline(
+        targets=args.targets or None,
+        overrides=args.set_param or None,
+        experiment=args.experiment,
+        repo=args.repo,
+        share=args.share,
+    )
+    for outcome in outcomes:
+        print(f"{outcome.stage:<32} {outcome.status:<9} {outcome.seconds:8.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavegen", description="Hierarchical music generation in the waveform domain."
@@ -52,6 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("name", help="tiny or full")
     profile.add_argument("--params", default=PARAMS_FILE)
     profile.set_defaults(run=_profile)
+
+    flow = commands.add_parser(
+        "run", help="run the dvc.yaml DAG as a Prefect flow (independent stages at once)"
+    )
+    flow.add_argument("targets", nargs="*", help="stages to run with their upstream (default all)")
+    flow.add_argument(
+        "-S",
+        "--set-param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a params override as in `dvc exp run -S`; the run becomes an experiment",
+    )
+    flow.add_argument("--experiment", help="name of the DVC experiment to record")
+    flow.add_argument(
+        "--share",
+        action="store_true",
+        help="pull inputs from / push outputs to the DVC remote around each stage",
+    )
+    flow.add_argument("--repo", default=".", help="the DVC project (default: here)")
+    flow.set_defaults(run=_run)
     return parser
 
 

@@ -11,8 +11,9 @@ import subprocess
 import pytest
 
 from pipelines.flow import pipeline
+from pipelines.server import free_port
 from tests.conftest import run
-from tests.pipelines.conftest import _free_port, wait_until
+from tests.pipelines.conftest import wait_until
 from tests.pipelines.toy_repo import make_toy_repo
 
 pytestmark = pytest.mark.slow
@@ -56,7 +57,7 @@ def s3_endpoint(tmp_path, venv_env, monkeypatch):
     """moto's S3 server on a loopback port, with one bucket and fake credentials."""
     import boto3
 
-    port = _free_port()
+    port = free_port()
     credentials = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
