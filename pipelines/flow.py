@@ -9,7 +9,6 @@ at a time per flow run (one GPU per worker).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -78,7 +77,12 @@ def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
 
 def publish_artifacts(root: Path, graph: StageGraph, outcomes: list[StageOutcome]) -> None:
     """A table of DVC's metrics and a page of links to the pictures and audio."""
-    shown = json.loads(dvc(["metrics", "show", "--json"], root) or "{}")
+    from dvc.repo import Repo
+
+    # In-process: DVC is already imported for the graph, a `dvc metrics show` would
+    # pay its start-up again.
+    with Repo(str(root)) as repo:
+        shown = repo.metrics.show()
     rows = [
         {"file": file, "metric": name, "value": value}
         for file, content in shown.get("", {}).get("data", {}).items()

@@ -78,6 +78,17 @@ def test_flow_matches_dvc_repro_on_the_tiny_pipeline(tmp_path, repo_root, prefec
     assert "data/prepared" in _outs(by_flow)
     assert {o.status for o in pipeline(repo=str(by_flow))} == {"skipped"}
 
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        keys = ArtifactFilterKey(any_=["dvc-metrics", "wavegen-outputs"])
+        artifacts = {
+            a.key: a for a in client.read_artifacts(artifact_filter=ArtifactFilter(key=keys))
+        }
+    assert "reports/prepare_data/metrics.json" in str(artifacts["dvc-metrics"].data)
+    assert "reports/prepare_data/example.png" in str(artifacts["wavegen-outputs"].data)
+
 
 def test_rerun_after_the_whole_worker_is_killed_mid_stage(tmp_path, prefect_api, venv_env):
     """A killed worker takes the flow and its stage with it; running the flow again
