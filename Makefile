@@ -13,7 +13,7 @@ DEBIAN_PACKAGES := fluidsynth timgm6mb-soundfont
 # Runs a command with the venv first on PATH, so dvc stages' `python` is the venv's.
 IN_VENV := PATH="$(BIN):$$PATH" DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: setup system-packages python-packages demo test bench clean-venv
+.PHONY: setup system-packages python-packages demo test bench screenshot clean-venv
 
 setup: system-packages python-packages
 
@@ -61,6 +61,13 @@ test: setup
 
 bench: setup
 	$(IN_VENV) python -m benchmarks
+
+# The README's picture of a finished run in the Prefect UI (needs Debian's chromium).
+screenshot: setup
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+		{ echo "make screenshot: install the Debian package chromium"; exit 1; }
+	$(IN_VENV) python -m benchmarks.screenshot_ui --out docs/prefect-ui-run.png
 
 clean-venv:
 	rm -rf $(VENV)
