@@ -19,11 +19,11 @@ def test_worker_picks_up_a_deployment_run_and_completes_it(
 ) -> None:
     env = prefect_server
     toy = make_toy_repo(tmp_path / "toy", seconds=0.2)
-    run(["prefect", "work-pool", "create", "cpu", "--type", "process"], repo_root, env)
-    run(["prefect", "--no-prompt", "deploy", "--name", "cpu"], repo_root, env)
+    run(["prefect", "work-pool", "create", "gpu", "--type", "process"], repo_root, env)
+    run(["prefect", "--no-prompt", "deploy", "--name", "gpu"], repo_root, env)
     with open(tmp_path / "worker.log", "w") as worker_log:
         worker = subprocess.Popen(
-            ["prefect", "worker", "start", "--pool", "cpu", "--limit", "1"],
+            ["prefect", "worker", "start", "--pool", "gpu", "--limit", "1"],
             cwd=repo_root,
             env=env,
             stdout=worker_log,
@@ -35,11 +35,15 @@ def test_worker_picks_up_a_deployment_run_and_completes_it(
                     "prefect",
                     "deployment",
                     "run",
-                    "wavegen/cpu",
+                    "wavegen/gpu",
                     "--param",
                     f"repo={toy}",
                     "--param",
+                    "share=false",  # the toy project has no DVC remote
+                    "--param",
                     "retry_backoff=0.5",
+                    "--job-variable",
+                    'env={"CUDA_VISIBLE_DEVICES": "3"}',  # a per-run override
                     "--watch",
                     "--watch-timeout",
                     "240",
@@ -52,4 +56,6 @@ def test_worker_picks_up_a_deployment_run_and_completes_it(
             worker.terminate()
             worker.wait(timeout=30)
     assert json.loads((toy / "out/c.json").read_text())["stage"] == "c"
+    # The GPU stage saw the device chosen for this run, not the deployment's default "0".
+    assert json.loads((toy / "out/b.json").read_text())["cuda_visible_devices"] == "3"
     wait_until(lambda: "Completed" in (tmp_path / "worker.log").read_text(), 10, "worker log")
