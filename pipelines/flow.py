@@ -162,7 +162,8 @@ def pipeline(
         logger.info("params overridden: %s", " ".join(overrides))
     graph = load_graph(root).select(targets)
     logger.info("stages: %s", ", ".join(graph.names))
-    unchanged = unchanged_stages(root, graph)
+    # With sharing, every stage goes through DVC, so that up-to-date outputs are pushed too.
+    unchanged = set() if share else unchanged_stages(root, graph)
     futures: dict[str, PrefectFuture[StageOutcome]] = {}
     for stage_name, waits in schedule(graph, gpu_slots).items():
         if stage_name in unchanged:
