@@ -136,6 +136,90 @@ class DataConfig(Strict):
         return self
 
 
+# --------------------------------------------------------------------------- transcription
+# Not yet part of `Params`: the transcription stage embeds these sections.
+
+
+class MelConfig(Strict):
+    """A log-mel spectrogram front end, shared by the transcriber and the vocoders.
+
+    Defaults are the settings of Onsets and Frames (Hawthorne et al. 2018, section 3):
+    16 kHz audio, a 2048-point FFT, hop 512 (31.25 frames per second) and 229 mel bins
+    from 30 Hz to 8 kHz, except ``n_mels``, which the tiny profile shrinks to 64.
+    """
+
+    sample_rate: int = Field(16000, gt=0, le=192000)
+    n_fft: int = Field(2048, ge=16, le=16384)
+    # Frame rate = sample_rate / hop_length.
+    hop_length: int = Field(512, gt=0, le=16384)
+    n_mels: int = Field(64, ge=4, le=512)
+    fmin: float = Field(30.0, ge=0.0)
+    fmax: float = Field(8000.0, gt=0.0)
+    # Added before the log so that silence maps to a finite floor.
+    log_eps: float = Field(1e-5, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> MelConfig:
+        if self.fmax > self.sample_rate / 2:
+            raise ValueError(
+                f"fmax={self.fmax:g} is above the Nyquist frequency {self.sample_rate / 2:g}"
+            )
+        if self.fmin >= self.fmax:
+            raise ValueError(f"fmin={self.fmin:g} must be below fmax={self.fmax:g}")
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"hop_length={self.hop_length} exceeds n_fft={self.n_fft}")
+        return self
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
+
+
+class TranscriberModelConfig(Strict):
+    """The Onsets and Frames piano transcriber (Hawthorne et al. 2018).
+
+    Defaults are the tiny profile. Full size, from the paper (section 3, with the
+    acoustic model of Kelz et al. 2016): ``mel.n_mels`` 229, ``conv_channels``
+    [32, 32, 64], ``fc_units`` 512, ``lstm_units`` 128 per direction, bidirectional,
+    ``conv_dropout`` 0.25, ``fc_dropout`` 0.5, ``onset_weight`` 5.0.
+    """
+
+    mel: MelConfig = MelConfig()
+    # Output channels of the three 3x3 conv-BN-ReLU layers of the acoustic model;
+    # the second and third are each followed by max-pooling over frequency.
+    conv_channels: tuple[
+        Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]
+    ] = (8, 8, 16)
+    # Width of the fully connected layer that ends the acoustic model.
+    fc_units: int = Field(64, gt=0, le=8192)
+    # LSTM units per direction of the onset, offset and frame stacks.
+    lstm_units: int = Field(32, gt=0, le=4096)
+    bidirectional: bool = True
+    conv_dropout: Probability = 0.1
+    fc_dropout: Probability = 0.1
+    # The weighted frame loss (section 3): frame errors in the first
+    # `onset_weight_frames` frames of a note count `onset_weight` times, decaying as
+    # onset_weight / sqrt(t - t_onset - onset_weight_frames) until the note ends.
+    # 1.0 turns the weighting off.
+    onset_weight: float = Field(5.0, ge=1.0, le=100.0)
+    onset_weight_frames: int = Field(2, ge=0, le=100)
+    # Weight of the velocity loss in the total; the paper adds the losses unweighted.
+    velocity_loss_weight: float = Field(1.0, ge=0.0)
+
+
+class NoteDecodingConfig(Strict):
+    """How frame-wise probabilities become notes (Hawthorne et al. 2018, section 3).
+
+    A note starts only where the onset head fires, and lasts while the frame head
+    stays on; the paper thresholds both at 0.5.
+    """
+
+    onset_threshold: Probability = 0.5
+    frame_threshold: Probability = 0.5
+    # Notes shorter than this are dropped as spurious; 0 keeps every note.
+    min_note_seconds: Seconds = Field(0.0, le=10.0)
+
+
 # --------------------------------------------------------------------------- the file
 
 

@@ -1,0 +1,91 @@
+"""Piano rolls: exact decoding of hand-built activations and a MIDI round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pretty_midi
+
+from wavegen_core.config import ChoralesConfig, NoteDecodingConfig
+from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+from wavegen_core.midi.rolls import (
+    KEY_COUNT,
+    LOWEST_KEY,
+    decode_notes,
+    midi_to_targets,
+    notes_to_midi,
+    piano_notes,
+)
+
+FPS = 10.0  # a round frame rate keeps the expected times exact
+
+
+def _as_tuples(notes: list[pretty_midi.Note]) -> list[tuple[int, float, float, int]]:
+    return [(note.pitch, note.start, note.end, note.velocity) for note in notes]
+
+
+def test_hand_built_activations_decode_to_exact_notes() -> None:
+    onsets = np.zeros((20, KEY_COUNT), dtype=np.float32)
+    frames = np.zeros_like(onsets)
+    velocity = np.zeros_like(onsets)
+    c4, e4, g4 = 60 - LOWEST_KEY, 64 - LOWEST_KEY, 67 - LOWEST_KEY
+    # C4: onset held high for two frames (one note), sounding frames 2..7.
+    onsets[2:4, c4] = 0.9
+    frames[2:8, c4] = 0.8
+    velocity[2, c4] = 100 / 127
+    # E4: struck at frame 5, re-struck at frame 9 while still sounding, ends at 12.
+    onsets[5, e4] = onsets[9, e4] = 0.7
+    frames[5:12, e4] = 0.9
+    velocity[5, e4], velocity[9, e4] = 40 / 127, 1.5  # beyond 1 clips to 127
+    # G4: a one-frame blip that min_note_seconds drops.
+    onsets[15, g4] = frames[15, g4] = 0.9
+    # Frames without an onset never start a note.
+    frames[0:4, g4] = 0.9
+
+    config = NoteDecodingConfig(min_note_seconds=0.15)
+    notes = decode_notes(onsets, frames, velocity, config, FPS)
+
+    assert _as_tuples(notes) == [
+        (60, 0.2, 0.8, 100),
+        (64, 0.5, 0.9, 40),
+        (64, 0.9, 1.2, 127),
+    ]
+    kept = decode_notes(onsets, frames, velocity, NoteDecodingConfig(), FPS)
+    assert (67, 1.5, 1.6, 1) in _as_tuples(kept)
+
+
+def test_a_note_sounding_at_the_end_is_closed_there() -> None:
+    onsets = np.zeros((6, KEY_COUNT), dtype=np.float32)
+    frames = np.zeros_like(onsets)
+    onsets[3, 0] = frames[3:, 0] = 1.0
+    notes = decode_notes(onsets, frames, np.full_like(onsets, 0.5), NoteDecodingConfig(), FPS)
+    assert _as_tuples(notes) == [(LOWEST_KEY, 0.3, 0.6, 64)]
+
+
+def test_chorale_round_trips_through_targets_within_one_frame() -> None:
+    fps = 16000 / 512
+    midi = chorale_to_midi(chorale_ids()[0], ChoralesConfig(), seed=7)
+    reference = piano_notes(midi)
+    n_frames = int(np.ceil(midi.get_end_time() * fps)) + 2
+    targets = midi_to_targets(midi, n_frames, fps)
+    assert all(values.shape == (n_frames, KEY_COUNT) for values in targets.values())
+    assert targets["onsets"].sum() == len(reference)
+
+    decoded = decode_notes(
+        targets["onsets"], targets["frames"], targets["velocity"], NoteDecodingConfig(), fps
+    )
+
+    assert len(decoded) == len(reference)
+    # Notes starting within the same frame come out by pitch.
+    reference.sort(key=lambda note: (round(note.start * fps), note.pitch))
+    for want, got in zip(reference, decoded, strict=True):
+        assert got.pitch == want.pitch
+        assert abs(got.start - want.start) <= 1 / fps
+        assert abs(got.end - want.end) <= 1 / fps
+        assert abs(got.velocity - want.velocity) <= 1
+
+
+def test_notes_to_midi_holds_the_notes() -> None:
+    notes = [pretty_midi.Note(velocity=80, pitch=60, start=0.0, end=0.5)]
+    midi = notes_to_midi(notes)
+    assert len(midi.instruments) == 1 and not midi.instruments[0].is_drum
+    assert _as_tuples(midi.instruments[0].notes) == [(60, 0.0, 0.5, 80)]

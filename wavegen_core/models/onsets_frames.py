@@ -1,0 +1,296 @@
+"""Onsets and Frames: polyphonic piano transcription (Hawthorne et al. 2018).
+
+Read top to bottom: the acoustic model and the recurrent stack (building blocks), the
+model with its onset, offset, frame and velocity heads, the training losses, and
+inference (chunked prediction over long audio, decoding into MIDI).
+
+The offset head is the addition of the MAESTRO paper (Hawthorne et al. 2019,
+section 4): like the onset head it feeds the frame head, and it is not used to decode.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pretty_midi
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wavegen_core.audio.io import load_audio
+from wavegen_core.audio.mel import LogMelSpectrogram
+from wavegen_core.config import NoteDecodingConfig, TranscriberModelConfig
+from wavegen_core.midi.rolls import KEY_COUNT, decode_notes, notes_to_midi
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(),
+    ]
+
+
+class AcousticModel(nn.Module):
+    """Log-mel (batch, frames, n_mels) -> features (batch, frames, fc_units).
+
+    The convolutional acoustic model of Kelz et al. 2016 as used in Hawthorne et al.
+    2018, section 3: three 3x3 conv-BN-ReLU layers, max-pooling by 2 over frequency
+    (never over time, so every frame keeps its own output) after the second and
+    third, dropout, then a fully connected layer. Padding keeps the frame count.
+    """
+
+    def __init__(self, config: TranscriberModelConfig) -> None:
+        super().__init__()
+        first, second, third = config.conv_channels
+        pool_over_frequency = nn.MaxPool2d(kernel_size=(1, 2))
+        self.convolutions = nn.Sequential(
+            *_conv_block(1, first),
+            *_conv_block(first, second),
+            pool_over_frequency,
+            nn.Dropout(config.conv_dropout),
+            *_conv_block(second, third),
+            pool_over_frequency,
+            nn.Dropout(config.conv_dropout),
+        )
+        pooled_bins = config.mel.n_mels // 4
+        self.fully_connected = nn.Sequential(
+            nn.Linear(third * pooled_bins, config.fc_units),
+            nn.ReLU(),
+            nn.Dropout(config.fc_dropout),
+        )
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        feature_maps = self.convolutions(mel.unsqueeze(1))  # (batch, channels, frames, bins)
+        batch, channels, frames, bins = feature_maps.shape
+        per_frame = feature_maps.permute(0, 2, 1, 3).reshape(batch, frames, channels * bins)
+        return self.fully_connected(per_frame)
+
+
+class RecurrentKeys(nn.Module):
+    """Features (batch, frames, in) -> one logit per key (batch, frames, 88) through an LSTM."""
+
+    def __init__(self, in_features: int, config: TranscriberModelConfig) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(
+            in_features, config.lstm_units, batch_first=True, bidirectional=config.bidirectional
+        )
+        directions = 2 if config.bidirectional else 1
+        self.to_keys = nn.Linear(config.lstm_units * directions, KEY_COUNT)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        sequence, _ = self.lstm(features)
+        return self.to_keys(sequence)
+
+
+class OnsetStack(nn.Module):
+    """Acoustic model -> (bi)LSTM -> 88 logits: the onset head, and the offset head."""
+
+    def __init__(self, config: TranscriberModelConfig) -> None:
+        super().__init__()
+        self.acoustic = AcousticModel(config)
+        self.recurrent = RecurrentKeys(config.fc_units, config)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.recurrent(self.acoustic(mel))
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class OnsetsAndFrames(nn.Module):
+    """The transcriber: log-mel in, per-key onset, offset, frame logits and velocity out.
+
+    The frame head sees the onset and offset probabilities with their gradient stopped
+    (Hawthorne et al. 2018, section 3), so the frame loss trains only the frame stack
+    and each detector is trained by its own loss alone.
+    """
+
+    def __init__(self, config: TranscriberModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.frontend = LogMelSpectrogram(config.mel)
+        self.onset_head = OnsetStack(config)
+        self.offset_head = OnsetStack(config)
+        self.frame_acoustic = AcousticModel(config)
+        self.frame_activation = nn.Linear(config.fc_units, KEY_COUNT)
+        self.frame_head = RecurrentKeys(3 * KEY_COUNT, config)
+        self.velocity_acoustic = AcousticModel(config)
+        self.velocity_head = nn.Linear(config.fc_units, KEY_COUNT)
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.config.mel.frames_per_second
+
+    def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``mel`` (batch, frames, n_mels) -> each output (batch, frames, 88).
+
+        ``velocity`` is the predicted velocity as a fraction of 127, unbounded; decoding
+        clips it to [0, 1].
+        """
+        onset_logits = self.onset_head(mel)
+        offset_logits = self.offset_head(mel)
+        frame_activations = torch.sigmoid(self.frame_activation(self.frame_acoustic(mel)))
+        combined = torch.cat(
+            [
+                frame_activations,
+                torch.sigmoid(onset_logits).detach(),
+                torch.sigmoid(offset_logits).detach(),
+            ],
+            dim=-1,
+        )
+        return {
+            "onset_logits": onset_logits,
+            "offset_logits": offset_logits,
+            "frame_logits": self.frame_head(combined),
+            "velocity": self.velocity_head(self.velocity_acoustic(mel)),
+        }
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def onset_weighted_frames(
+    onsets: torch.Tensor, frames: torch.Tensor, config: TranscriberModelConfig
+) -> torch.Tensor:
+    """Per-element weights of the frame loss: ``onset_weight`` in a note's first frames.
+
+    The weighted frame loss of Hawthorne et al. 2018, section 3, which makes the frame
+    head accurate where notes begin: frames within ``onset_weight_frames`` of the
+    latest onset of their key, while the key sounds, weigh ``onset_weight``; all
+    other frames weigh 1. (The paper further lets the weight decay over the rest of
+    the note; this keeps its constant part.)
+    """
+    frame_index = torch.arange(onsets.shape[1], device=onsets.device).view(1, -1, 1)
+    onset_frames = torch.where(onsets > 0, frame_index, torch.full_like(frame_index, -1))
+    latest_onset = torch.cummax(onset_frames.expand_as(onsets), dim=1).values
+    near_onset = (latest_onset >= 0) & (frame_index - latest_onset < config.onset_weight_frames)
+    in_note_start = near_onset & (frames > 0)
+    return torch.where(in_note_start, config.onset_weight, 1.0).to(frames.dtype)
+
+
+def transcription_loss(
+    outputs: dict[str, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    config: TranscriberModelConfig,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training loss of Hawthorne et al. 2018, section 3, and its detached parts.
+
+    Binary cross-entropy for onsets, offsets and (onset-weighted) frames, and for
+    velocity the squared error at onset frames only, normalised by their number
+    (velocity is undefined where no note starts). ``targets`` are keyed as in
+    :func:`wavegen_core.midi.rolls.midi_to_targets`.
+    """
+    onsets, frames = targets["onsets"], targets["frames"]
+    onset = F.binary_cross_entropy_with_logits(outputs["onset_logits"], onsets)
+    offset = F.binary_cross_entropy_with_logits(outputs["offset_logits"], targets["offsets"])
+    frame = F.binary_cross_entropy_with_logits(
+        outputs["frame_logits"], frames, weight=onset_weighted_frames(onsets, frames, config)
+    )
+    squared_error = onsets * (targets["velocity"] - outputs["velocity"]) ** 2
+    velocity = squared_error.sum() / onsets.sum().clamp(min=1.0)
+    total = onset + offset + frame + config.velocity_loss_weight * velocity
+    parts = {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
+    return total, {name: part.detach() for name, part in parts.items()}
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def _chunk_spans(total_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
+    return [
+        (first, min(first + chunk_frames, total_frames))
+        for first in range(0, total_frames, chunk_frames)
+    ]
+
+
+@torch.no_grad()
+def predict_activations(
+    model: OnsetsAndFrames, audio: np.ndarray, chunk_seconds: float, overlap_seconds: float
+) -> dict[str, np.ndarray]:
+    """Frame-wise predictions (n_frames, 88) for mono audio at the model's sample rate.
+
+    Returns ``onset_probs``, ``offset_probs``, ``frame_probs`` and ``velocity``. The
+    audio is cut into chunks of ``chunk_seconds``, each run with ``overlap_seconds``
+    of real audio on both sides as context; only each chunk's own frames are kept, so
+    the edges of the convolutions and LSTMs fall in discarded context, and memory
+    grows with the chunk, not the file. The model is put in eval mode.
+    """
+    mel = model.config.mel
+    model.eval()
+    device = next(model.parameters()).device
+    # Reflect padding needs more than n_fft // 2 samples.
+    samples = np.pad(np.asarray(audio, dtype=np.float32), (0, max(0, mel.n_fft - len(audio))))
+    total_frames = len(samples) // mel.hop_length + 1
+    chunk_frames = max(1, round(chunk_seconds * mel.frames_per_second))
+    context_frames = round(overlap_seconds * mel.frames_per_second)
+    last_full_window = (len(samples) - mel.n_fft) // mel.hop_length
+    pieces: dict[str, list[np.ndarray]] = {}
+    for first, end in _chunk_spans(total_frames, chunk_frames):
+        # Segments start on the frame grid, so their frames are the file's frames.
+        segment_first = max(0, min(first - context_frames, last_full_window))
+        segment_end = min(total_frames, end + context_frames)
+        segment = samples[segment_first * mel.hop_length : segment_end * mel.hop_length]
+        log_mel = model.frontend(torch.from_numpy(segment).to(device).unsqueeze(0))
+        outputs = model(log_mel)
+        own = slice(first - segment_first, end - segment_first)
+        for name, values in _activations(outputs).items():
+            pieces.setdefault(name, []).append(values[0, own].cpu().numpy())
+    return {name: np.concatenate(chunks) for name, chunks in pieces.items()}
+
+
+def _activations(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {
+        "onset_probs": torch.sigmoid(outputs["onset_logits"]),
+        "offset_probs": torch.sigmoid(outputs["offset_logits"]),
+        "frame_probs": torch.sigmoid(outputs["frame_logits"]),
+        "velocity": outputs["velocity"],
+    }
+
+
+def transcribe_audio(
+    model: OnsetsAndFrames,
+    audio: np.ndarray,
+    sample_rate: int,
+    decoding: NoteDecodingConfig,
+    chunk_seconds: float,
+    overlap_seconds: float,
+) -> pretty_midi.PrettyMIDI:
+    """Transcribe mono float32 ``audio`` into piano MIDI (see :func:`predict_activations`)."""
+    if sample_rate != model.config.mel.sample_rate:
+        raise ValueError(
+            f"audio at {sample_rate} Hz given to a model of {model.config.mel.sample_rate} Hz; "
+            "resample it first (load_audio does)"
+        )
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (samples,), got shape {audio.shape}")
+    activations = predict_activations(model, audio, chunk_seconds, overlap_seconds)
+    notes = decode_notes(
+        activations["onset_probs"],
+        activations["frame_probs"],
+        activations["velocity"],
+        decoding,
+        model.frames_per_second,
+    )
+    return notes_to_midi(notes)
+
+
+def transcribe_file(
+    model: OnsetsAndFrames,
+    path: str | os.PathLike[str],
+    decoding: NoteDecodingConfig,
+    chunk_seconds: float,
+    overlap_seconds: float,
+) -> pretty_midi.PrettyMIDI:
+    """Transcribe an audio file of any rate and channel count into piano MIDI."""
+    sample_rate = model.config.mel.sample_rate
+    audio = load_audio(path, sample_rate)
+    return transcribe_audio(model, audio, sample_rate, decoding, chunk_seconds, overlap_seconds)
