@@ -111,3 +111,12 @@ def test_profiles_switch_and_switch_back(tmp_path, repo_root) -> None:
 def test_unknown_profile_names_the_available_ones(tmp_path, repo_root) -> None:
     with pytest.raises(ValueError, match="available: full, tiny"):
         profiles.apply_profile("huge", repo_root / "params.yaml")
+
+
+def test_the_mel_front_end_follows_audio_sample_rate() -> None:
+    from wavegen_core.config import validate_params
+
+    params = validate_params({"audio": {"sample_rate": 22050}})
+    assert params.transcription.model.mel.sample_rate == 22050
+    with pytest.raises(ParamsError, match="differs from audio.sample_rate=16000"):
+        validate_params({"transcription": {"model": {"mel": {"sample_rate": 22050}}}})

@@ -220,6 +220,30 @@ class NoteDecodingConfig(Strict):
     min_note_seconds: Seconds = Field(0.0, le=10.0)
 
 
+class TranscriptionConfig(Strict):
+    """The stages `train_transcriber`, `transcribe` and `evaluate_transcriber`."""
+
+    # model: our Onsets and Frames; basic_pitch: Spotify's basic-pitch (optional extra).
+    backend: Literal["model", "basic_pitch"] = "model"
+    model: TranscriberModelConfig = TranscriberModelConfig()
+    decoding: NoteDecodingConfig = NoteDecodingConfig()
+    # Training examples are random excerpts of the train split, on the frame grid; the
+    # paper trains on excerpts of up to 20 s.
+    segment_seconds: float = Field(4.0, gt=0.5, le=60.0)
+    train: TrainLoopConfig = TrainLoopConfig(
+        steps=600,
+        batch_size=8,
+        learning_rate=6e-4,
+        checkpoint_every=100,
+        log_every=10,
+        eval_every=200,
+    )
+    # Inference runs in chunks of this length with this much context on each side, so
+    # memory is bounded by the chunk, not the file.
+    chunk_seconds: float = Field(20.0, gt=0.5, le=600.0)
+    overlap_seconds: float = Field(2.0, ge=0.0, le=60.0)
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -230,6 +254,41 @@ class Params(Strict):
     device: str = "auto"
     audio: AudioConfig = AudioConfig()
     data: DataConfig = DataConfig()
+    transcription: TranscriptionConfig = TranscriptionConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mel_rate_follows_audio(cls, raw: Any) -> Any:
+        """The mel front end reads audio at `audio.sample_rate`; it is not set twice."""
+        if not isinstance(raw, dict):
+            return raw
+        audio = raw.get("audio") or {}
+        section = raw.get("transcription") or {}
+        model = (section.get("model") or {}) if isinstance(section, dict) else None
+        mel = (model.get("mel") or {}) if isinstance(model, dict) else None
+        if (
+            not (
+                isinstance(audio, dict)
+                and isinstance(section, dict)
+                and isinstance(model, dict)
+                and isinstance(mel, dict)
+            )
+            or "sample_rate" in mel
+        ):
+            return raw  # malformed sections are reported by the field validation
+        rate = audio.get("sample_rate", AudioConfig().sample_rate)
+        mel = {**mel, "sample_rate": rate}
+        return {**raw, "transcription": {**section, "model": {**model, "mel": mel}}}
+
+    @model_validator(mode="after")
+    def _one_sample_rate(self) -> Params:
+        mel_rate = self.transcription.model.mel.sample_rate
+        if mel_rate != self.audio.sample_rate:
+            raise ValueError(
+                f"transcription.model.mel.sample_rate={mel_rate} differs from "
+                f"audio.sample_rate={self.audio.sample_rate}; leave it out to follow audio"
+            )
+        return self
 
     @field_validator("device")
     @classmethod

@@ -148,8 +148,13 @@ def fit(
                 metrics.log(step, _evaluate(model, evaluate))
             if last or step % loop.checkpoint_every == 0:
                 save_checkpoint(
-                    checkpoint_path, model, optimizer, step=step, config=config,
-                    metrics=metrics.latest, scheduler=scheduler,
+                    checkpoint_path,
+                    model,
+                    optimizer,
+                    step=step,
+                    config=config,
+                    metrics=metrics.latest,
+                    scheduler=scheduler,
                 )
                 saved_step = step
                 metrics.write_summary(step)
@@ -174,13 +179,16 @@ def _checkpoint_to_resume(
     if changed:
         log.info(
             "not resuming from %s: it was written with other values of %s; starting afresh",
-            path, ", ".join(changed),
+            path,
+            ", ".join(changed),
         )
         return None
     if checkpoint["step"] > steps:
         log.info(
             "not resuming from %s: its step %d is past loop.steps=%d; starting afresh",
-            path, checkpoint["step"], steps,
+            path,
+            checkpoint["step"],
+            steps,
         )
         return None
     return checkpoint
@@ -230,9 +238,7 @@ def _train_scalars(
     return {f"train/{name}": value for name, value in scalars.items()}
 
 
-def _evaluate(
-    model: nn.Module, evaluate: Callable[[nn.Module], Scalars]
-) -> dict[str, float]:
+def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], Scalars]) -> dict[str, float]:
     """Run ``evaluate`` in eval mode without gradients, leaving the training RNG untouched."""
     model.eval()
     try:
