@@ -90,17 +90,31 @@ def copy_worktree(source: Path, target: Path) -> None:
 
 
 def set_data_params(repo: Path, **data: object) -> None:
+    set_params(repo, "data", **data)
+
+
+def set_params(repo: Path, section: str, **values: object) -> None:
+    """Update keys of one params.yaml section (dotted for nesting: ``train.steps``)."""
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
-    params["data"].update(data)
+    for dotted, value in values.items():
+        *parents, key = dotted.split(".")
+        target = params[section]
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
-    """A git repo holding the working tree at a 3-piece corpus, with no lock file yet."""
+    """A git repo holding the working tree at a 3-piece corpus and a 4-step training,
+    with no lock file yet."""
     copy_worktree(source, target)
     (target / "dvc.lock").unlink(missing_ok=True)
     set_data_params(target, max_pieces=3, num_workers=2)
+    # A few real training steps: enough to exercise checkpoints, metrics and plots.
+    steps = {"steps": 4, "checkpoint_every": 2, "log_every": 1, "eval_every": 2}
+    set_params(target, "transcription", **{f"train.{k}": v for k, v in steps.items()})
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],

@@ -229,10 +229,10 @@ class TranscriptionConfig(Strict):
     decoding: NoteDecodingConfig = NoteDecodingConfig()
     # Training examples are random excerpts of the train split, on the frame grid; the
     # paper trains on excerpts of up to 20 s.
-    segment_seconds: float = Field(4.0, gt=0.5, le=60.0)
+    segment_seconds: float = Field(3.0, gt=0.5, le=60.0)
     train: TrainLoopConfig = TrainLoopConfig(
-        steps=600,
-        batch_size=8,
+        steps=400,
+        batch_size=4,
         learning_rate=6e-4,
         checkpoint_every=100,
         log_every=10,

@@ -30,9 +30,8 @@ def test_failed_save_keeps_the_old_checkpoint(tmp_path, monkeypatch) -> None:
     model = nn.Linear(3, 1)
     _save(tmp_path / "model.pt", model, step=5)
 
-    def save_half_then_fail(obj, path) -> None:
-        with open(path, "wb") as handle:
-            handle.write(b"half a checkpoint")
+    def save_half_then_fail(obj, destination) -> None:
+        destination.write(b"half a checkpoint")
         raise OSError("no space left on device")
 
     monkeypatch.setattr(torch, "save", save_half_then_fail)
@@ -53,3 +52,15 @@ def test_random_state_survives_a_weights_only_load(tmp_path) -> None:
     assert saved["python"] == now["python"]
     assert torch.equal(saved["numpy"]["key"], now["numpy"]["key"])
     assert torch.equal(saved["torch"], now["torch"])
+
+
+def test_equal_states_give_equal_bytes_whatever_the_file_name(tmp_path) -> None:
+    """DVC compares outputs by hash: the same training state must be the same file."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    state = torch.get_rng_state()
+    _save(tmp_path / "a.pt", model, step=1)
+    torch.set_rng_state(state)
+    (tmp_path / "b").mkdir()
+    _save(tmp_path / "b" / "checkpoint.pt", model, step=1)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b" / "checkpoint.pt").read_bytes()

@@ -17,6 +17,7 @@ Everything in it is a tensor or a plain Python value, so it loads with
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from wavegen_core.files import atomic_path
+from wavegen_core.files import atomic_open
 from wavegen_core.training.seeding import capture_rng
 
 Checkpoint = dict[str, Any]
@@ -67,8 +68,13 @@ def save_checkpoint(
         "metrics": dict(metrics),
         "rng": capture_rng(),
     }
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
+    # Serialised in memory first: torch.save names the archive's inner folder after the
+    # file it writes, and the temporary name would make equal checkpoints differ in bytes
+    # (and so in their DVC hash).
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    with atomic_open(path, "wb") as handle:
+        handle.write(buffer.getvalue())
 
 
 def load_checkpoint(

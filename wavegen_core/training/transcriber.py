@@ -1,0 +1,145 @@
+"""Training the Onsets and Frames transcriber with the shared loop.
+
+The batches are frame-aligned excerpts of the train split (one random draw per step,
+seeded by the step); validation runs on a fixed set of excerpts of the validation
+split and reports its loss and mir_eval's note-onset F1.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import mir_eval
+import numpy as np
+import torch
+from torch import nn
+
+from wavegen_core.config import NoteDecodingConfig, TranscriptionConfig
+from wavegen_core.data.segments import AlignedPiece, excerpt_batch
+from wavegen_core.midi.rolls import decode_notes
+from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcription_loss
+from wavegen_core.training.checkpoint import load_checkpoint
+from wavegen_core.training.loop import TrainResult, fit
+from wavegen_core.training.seeding import seed_everything
+
+# Validation excerpts: a fixed draw, the same at every evaluation and in every run.
+VALIDATION_EXCERPTS = 16
+VALIDATION_STEP = 0
+# mir_eval's onset tolerance (50 ms), as in the Onsets and Frames evaluation.
+ONSET_TOLERANCE = 0.05
+
+
+def _forward(model: nn.Module, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+    assert isinstance(model, OnsetsAndFrames)
+    return model(model.frontend(audio))
+
+
+def _loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    assert isinstance(model, OnsetsAndFrames)
+    return transcription_loss(_forward(model, batch["audio"]), batch, model.config)
+
+
+def _intervals(notes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    if not notes:
+        return np.zeros((0, 2)), np.zeros(0)
+    intervals = np.array([[note.start, note.end] for note in notes])
+    pitches = np.array([mir_eval.util.midi_to_hz(note.pitch) for note in notes])
+    return intervals, pitches
+
+
+def onset_f1(
+    outputs: dict[str, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    decoding: NoteDecodingConfig,
+    frames_per_second: float,
+) -> float:
+    """Mean note-onset F1 over a batch: decoded predictions against decoded targets."""
+    scores = []
+    for index in range(targets["onsets"].shape[0]):
+        truth = decode_notes(
+            targets["onsets"][index].numpy(),
+            targets["frames"][index].numpy(),
+            targets["velocity"][index].numpy(),
+            NoteDecodingConfig(),
+            frames_per_second,
+        )
+        if not truth:
+            continue
+        predicted = decode_notes(
+            torch.sigmoid(outputs["onset_logits"][index]).cpu().numpy(),
+            torch.sigmoid(outputs["frame_logits"][index]).cpu().numpy(),
+            outputs["velocity"][index].cpu().numpy(),
+            decoding,
+            frames_per_second,
+        )
+        _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
+            *_intervals(truth),
+            *_intervals(predicted),
+            onset_tolerance=ONSET_TOLERANCE,
+            offset_ratio=None,
+        )
+        scores.append(f1)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def train_transcriber(
+    config: TranscriptionConfig,
+    train: list[AlignedPiece],
+    validation: list[AlignedPiece],
+    *,
+    seed: int,
+    device: torch.device,
+    checkpoint_path: str | os.PathLike[str],
+    metrics_dir: str | os.PathLike[str],
+) -> TrainResult:
+    """Train (or resume training) an Onsets and Frames model; see :func:`fit`."""
+    seed_everything(seed)
+    model = OnsetsAndFrames(config.model)
+    loop = config.train
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
+    )
+    mel = config.model.mel
+    n_frames = round(config.segment_seconds * mel.frames_per_second)
+    draw = dict(n_frames=n_frames, hop_length=mel.hop_length)
+    held_out = excerpt_batch(
+        validation, seed=seed, step=VALIDATION_STEP, batch_size=VALIDATION_EXCERPTS, **draw
+    )
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        batch = {name: tensor.to(device) for name, tensor in held_out.items()}
+        outputs = _forward(model, batch["audio"])
+        loss, _ = transcription_loss(outputs, batch, config.model)
+        cpu = {name: tensor.cpu() for name, tensor in held_out.items()}
+        f1 = onset_f1(outputs, cpu, config.decoding, mel.frames_per_second)
+        return {"loss": float(loss), "onset_f1": f1}
+
+    return fit(
+        model,
+        optimizer,
+        loss_fn=_loss,
+        batch_for_step=lambda step: excerpt_batch(
+            train, seed=seed, step=step, batch_size=loop.batch_size, **draw
+        ),
+        loop=loop,
+        checkpoint_path=checkpoint_path,
+        metrics_dir=metrics_dir,
+        config={
+            "model": config.model.model_dump(mode="json"),
+            "segment_seconds": config.segment_seconds,
+            "seed": seed,
+        },
+        device=device,
+        evaluate=evaluate,
+    )
+
+
+def load_transcriber(path: str | os.PathLike[str], device: str = "cpu") -> OnsetsAndFrames:
+    """A trained transcriber from its checkpoint alone (the checkpoint holds its config)."""
+    from wavegen_core.config import TranscriberModelConfig
+
+    checkpoint = load_checkpoint(path, map_location=device)
+    model = OnsetsAndFrames(TranscriberModelConfig.model_validate(checkpoint["config"]["model"]))
+    model.load_state_dict(checkpoint["state"])
+    return model.to(device).eval()
