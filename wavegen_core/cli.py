@@ -52,6 +52,36 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transcribe(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wavegen_core.audio.io import AudioReadError, load_audio
+    from wavegen_core.config import NoteDecodingConfig
+    from wavegen_core.midi.io import write_midi
+    from wavegen_core.models.onsets_frames import transcribe_audio
+    from wavegen_core.progress import progress
+    from wavegen_core.training.transcriber import load_transcriber
+
+    model = load_transcriber(args.checkpoint)
+    rate = model.config.mel.sample_rate
+    decoding = NoteDecodingConfig(
+        onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold
+    )
+    failed = 0
+    for path in progress(args.audio, total=len(args.audio), desc="transcribe", unit="file"):
+        try:
+            audio = load_audio(path, rate)
+        except (AudioReadError, OSError) as err:
+            print(f"wavegen transcribe: skipped {path}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        midi = transcribe_audio(
+            model, audio, rate, decoding, args.chunk_seconds, args.overlap_seconds
+        )
+        write_midi(Path(args.out) / f"{Path(path).stem}.mid", midi)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavegen", description="Hierarchical music generation in the waveform domain."
@@ -88,6 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flow.add_argument("--repo", default=".", help="the DVC project (default: here)")
     flow.set_defaults(run=_run)
+
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe audio files (wav/flac/ogg) to MIDI with a trained model"
+    )
+    transcribe.add_argument("audio", nargs="+", help="audio files, any sample rate, mono or stereo")
+    transcribe.add_argument("--checkpoint", required=True, help="train_transcriber's checkpoint")
+    transcribe.add_argument("--out", required=True, help="directory for the .mid files")
+    transcribe.add_argument("--onset-threshold", type=float, default=0.5)
+    transcribe.add_argument("--frame-threshold", type=float, default=0.5)
+    transcribe.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=20.0,
+        help="memory is bounded by this, not by the file's length",
+    )
+    transcribe.add_argument("--overlap-seconds", type=float, default=2.0)
+    transcribe.set_defaults(run=_transcribe)
     return parser
 
 

@@ -1,0 +1,50 @@
+"""`wavegen transcribe` on a good and a corrupt file: one MIDI, one error, the rest kept."""
+
+from __future__ import annotations
+
+import pretty_midi
+import soundfile as sf
+import torch
+
+from tests.conftest import run, tone
+from wavegen_core.config import TranscriberModelConfig
+from wavegen_core.models.onsets_frames import OnsetsAndFrames
+from wavegen_core.training.checkpoint import save_checkpoint
+
+
+def test_corrupt_file_is_reported_and_the_good_one_transcribed(tmp_path, venv_env) -> None:
+    config = TranscriberModelConfig()
+    model = OnsetsAndFrames(config)
+    save_checkpoint(
+        tmp_path / "checkpoint.pt",
+        model,
+        torch.optim.Adam(model.parameters()),
+        step=0,
+        config={"model": config.model_dump(mode="json")},
+        metrics={},
+    )
+    sf.write(tmp_path / "good.wav", tone(3.0, 44100, channels=2), 44100)
+    (tmp_path / "broken.flac").write_bytes(b"fLaC not really")
+    out = tmp_path / "midi"
+
+    result = run(
+        [
+            "wavegen",
+            "transcribe",
+            "--checkpoint",
+            str(tmp_path / "checkpoint.pt"),
+            "--out",
+            str(out),
+            str(tmp_path / "broken.flac"),
+            str(tmp_path / "good.wav"),
+        ],
+        tmp_path,
+        venv_env,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert len(errors) == 1 and "broken.flac" in errors[0] and "unreadable audio" in errors[0]
+    assert [p.name for p in out.iterdir()] == ["good.mid"]
+    pretty_midi.PrettyMIDI(str(out / "good.mid"))  # a valid MIDI file
