@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED
+
 # Exit codes of wavegen's own stages that mean "the stage itself is wrong" (see
 # stages/_common.py): retrying cannot help.
-OWN_ERROR_CODES = {1: "stage error", 2: "invalid params"}
+OWN_ERROR_CODES = {EXIT_FAILED: "stage error", EXIT_BAD_PARAMS: "invalid params"}
 
 _EXITED = re.compile(r"exited with (-?\d+)")
 _PROGRESS = re.compile(r"\d+%\|")

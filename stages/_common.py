@@ -7,11 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from wavegen_core.config import PARAMS_FILE, Params, ParamsError, load_params
-from wavegen_core.errors import WavegenError
+from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED, WavegenError
 from wavegen_core.progress import log, setup_logging
-
-EXIT_FAILED = 1
-EXIT_BAD_PARAMS = 2
 
 
 def run_stage(name: str, body: Callable[[Params], None], argv: Sequence[str] | None = None) -> int:

@@ -7,8 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from wavegen_core.config import PARAMS_FILE, ParamsError, load_params
-
-EXIT_BAD_PARAMS = 2
+from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED
 
 
 def _check_params(args: argparse.Namespace) -> int:
@@ -79,7 +78,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             model, audio, rate, decoding, args.chunk_seconds, args.overlap_seconds
         )
         write_midi(Path(args.out) / f"{Path(path).stem}.mid", midi)
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

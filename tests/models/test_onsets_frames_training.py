@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mir_eval
 import numpy as np
 import pretty_midi
 import pytest
@@ -13,6 +12,7 @@ import torch
 from wavegen_core.audio.io import load_audio
 from wavegen_core.config import NoteDecodingConfig, TranscriberModelConfig, validate_params
 from wavegen_core.data import prepare_corpus, read_manifest
+from wavegen_core.evaluation.transcription import note_onset_f1
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import midi_to_targets, piano_notes
 from wavegen_core.models import OnsetsAndFrames, transcribe_audio, transcription_loss
@@ -47,19 +47,8 @@ def _onset_f1(model: OnsetsAndFrames, clips) -> float:
         estimated = transcribe_audio(model, audio, 16000, DECODING, 30.0, 1.0).instruments[0].notes
         # Notes starting in the clip's last 100 ms have too little audio to be heard.
         reference = [note for note in piano_notes(midi) if note.start < CLIP_SECONDS - 0.1]
-        if not estimated:
-            scores.append(0.0)
-            continue
-        _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
-            *_intervals_and_hz(reference), *_intervals_and_hz(estimated), offset_ratio=None
-        )
-        scores.append(f1)
+        scores.append(note_onset_f1(reference, estimated))
     return float(np.mean(scores))
-
-
-def _intervals_and_hz(notes: list[pretty_midi.Note]) -> tuple[np.ndarray, np.ndarray]:
-    intervals = np.array([[note.start, note.end] for note in notes])
-    return intervals, np.array([pretty_midi.note_number_to_hz(note.pitch) for note in notes])
 
 
 def test_tiny_model_learns_the_training_chorales(clips) -> None:

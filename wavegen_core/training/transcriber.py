@@ -8,15 +8,14 @@ split and reports its loss and mir_eval's note-onset F1.
 from __future__ import annotations
 
 import os
-from typing import Any
 
-import mir_eval
 import numpy as np
 import torch
 from torch import nn
 
 from wavegen_core.config import NoteDecodingConfig, TranscriptionConfig
 from wavegen_core.data.segments import AlignedPiece, excerpt_batch
+from wavegen_core.evaluation.transcription import note_onset_f1
 from wavegen_core.midi.rolls import decode_notes
 from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcription_loss
 from wavegen_core.training.checkpoint import load_checkpoint
@@ -26,8 +25,6 @@ from wavegen_core.training.seeding import seed_everything
 # Validation excerpts: a fixed draw, the same at every evaluation and in every run.
 VALIDATION_EXCERPTS = 16
 VALIDATION_STEP = 0
-# mir_eval's onset tolerance (50 ms), as in the Onsets and Frames evaluation.
-ONSET_TOLERANCE = 0.05
 
 
 def _forward(model: nn.Module, audio: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -38,14 +35,6 @@ def _forward(model: nn.Module, audio: torch.Tensor) -> dict[str, torch.Tensor]:
 def _loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
     assert isinstance(model, OnsetsAndFrames)
     return transcription_loss(_forward(model, batch["audio"]), batch, model.config)
-
-
-def _intervals(notes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    if not notes:
-        return np.zeros((0, 2)), np.zeros(0)
-    intervals = np.array([[note.start, note.end] for note in notes])
-    pitches = np.array([mir_eval.util.midi_to_hz(note.pitch) for note in notes])
-    return intervals, pitches
 
 
 def onset_f1(
@@ -73,12 +62,7 @@ def onset_f1(
             decoding,
             frames_per_second,
         )
-        _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
-            *_intervals(truth),
-            *_intervals(predicted),
-            onset_tolerance=ONSET_TOLERANCE,
-            offset_ratio=None,
-        )
+        f1 = note_onset_f1(truth, predicted)
         scores.append(f1)
     return float(np.mean(scores)) if scores else 0.0
 
