@@ -104,12 +104,29 @@ def test_profiles_switch_and_switch_back(tmp_path, repo_root) -> None:
     profiles.apply_profile("full", path)
     assert load_params(path).data.max_pieces is None
     assert "# Global seed" in path.read_text()  # comments survive
+    profiles.apply_profile("cpu", path)
+    assert load_params(path).data.max_pieces == 200
+    assert load_params(path).transcription.model.onset_positive_weight == 10.0
     profiles.apply_profile("tiny", path)
     assert path.read_text() == original  # params.yaml ships as the tiny profile
 
 
+def test_every_profile_sets_the_same_keys() -> None:
+    """Switching from any profile to any other leaves nothing of the first behind."""
+
+    def keys(tree: dict, where: str = "") -> set[str]:
+        nested = (
+            keys(v, f"{where}{k}.") if isinstance(v, dict) else {f"{where}{k}"}
+            for k, v in tree.items()
+        )
+        return set().union(*nested)
+
+    key_sets = {name: keys(profiles.overlay(name)) for name in profiles.available()}
+    assert len(set(map(frozenset, key_sets.values()))) == 1, key_sets
+
+
 def test_unknown_profile_names_the_available_ones(tmp_path, repo_root) -> None:
-    with pytest.raises(ValueError, match="available: full, tiny"):
+    with pytest.raises(ValueError, match="available: cpu, full, tiny"):
         profiles.apply_profile("huge", repo_root / "params.yaml")
 
 

@@ -74,14 +74,38 @@ def test_velocity_loss_counts_onset_frames_only() -> None:
     assert parts["velocity"].item() == pytest.approx(0.01)
 
 
-def test_onset_weighting_covers_the_first_frames_of_each_note() -> None:
+def test_onset_weighting_is_heaviest_at_note_starts_and_decays() -> None:
     onsets = torch.zeros(1, 8, 1)
     frames = torch.zeros(1, 8, 1)
     onsets[0, [1, 4], 0] = 1.0
     frames[0, 1:7, 0] = 1.0  # a note from 1 to 4, re-struck at 4, ending at 7
     config = CONFIG.model_copy(update={"onset_weight": 5.0, "onset_weight_frames": 2})
     weights = onset_weighted_frames(onsets, frames, config)[0, :, 0].tolist()
-    assert weights == [1.0, 5.0, 5.0, 1.0, 5.0, 5.0, 1.0, 1.0]
+    decayed = 5.0 / 2**0.5
+    assert weights == pytest.approx([1.0, 5.0, 5.0, decayed, 5.0, 5.0, decayed, 1.0])
+    long_note = torch.zeros(1, 40, 1)
+    long_note[0, 0, 0] = 1.0
+    weights = onset_weighted_frames(long_note, torch.ones(1, 40, 1), config)[0, :, 0]
+    assert weights[2:].diff().le(0).all() and weights[-1].item() == 1.0
+
+
+def test_positive_weight_scales_the_onset_loss_of_missed_onsets() -> None:
+    targets = {name: torch.zeros(1, 4, 88) for name in ("onsets", "offsets", "frames", "velocity")}
+    targets["onsets"][0, 1, 40] = 1.0
+    outputs = {
+        "onset_logits": torch.zeros(1, 4, 88),
+        "offset_logits": torch.zeros(1, 4, 88),
+        "frame_logits": torch.zeros(1, 4, 88),
+        "velocity": torch.zeros(1, 4, 88),
+    }
+    plain_config = CONFIG.model_copy(update={"onset_positive_weight": 1.0})
+    _, plain = transcription_loss(outputs, targets, plain_config)
+    weighted_config = CONFIG.model_copy(update={"onset_positive_weight": 10.0})
+    _, weighted = transcription_loss(outputs, targets, weighted_config)
+    log2 = float(np.log(2.0))
+    assert plain["onset"].item() == pytest.approx(log2)
+    # One positive of 352 counts ten times: (351 + 10) / 352 of the plain loss.
+    assert weighted["onset"].item() == pytest.approx(log2 * 361 / 352)
 
 
 def test_chunked_inference_matches_a_single_pass() -> None:

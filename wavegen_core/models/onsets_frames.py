@@ -161,20 +161,22 @@ def parameter_count(model: nn.Module) -> int:
 def onset_weighted_frames(
     onsets: torch.Tensor, frames: torch.Tensor, config: TranscriberModelConfig
 ) -> torch.Tensor:
-    """Per-element weights of the frame loss: ``onset_weight`` in a note's first frames.
+    """Per-element weights of the frame loss, heaviest where notes begin.
 
     The weighted frame loss of Hawthorne et al. 2018, section 3, which makes the frame
-    head accurate where notes begin: frames within ``onset_weight_frames`` of the
-    latest onset of their key, while the key sounds, weigh ``onset_weight``; all
-    other frames weigh 1. (The paper further lets the weight decay over the rest of
-    the note; this keeps its constant part.)
+    head accurate where notes begin: while a key sounds, the first
+    ``onset_weight_frames`` frames from its latest onset weigh ``onset_weight``, the
+    k-th frame after them ``onset_weight / sqrt(k + 1)``, never below 1; frames where
+    the key is silent weigh 1.
     """
     frame_index = torch.arange(onsets.shape[1], device=onsets.device).view(1, -1, 1)
     onset_frames = torch.where(onsets > 0, frame_index, torch.full_like(frame_index, -1))
     latest_onset = torch.cummax(onset_frames.expand_as(onsets), dim=1).values
-    near_onset = (latest_onset >= 0) & (frame_index - latest_onset < config.onset_weight_frames)
-    in_note_start = near_onset & (frames > 0)
-    return torch.where(in_note_start, config.onset_weight, 1.0).to(frames.dtype)
+    since_start = frame_index - latest_onset - config.onset_weight_frames + 2
+    decayed = config.onset_weight / since_start.clamp(min=1).to(frames.dtype).sqrt()
+    decayed = torch.where(since_start < 2, config.onset_weight, decayed.clamp(min=1.0))
+    in_note = (latest_onset >= 0) & (frames > 0)
+    return torch.where(in_note, decayed, torch.ones_like(decayed))
 
 
 def transcription_loss(
@@ -184,14 +186,20 @@ def transcription_loss(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The training loss of Hawthorne et al. 2018, section 3, and its detached parts.
 
-    Binary cross-entropy for onsets, offsets and (onset-weighted) frames, and for
+    Binary cross-entropy for onsets and offsets (positives weighted by
+    ``onset_positive_weight``) and (onset-weighted) frames, and for
     velocity the squared error at onset frames only, normalised by their number
     (velocity is undefined where no note starts). ``targets`` are keyed as in
     :func:`wavegen_core.midi.rolls.midi_to_targets`.
     """
     onsets, frames = targets["onsets"], targets["frames"]
-    onset = F.binary_cross_entropy_with_logits(outputs["onset_logits"], onsets)
-    offset = F.binary_cross_entropy_with_logits(outputs["offset_logits"], targets["offsets"])
+    positive_weight = torch.tensor(config.onset_positive_weight, device=onsets.device)
+    onset = F.binary_cross_entropy_with_logits(
+        outputs["onset_logits"], onsets, pos_weight=positive_weight
+    )
+    offset = F.binary_cross_entropy_with_logits(
+        outputs["offset_logits"], targets["offsets"], pos_weight=positive_weight
+    )
     frame = F.binary_cross_entropy_with_logits(
         outputs["frame_logits"], frames, weight=onset_weighted_frames(onsets, frames, config)
     )

@@ -1,4 +1,4 @@
-"""Named overlays of params.yaml: ``tiny`` (the default, CPU in minutes) and ``full``."""
+"""Named overlays of params.yaml: ``tiny`` (the default), ``cpu`` and ``full``."""
 
 from __future__ import annotations
 
