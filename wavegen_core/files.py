@@ -70,6 +70,24 @@ def write_json(path: str | os.PathLike[str], payload: Any) -> None:
         handle.write("\n")
 
 
+def staging_dir(target: str | os.PathLike[str], key: str) -> Path:
+    """The directory where ``target`` is built before :func:`replace_dir` swaps it in.
+
+    It lies beside ``target`` and is named by ``key``, a hash of everything that
+    changes the output: a killed run that restarts with the same key finds its
+    finished parts there and resumes; staging directories of other keys are stale and
+    removed.
+    """
+    target = Path(target)
+    prefix = f".{target.name}.partial-"
+    staging = target.with_name(prefix + key)
+    for stale in target.parent.glob(prefix + "*"):
+        if stale != staging:
+            shutil.rmtree(stale)
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging
+
+
 def replace_dir(staging: Path, target: Path) -> None:
     """Move a finished ``staging`` directory onto ``target``.
 

@@ -28,9 +28,13 @@ class Piece:
     origin: str
 
 
-def write_manifest(directory: str | os.PathLike[str], pieces: list[Piece]) -> Path:
+def write_manifest(
+    directory: str | os.PathLike[str], pieces: list[Piece], **about: str
+) -> Path:
+    """Write the manifest; ``about`` adds top-level fields (e.g. ``transcriber="model"``)."""
     path = Path(directory) / MANIFEST_NAME
-    write_json(path, {"pieces": [asdict(piece) for piece in sorted(pieces, key=lambda p: p.id)]})
+    records = [asdict(piece) for piece in sorted(pieces, key=lambda p: p.id)]
+    write_json(path, {**about, "pieces": records})
     return path
 
 

@@ -28,7 +28,7 @@ from wavegen_core.config import Params
 from wavegen_core.data.manifest import Piece, write_manifest
 from wavegen_core.data.sources import SourceItem, discover
 from wavegen_core.errors import WavegenError
-from wavegen_core.files import replace_dir, write_json
+from wavegen_core.files import replace_dir, staging_dir, write_json
 from wavegen_core.midi.io import MidiReadError, load_midi, note_count, write_midi
 from wavegen_core.progress import log, progress
 
@@ -167,17 +167,6 @@ def _finished_records(staging: Path) -> dict[str, Piece]:
     return records
 
 
-def _staging_dir(out_dir: Path, params: Params) -> Path:
-    """The staging directory for these params; stale ones from other params are removed."""
-    prefix = f".{out_dir.name}.partial-"
-    staging = out_dir.with_name(prefix + fingerprint(params))
-    for stale in out_dir.parent.glob(prefix + "*"):
-        if stale != staging:
-            shutil.rmtree(stale)
-    staging.mkdir(parents=True, exist_ok=True)
-    return staging
-
-
 def _run(items: list[SourceItem], params: Params, staging: Path) -> list[Piece | Rejection]:
     workers = params.data.num_workers or os.cpu_count() or 1
     workers = min(workers, max(len(items), 1))
@@ -205,7 +194,7 @@ def prepare_corpus(params: Params, out_dir: str | os.PathLike[str]) -> PrepareRe
     if any(item.corpus_id is not None or item.audio is None for item in items):
         check_renderer(params.data.render.soundfont)
 
-    staging = _staging_dir(out_dir, params)
+    staging = staging_dir(out_dir, fingerprint(params))
     done = _finished_records(staging)
     if done:
         log.info("prepare_data: resuming, %d pieces already prepared", len(done))
