@@ -49,3 +49,57 @@ def plot_audio_and_midi(
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
+
+
+def _roll(notes: list[pretty_midi.Note], n_frames: int) -> np.ndarray:
+    roll = np.zeros((PIANO_HIGH - PIANO_LOW + 1, n_frames), dtype=bool)
+    for note in notes:
+        if PIANO_LOW <= note.pitch <= PIANO_HIGH:
+            first = int(note.start * ROLL_FPS)
+            roll[note.pitch - PIANO_LOW, first : max(int(note.end * ROLL_FPS), first + 1)] = True
+    return roll
+
+
+# Colours of the comparison rolls: both agree, only the reference, only the estimate.
+AGREE, MISSED, EXTRA = (0.15, 0.15, 0.15), (0.2, 0.45, 0.95), (0.9, 0.2, 0.15)
+
+
+def plot_transcriptions(
+    path: str | os.PathLike[str],
+    reference: list[pretty_midi.Note],
+    estimates: dict[str, list[pretty_midi.Note]],
+    title: str,
+) -> None:
+    """One piano roll per transcriber against the reference, as PNG.
+
+    Black where estimate and reference agree, blue where a reference note was missed,
+    red where the estimate has a note the reference does not.
+    """
+    end = max((note.end for notes in (reference, *estimates.values()) for note in notes), default=1)
+    n_frames = int(np.ceil(end * ROLL_FPS)) + 1
+    truth = _roll(reference, n_frames)
+    rows = len(estimates)
+    figure = Figure(figsize=(12, 2.8 * rows))
+    axes = figure.subplots(rows, 1, sharex=True, squeeze=False)
+    for row, (name, notes) in enumerate(estimates.items()):
+        estimate = _roll(notes, n_frames)
+        image = np.ones((*truth.shape, 3))
+        image[truth & estimate] = AGREE
+        image[truth & ~estimate] = MISSED
+        image[~truth & estimate] = EXTRA
+        ax = axes[row, 0]
+        ax.imshow(
+            image,
+            aspect="auto",
+            origin="lower",
+            interpolation="nearest",
+            extent=(0, n_frames / ROLL_FPS, PIANO_LOW - 0.5, PIANO_HIGH + 0.5),
+        )
+        pitches = [note.pitch for note in reference + notes] or [60]
+        ax.set_ylim(min(pitches) - 2, max(pitches) + 2)
+        ax.set_ylabel("MIDI pitch")
+        ax.set_title(f"{title}: {name} (black agrees, blue missed, red extra)", fontsize=10)
+    axes[-1, 0].set_xlabel("time (s)")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100, format="png")
