@@ -9,11 +9,18 @@ STAMP := $(VENV)/.installed
 # CPU build of PyTorch, installed first on machines without a GPU so that the
 # project's range (torch>=2.4,<3) is already met and no CUDA build is pulled in.
 TORCH_CPU ?= torch==2.13.0
-DEBIAN_PACKAGES := fluidsynth timgm6mb-soundfont
+# basic-pitch, the transcription baseline; BASIC_PITCH=0 leaves it out.
+BASIC_PITCH ?= 1
+BASIC_PITCH_VERSION := basic-pitch==0.4.0
+COMMA := ,
+EXTRAS := dev$(if $(filter 1,$(BASIC_PITCH)),$(COMMA)basic-pitch)
+# TimGM6mb renders the corpus; FluidR3 is the second soundfont the transcription
+# benchmark checks generalisation with.
+DEBIAN_PACKAGES := fluidsynth timgm6mb-soundfont fluid-soundfont-gm
 # Runs a command with the venv first on PATH, so dvc stages' `python` is the venv's.
 IN_VENV := PATH="$(BIN):$$PATH" DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: setup system-packages python-packages demo test bench screenshot clean-venv
+.PHONY: setup system-packages python-packages basic-pitch demo test bench screenshot clean-venv
 
 setup: system-packages python-packages
 
@@ -33,6 +40,16 @@ system-packages:
 	fi
 
 python-packages: $(STAMP)
+	@if [ "$(BASIC_PITCH)" = 1 ] && ! $(VENV)/bin/python -m pip show basic-pitch >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory basic-pitch; \
+	fi
+
+# basic-pitch's metadata asks for TensorFlow on Python >= 3.11, yet the ONNX model in
+# its package runs on onnxruntime alone: its other dependencies come from our extra.
+basic-pitch: | $(VENV)/bin/python
+	@echo "make setup: installing basic-pitch (ONNX runtime, no TensorFlow)"
+	$(VENV)/bin/python -m pip install --quiet -e ".[dev,basic-pitch]"
+	$(VENV)/bin/python -m pip install --quiet --no-deps "$(BASIC_PITCH_VERSION)"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +62,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 		echo "make setup: no GPU; installing the CPU build $(TORCH_CPU)"; \
 		$(VENV)/bin/python -m pip install --quiet "$(TORCH_CPU)"; \
 	fi
-	$(VENV)/bin/python -m pip install --quiet -e ".[dev]"
+	$(VENV)/bin/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
 demo: setup

@@ -54,29 +54,37 @@ def _run(args: argparse.Namespace) -> int:
 def _transcribe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from wavegen_core.audio.io import AudioReadError, load_audio
-    from wavegen_core.config import NoteDecodingConfig
+    from wavegen_core.audio.io import AudioReadError
+    from wavegen_core.config import NoteDecodingConfig, TranscriptionConfig
+    from wavegen_core.errors import WavegenError
     from wavegen_core.midi.io import write_midi
-    from wavegen_core.models.onsets_frames import transcribe_audio
+    from wavegen_core.models.transcribers import make_transcriber
     from wavegen_core.progress import progress
-    from wavegen_core.training.transcriber import load_transcriber
 
-    model = load_transcriber(args.checkpoint)
-    rate = model.config.mel.sample_rate
-    decoding = NoteDecodingConfig(
-        onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold
+    if args.backend == "model" and args.checkpoint is None:
+        print("wavegen transcribe: --checkpoint is required with --backend model", file=sys.stderr)
+        return EXIT_BAD_PARAMS
+    config = TranscriptionConfig(
+        backend=args.backend,
+        decoding=NoteDecodingConfig(
+            onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold
+        ),
+        chunk_seconds=args.chunk_seconds,
+        overlap_seconds=args.overlap_seconds,
     )
+    try:
+        transcriber = make_transcriber(args.backend, config, args.checkpoint)
+    except WavegenError as err:
+        print(f"wavegen transcribe: {err}", file=sys.stderr)
+        return EXIT_FAILED
     failed = 0
     for path in progress(args.audio, total=len(args.audio), desc="transcribe", unit="file"):
         try:
-            audio = load_audio(path, rate)
+            midi = transcriber(path)
         except (AudioReadError, OSError) as err:
             print(f"wavegen transcribe: skipped {path}: {err}", file=sys.stderr)
             failed += 1
             continue
-        midi = transcribe_audio(
-            model, audio, rate, decoding, args.chunk_seconds, args.overlap_seconds
-        )
         write_midi(Path(args.out) / f"{Path(path).stem}.mid", midi)
     return EXIT_FAILED if failed else 0
 
@@ -92,9 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check_params)
 
     profile = commands.add_parser(
-        "profile", help="switch params.yaml to a named profile (tiny: CPU in minutes; full)"
+        "profile",
+        help="switch params.yaml to a named profile "
+        "(tiny: CPU in minutes; cpu: about an hour on 2 cores; full: the papers' sizes)",
     )
-    profile.add_argument("name", help="tiny or full")
+    profile.add_argument("name", help="tiny, cpu or full")
     profile.add_argument("--params", default=PARAMS_FILE)
     profile.set_defaults(run=_profile)
 
@@ -122,7 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         "transcribe", help="transcribe audio files (wav/flac/ogg) to MIDI with a trained model"
     )
     transcribe.add_argument("audio", nargs="+", help="audio files, any sample rate, mono or stereo")
-    transcribe.add_argument("--checkpoint", required=True, help="train_transcriber's checkpoint")
+    transcribe.add_argument(
+        "--backend",
+        choices=["model", "basic_pitch"],
+        default="model",
+        help="our Onsets and Frames (default) or basic-pitch (the optional extra)",
+    )
+    transcribe.add_argument("--checkpoint", help="train_transcriber's checkpoint (--backend model)")
     transcribe.add_argument("--out", required=True, help="directory for the .mid files")
     transcribe.add_argument("--onset-threshold", type=float, default=0.5)
     transcribe.add_argument("--frame-threshold", type=float, default=0.5)

@@ -48,3 +48,14 @@ def test_corrupt_file_is_reported_and_the_good_one_transcribed(tmp_path, venv_en
     assert len(errors) == 1 and "broken.flac" in errors[0] and "unreadable audio" in errors[0]
     assert [p.name for p in out.iterdir()] == ["good.mid"]
     pretty_midi.PrettyMIDI(str(out / "good.mid"))  # a valid MIDI file
+
+
+def test_our_model_needs_a_checkpoint_and_a_missing_one_is_named(tmp_path, venv_env) -> None:
+    sf.write(tmp_path / "good.wav", tone(1.0, 16000), 16000)
+    base = ["wavegen", "transcribe", "--out", str(tmp_path / "midi"), str(tmp_path / "good.wav")]
+    result = run(base, tmp_path, venv_env, check=False)
+    assert result.returncode == 2 and "--checkpoint is required" in result.stderr
+    missing = tmp_path / "nowhere.pt"
+    result = run([*base, "--checkpoint", str(missing)], tmp_path, venv_env, check=False)
+    assert result.returncode == 1 and f"no transcriber checkpoint at {missing}" in result.stderr
+    assert not (tmp_path / "midi").exists()

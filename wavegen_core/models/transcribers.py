@@ -1,0 +1,130 @@
+"""The transcribers behind one call, audio file -> piano MIDI.
+
+``model`` is our Onsets and Frames from a ``train_transcriber`` checkpoint;
+``basic_pitch`` is Spotify's basic-pitch (Bittner et al. 2022), an optional extra whose
+ONNX weights ship inside its package, run with onnxruntime (no TensorFlow). Both read
+audio of any rate and channel count, and both raise
+:class:`~wavegen_core.audio.io.AudioReadError` for a file they cannot read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import pretty_midi
+import torch
+
+from wavegen_core.audio.io import load_audio
+from wavegen_core.config import TranscriptionConfig
+from wavegen_core.errors import WavegenError
+from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_audio
+
+BACKENDS = ("model", "basic_pitch")
+BASIC_PITCH_INSTALL = (
+    "basic-pitch is not installed; `make setup` installs it (BASIC_PITCH=1, the default), "
+    "or by hand: pip install -e '.[basic-pitch]' && pip install --no-deps basic-pitch==0.4.0"
+)
+
+
+class Transcriber(Protocol):
+    """Audio file in, piano MIDI out."""
+
+    name: str
+
+    def __call__(self, path: str | os.PathLike[str]) -> pretty_midi.PrettyMIDI: ...
+
+
+class OnsetsAndFramesTranscriber:
+    """Our model, with the decoding and chunking of ``transcription`` params."""
+
+    name = "model"
+
+    def __init__(self, model: OnsetsAndFrames, config: TranscriptionConfig) -> None:
+        self.model = model
+        self.config = config
+
+    def __call__(self, path: str | os.PathLike[str]) -> pretty_midi.PrettyMIDI:
+        rate = self.model.config.mel.sample_rate
+        return transcribe_audio(
+            self.model,
+            load_audio(path, rate),
+            rate,
+            self.config.decoding,
+            self.config.chunk_seconds,
+            self.config.overlap_seconds,
+        )
+
+
+def basic_pitch_available() -> bool:
+    """Whether the basic-pitch extra (and onnxruntime to run it) is installed."""
+    return all(importlib.util.find_spec(name) for name in ("basic_pitch", "onnxruntime"))
+
+
+@contextlib.contextmanager
+def _quiet_import() -> Iterator[None]:
+    """Importing basic-pitch logs a warning for each runtime it does not find (CoreML,
+    TFLite, TensorFlow) and resampy warns about pkg_resources; only ONNX is used here."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        root.setLevel(level)
+
+
+class BasicPitchTranscriber:
+    """basic-pitch with its published defaults (thresholds 0.5/0.3, notes >= 127.7 ms)."""
+
+    name = "basic_pitch"
+
+    def __init__(self) -> None:
+        if not basic_pitch_available():
+            raise WavegenError(BASIC_PITCH_INSTALL)
+        with _quiet_import():
+            from basic_pitch import ICASSP_2022_MODEL_PATH
+            from basic_pitch.inference import Model
+
+        self._model = Model(ICASSP_2022_MODEL_PATH)
+        # basic-pitch reads audio itself (librosa, 22.05 kHz mono).
+        self._sample_rate = 22050
+
+    def __call__(self, path: str | os.PathLike[str]) -> pretty_midi.PrettyMIDI:
+        from basic_pitch.inference import predict
+
+        # Our reader first, so an unreadable file fails as it does for our model.
+        load_audio(path, self._sample_rate)
+        # predict() prints a line per file; the stage shows a progress bar instead.
+        with contextlib.redirect_stdout(io.StringIO()):
+            _, midi, _ = predict(Path(path), self._model)
+        return midi
+
+
+def make_transcriber(
+    backend: str,
+    config: TranscriptionConfig,
+    checkpoint: str | os.PathLike[str] | None = None,
+    device: torch.device | str = "cpu",
+) -> Transcriber:
+    """The transcriber ``backend`` names; ``model`` needs the ``checkpoint``."""
+    if backend == "basic_pitch":
+        return BasicPitchTranscriber()
+    if backend != "model":
+        raise ValueError(f"unknown transcription backend {backend!r}; one of {BACKENDS}")
+    if checkpoint is None or not Path(checkpoint).is_file():
+        raise WavegenError(
+            f"no transcriber checkpoint at {checkpoint}; run `dvc repro train_transcriber` first"
+        )
+    from wavegen_core.training.transcriber import load_transcriber
+
+    return OnsetsAndFramesTranscriber(load_transcriber(checkpoint, str(device)), config)
