@@ -1,0 +1,102 @@
+"""Stage `evaluate_transcriber`: our transcriber (and basic-pitch) on the test split.
+
+The measures of Hawthorne et al. 2018 with mir_eval (note onset, note with offset,
+note with offset and velocity, frame; precision, recall, F1), per piece and their mean.
+When `transcription.compare_basic_pitch` is on and basic-pitch is installed, it is
+scored on the same audio, so `dvc metrics show` puts both side by side.
+
+Writes `reports/evaluate_transcriber/metrics.json` (means, one block per transcriber),
+`per_piece.json`, and `rolls/<piece>.png` (each transcriber against the reference)
+for the first few test pieces.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from stages._common import run_stage
+from wavegen_core.config import Params
+from wavegen_core.data import read_manifest
+from wavegen_core.errors import WavegenError
+from wavegen_core.evaluation.plots import plot_transcriptions
+from wavegen_core.evaluation.transcription import mean_metrics, transcription_metrics
+from wavegen_core.files import replace_dir, staging_dir, write_json
+from wavegen_core.midi import load_midi
+from wavegen_core.midi.rolls import piano_notes
+from wavegen_core.models.transcribers import (
+    Transcriber,
+    basic_pitch_available,
+    make_transcriber,
+)
+from wavegen_core.progress import log, progress
+from wavegen_core.training import choose_device
+
+CORPUS = Path("data/prepared")
+CHECKPOINT = Path("models/transcriber/checkpoint.pt")
+REPORT_DIR = Path("reports/evaluate_transcriber")
+ROLLS = "rolls"
+PICTURED_PIECES = 3
+
+
+def _transcribers(params: Params) -> list[Transcriber]:
+    config = params.transcription
+    device = choose_device(config.train.device or params.device, param="transcription.train.device")
+    chosen = [make_transcriber("model", config, CHECKPOINT, device)]
+    if config.compare_basic_pitch:
+        if basic_pitch_available():
+            chosen.append(make_transcriber("basic_pitch", config))
+        else:
+            log.warning("evaluate_transcriber: basic-pitch is not installed; scoring ours alone")
+    return chosen
+
+
+def evaluate(params: Params) -> None:
+    test = [p for p in read_manifest(CORPUS) if p.split == "test" and p.midi is not None]
+    if not test:
+        raise WavegenError(
+            f"{CORPUS} has no test piece with MIDI; raise data.splits.test or add labelled audio"
+        )
+    transcribers = _transcribers(params)
+    names = [transcriber.name for transcriber in transcribers]
+    log.info("evaluate_transcriber: %d test pieces, %s", len(test), " and ".join(names))
+    per_piece: dict[str, dict[str, Any]] = {}
+    rolls = staging_dir(REPORT_DIR / ROLLS, "pictures")
+    for index, piece in enumerate(progress(test, desc="evaluate_transcriber", unit="piece")):
+        assert piece.midi is not None
+        reference = piano_notes(load_midi(CORPUS / piece.midi))
+        if not reference:
+            log.warning("evaluate_transcriber: %s has no piano notes; skipped", piece.id)
+            continue
+        estimates = {t.name: piano_notes(t(CORPUS / piece.audio)) for t in transcribers}
+        per_piece[piece.id] = {
+            name: transcription_metrics(reference, notes) for name, notes in estimates.items()
+        }
+        if index < PICTURED_PIECES:
+            plot_transcriptions(rolls / f"{piece.id}.png", reference, estimates, piece.id)
+    if not per_piece:
+        raise WavegenError("no test piece has piano notes to compare with")
+    metrics: dict[str, Any] = {"pieces": len(per_piece)}
+    for name in names:
+        metrics[name] = mean_metrics([scores[name] for scores in per_piece.values()])
+    replace_dir(rolls, REPORT_DIR / ROLLS)
+    write_json(REPORT_DIR / "per_piece.json", per_piece)
+    write_json(REPORT_DIR / "metrics.json", metrics)
+    for name in names:
+        mean = metrics[name]
+        log.info(
+            "evaluate_transcriber: %-11s onset F1 %.3f, with offset %.3f, frame F1 %.3f",
+            name,
+            mean["onset_f1"],
+            mean["offset_f1"],
+            mean["frame_f1"],
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage("evaluate_transcriber", evaluate, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

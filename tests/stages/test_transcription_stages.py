@@ -1,0 +1,105 @@
+"""`transcribe` and `evaluate_transcriber` under the real `dvc repro`, at the tiny profile.
+
+The corpus is a folder: three MIDI files (rendered by prepare_data into one train,
+one validation and one test piece) and one audio file without MIDI (the unlabelled
+pool). basic-pitch is scored beside our model when the extra is installed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pretty_midi
+import pytest
+
+from tests.conftest import run, set_data_params, set_params, tiny_repo_copy, tone
+from wavegen_core.audio.io import write_wav
+from wavegen_core.evaluation.transcription import METRIC_NAMES
+from wavegen_core.midi.io import load_midi
+from wavegen_core.models.transcribers import basic_pitch_available
+
+pytestmark = pytest.mark.slow
+
+
+def _chords(first_pitch: int, count: int = 14, step: float = 0.45) -> pretty_midi.PrettyMIDI:
+    """Two-note chords moving up by step: easy for any transcriber, not for an untrained one."""
+    midi = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    for index in range(count):
+        start, end = index * step, index * step + step * 0.9
+        for pitch in (first_pitch + 2 * index, first_pitch + 2 * index + 7):
+            piano.notes.append(pretty_midi.Note(velocity=90, pitch=pitch, start=start, end=end))
+    midi.instruments.append(piano)
+    return midi
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, repo_root, venv_env) -> Path:
+    repo = tiny_repo_copy(repo_root, tmp_path_factory.mktemp("stages") / "wavegen", venv_env)
+    raw = repo / "data/raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name, pitch in (("low", 43), ("middle", 52), ("high", 60)):
+        _chords(pitch).write(str(raw / f"{name}.mid"))
+    write_wav(raw / "unlabelled.wav", tone(4.0, 16000, freq=261.63), 16000)
+    set_data_params(repo, source="folder", root="data/raw", max_pieces=None)
+    set_params(repo, "transcription", compare_basic_pitch=True)
+    env = {**venv_env, "PYTHONPATH": str(repo)}
+    run(["dvc", "repro", "transcribe", "evaluate_transcriber"], repo, env)
+    return repo
+
+
+def _manifest(repo: Path, corpus: str) -> dict:
+    return json.loads((repo / corpus / "manifest.json").read_text())
+
+
+def test_transcribe_covers_the_unlabelled_pool_and_the_train_split(repo) -> None:
+    prepared = {p["id"]: p for p in _manifest(repo, "data/prepared")["pieces"]}
+    transcribed = _manifest(repo, "data/transcribed")
+    assert transcribed["transcriber"] == "model"
+    wanted = {i for i, p in prepared.items() if p["split"] in ("train", "unlabelled")}
+    assert {p["id"] for p in transcribed["pieces"]} == wanted
+    assert "unlabelled" in wanted
+    for piece in transcribed["pieces"]:
+        midi = load_midi(repo / "data/transcribed" / piece["midi"])
+        assert sum(len(i.notes) for i in midi.instruments) == piece["notes"]
+        # The record still leads to the audio it was transcribed from.
+        assert (repo / "data/transcribed" / piece["audio"]).resolve().is_file()
+    assert json.loads((repo / "data/transcribed/rejected.json").read_text()) == []
+    metrics = json.loads((repo / "reports/transcribe/metrics.json").read_text())
+    assert metrics["pieces"] == len(wanted) and metrics["backend"] == "model"
+    # Only the train piece has reference MIDI to agree with.
+    assert metrics["agreement_with_reference"]["pieces"] == 1
+    assert (repo / "reports/transcribe/example.png").stat().st_size > 10_000
+
+
+def test_evaluation_scores_every_measure_per_piece_and_on_average(repo, venv_env) -> None:
+    report = repo / "reports/evaluate_transcriber"
+    metrics = json.loads((report / "metrics.json").read_text())
+    test_ids = [p["id"] for p in _manifest(repo, "data/prepared")["pieces"] if p["split"] == "test"]
+    assert metrics["pieces"] == len(test_ids) == 1
+    per_piece = json.loads((report / "per_piece.json").read_text())
+    assert list(per_piece) == test_ids
+    names = ["model", "basic_pitch"] if basic_pitch_available() else ["model"]
+    for name in names:
+        assert set(metrics[name]) == set(METRIC_NAMES)
+        assert all(0.0 <= value <= 1.0 for value in metrics[name].values())
+        assert per_piece[test_ids[0]][name]["onset_f1"] == metrics[name]["onset_f1"]
+    assert (report / "rolls" / f"{test_ids[0]}.png").stat().st_size > 10_000
+    env = {**venv_env, "PYTHONPATH": str(repo)}
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
+    evaluated = shown[""]["data"]["reports/evaluate_transcriber/metrics.json"]["data"]
+    assert set(names) <= set(evaluated)
+
+
+@pytest.mark.skipif(not basic_pitch_available(), reason="the basic-pitch extra is not installed")
+def test_basic_pitch_transcribes_the_test_chords_and_can_be_the_backend(repo, venv_env) -> None:
+    metrics = json.loads((repo / "reports/evaluate_transcriber/metrics.json").read_text())
+    assert metrics["basic_pitch"]["onset_f1"] > 0.8  # plain piano chords: easy for it
+    env = {**venv_env, "PYTHONPATH": str(repo)}
+    set_params(repo, "transcription", backend="basic_pitch")
+    rerun = run(["dvc", "repro", "transcribe"], repo, env)
+    assert "Running stage 'transcribe'" in rerun.stdout
+    assert _manifest(repo, "data/transcribed")["transcriber"] == "basic_pitch"
+    agreement = json.loads((repo / "reports/transcribe/metrics.json").read_text())
+    assert agreement["agreement_with_reference"]["onset_f1"] > 0.8
