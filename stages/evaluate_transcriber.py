@@ -63,6 +63,8 @@ def evaluate(params: Params) -> None:
     log.info("evaluate_transcriber: %d test pieces, %s", len(test), " and ".join(names))
     per_piece: dict[str, dict[str, Any]] = {}
     rolls = staging_dir(REPORT_DIR / ROLLS, "pictures")
+    for stale in rolls.glob("*.png"):  # left by a killed run, perhaps of other pieces
+        stale.unlink()
     for index, piece in enumerate(progress(test, desc="evaluate_transcriber", unit="piece")):
         assert piece.midi is not None
         reference = piano_notes(load_midi(CORPUS / piece.midi))
