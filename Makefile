@@ -70,6 +70,9 @@ demo: setup
 	@echo
 	@echo "Results:"
 	@echo "  data/prepared/           prepared corpus (audio/, midi/, manifest.json, rejected.json)"
+	@echo "  data/transcribed/        MIDI transcribed from the unlabelled and train audio"
+	@echo "  models/                  trained models (self-describing checkpoints)"
+	@echo "  reports/evaluate_transcriber/  transcription scores, ours vs basic-pitch, rolls/*.png"
 	@echo "  reports/*/metrics.json   metrics    (dvc metrics show)"
 	@echo "  reports/*/*.png          pictures   (dvc plots show)"
 
