@@ -1,0 +1,111 @@
+"""The `transcribe` stage on a hand-made corpus: bad audio is listed, not fatal; resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tests.conftest import make_params, tone
+from wavegen_core.audio.io import write_wav
+from wavegen_core.config import TranscriberModelConfig
+from wavegen_core.data.manifest import Piece, write_manifest
+from wavegen_core.errors import WavegenError
+from wavegen_core.models.onsets_frames import OnsetsAndFrames
+from wavegen_core.training.checkpoint import save_checkpoint
+
+
+def _piece(piece_id: str, split: str) -> Piece:
+    return Piece(
+        id=piece_id,
+        audio=f"audio/{piece_id}.wav",
+        midi=None,
+        duration=2.0,
+        split=split,
+        source="folder",
+        has_midi=False,
+        notes=0,
+        origin=f"raw/{piece_id}.wav",
+    )
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch):
+    corpus = tmp_path / "data/prepared"
+    (corpus / "audio").mkdir(parents=True)
+    write_wav(corpus / "audio/good.wav", tone(2.0, 16000), 16000)
+    (corpus / "audio/broken.wav").write_bytes(b"RIFF....WAVE but nothing else")
+    write_wav(corpus / "audio/held_out.wav", tone(2.0, 16000), 16000)
+    pieces = [_piece("good", "unlabelled"), _piece("broken", "train"), _piece("held_out", "test")]
+    write_manifest(corpus, pieces)
+    config = TranscriberModelConfig()
+    model = OnsetsAndFrames(config)
+    save_checkpoint(
+        tmp_path / "models/transcriber/checkpoint.pt",
+        model,
+        torch.optim.Adam(model.parameters()),
+        step=0,
+        config={"model": config.model_dump(mode="json")},
+        metrics={},
+    )
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_unreadable_audio_is_listed_and_the_rest_transcribed(workdir) -> None:
+    from stages.transcribe import transcribe
+
+    transcribe(make_params())
+    out = workdir / "data/transcribed"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [p["id"] for p in manifest["pieces"]] == ["good"]  # test split left alone
+    assert (out / manifest["pieces"][0]["midi"]).is_file()
+    rejected = json.loads((out / "rejected.json").read_text())
+    assert [r["id"] for r in rejected] == ["broken"] and "unreadable" in rejected[0]["reason"]
+    metrics = json.loads((workdir / "reports/transcribe/metrics.json").read_text())
+    assert metrics["pieces"] == 1 and metrics["rejected"] == 1
+    assert not list((workdir / "data").glob(".transcribed.partial-*"))
+
+
+def test_a_rerun_resumes_from_the_pieces_already_done(workdir, monkeypatch) -> None:
+    from stages import transcribe as stage
+
+    calls: list[str] = []
+    kill_on = {"good.wav"}
+    real = stage.make_transcriber
+
+    def counting(*args, **kwargs):
+        inner = real(*args, **kwargs)
+
+        def call(path):
+            calls.append(path.name)
+            if path.name in kill_on:
+                kill_on.clear()
+                raise KeyboardInterrupt  # the stage is killed on this piece
+            return inner(path)
+
+        call.name = inner.name
+        return call
+
+    monkeypatch.setattr(stage, "make_transcriber", counting)
+    with pytest.raises(KeyboardInterrupt):
+        stage.transcribe(make_params())
+    assert calls == ["broken.wav", "good.wav"]
+    assert not (workdir / "data/transcribed").exists()  # nothing that looks finished
+    calls.clear()
+    stage.transcribe(make_params())
+    assert calls == ["good.wav"]  # broken.wav's outcome was kept
+    assert json.loads((workdir / "data/transcribed/rejected.json").read_text())[0]["id"] == "broken"
+    calls.clear()
+    stage.transcribe(make_params())  # a finished run leaves nothing to resume from
+    assert calls == ["broken.wav", "good.wav"]
+
+
+def test_nothing_readable_fails_with_the_reasons(workdir) -> None:
+    from stages.transcribe import transcribe
+
+    (workdir / "data/prepared/audio/good.wav").write_bytes(b"")
+    with pytest.raises(WavegenError, match="no piece could be transcribed.*good: empty file"):
+        transcribe(make_params())
+    assert not (workdir / "data/transcribed").exists()
