@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from wavegen_core import profiles
-from wavegen_core.audio.io import load_audio, write_wav
+from wavegen_core.audio.io import write_wav
 from wavegen_core.audio.render import render_midi
 from wavegen_core.config import ChoralesConfig, Params, TranscriptionConfig, load_params
 from wavegen_core.data import read_manifest
@@ -36,7 +36,7 @@ from wavegen_core.evaluation.transcription import mean_metrics, transcription_me
 from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import piano_notes
-from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_audio
+from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_file
 from wavegen_core.models.transcribers import (
     BasicPitchTranscriber,
     OnsetsAndFramesTranscriber,
@@ -122,45 +122,56 @@ def speed(work: Path) -> list[dict[str, Any]]:
     for seconds in (SHORT_FILE, LONG_FILE):
         long_path = work / f"long-{int(seconds)}.wav"
         write_wav(long_path, _chorale_audio(seconds, params.data.render.soundfont), SAMPLE_RATE)
-        for chunk in (20.0, seconds):
-            peak = _peak_rss_mib(["ours", str(long_path), str(chunk)])
-            label = f"{chunk:.0f} s chunks" if chunk < seconds else "one piece"
-            rows.append(
-                {
-                    "name": f"peak RSS, ours (cpu profile), {seconds / 60:.1f}-min file, {label}",
-                    "peak_rss_mib": peak,
-                }
-            )
+        runs = [("ours (cpu profile), 20 s chunks", ["ours", str(long_path), "20"])]
+        runs.append(("ours (cpu profile), one piece", ["ours", str(long_path), str(seconds)]))
         if basic_pitch_available():
+            runs.append(("basic-pitch", ["basic_pitch", str(long_path), "0"]))
+        for label, args in runs:
+            peak, baseline = _peak_rss_mib(args)
             rows.append(
                 {
-                    "name": f"peak RSS, basic-pitch, {seconds / 60:.1f}-min file",
-                    "peak_rss_mib": _peak_rss_mib(["basic_pitch", str(long_path), "0"]),
+                    "name": f"peak RSS, {label}, {seconds / 60:.1f}-min file",
+                    "peak_rss_mib": peak,
+                    "above_baseline_mib": round(peak - baseline, 1),
                 }
             )
     return rows
 
 
-def _peak_rss_mib(args: list[str]) -> float:
-    """Peak resident memory of a fresh process that transcribes one file."""
+def _peak_rss_mib(args: list[str]) -> tuple[float, float]:
+    """Peak resident memory of a fresh process that transcribes one file, and its
+    peak after the imports alone (the baseline), in MiB."""
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_transcription", "_memory", *args],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return float(out.strip().splitlines()[-1])
+    baseline, peak = (float(line) for line in out.strip().splitlines()[-2:])
+    return peak, baseline
 
 
 def _memory_child(backend: str, path: str, chunk: float) -> None:
+    print(round(_high_water_mib(), 1))  # after imports: the baseline
     if backend == "basic_pitch":
         BasicPitchTranscriber()(path)
     else:
         config = _profile_params("cpu", Params())
         model = OnsetsAndFrames(config.model).eval()
-        audio = load_audio(path, SAMPLE_RATE)
-        transcribe_audio(model, audio, SAMPLE_RATE, config.decoding, chunk, config.overlap_seconds)
-    print(round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+        transcribe_file(model, path, config.decoding, chunk, config.overlap_seconds)
+    print(round(_high_water_mib(), 1))
+
+
+def _high_water_mib() -> float:
+    """This process's peak resident memory since it started (VmHWM).
+
+    Not getrusage's ru_maxrss: Linux carries that over from the parent across fork
+    and exec, so a child of a large process would report the parent's size.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _score(

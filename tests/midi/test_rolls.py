@@ -10,6 +10,7 @@ from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
 from wavegen_core.midi.rolls import (
     KEY_COUNT,
     LOWEST_KEY,
+    NoteDecoder,
     decode_notes,
     midi_to_targets,
     notes_to_midi,
@@ -89,3 +90,21 @@ def test_notes_to_midi_holds_the_notes() -> None:
     midi = notes_to_midi(notes)
     assert len(midi.instruments) == 1 and not midi.instruments[0].is_drum
     assert _as_tuples(midi.instruments[0].notes) == [(60, 0.0, 0.5, 80)]
+
+
+def test_decoding_in_blocks_equals_decoding_at_once() -> None:
+    """Notes that span block boundaries come out whole: streaming changes nothing."""
+    rng = np.random.default_rng(3)
+    n_frames = 400
+    onsets = (rng.random((n_frames, KEY_COUNT)) < 0.03).astype(np.float32)
+    # Frames switch on and off in runs, so that notes last several frames.
+    frames = (np.cumsum(rng.random((n_frames, KEY_COUNT)) < 0.15, axis=0) % 2).astype(np.float32)
+    velocity = rng.random((n_frames, KEY_COUNT)).astype(np.float32)
+    config = NoteDecodingConfig(min_note_seconds=0.2)
+    whole = decode_notes(onsets, frames, velocity, config, FPS)
+    decoder = NoteDecoder(config, FPS)
+    cuts = [0, 1, 57, 58, 200, 333, n_frames]
+    for first, end in zip(cuts[:-1], cuts[1:], strict=True):
+        decoder.feed(onsets[first:end], frames[first:end], velocity[first:end])
+    assert len(whole) > 100
+    assert _as_tuples(decoder.finish()) == _as_tuples(whole)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
+from wavegen_core.audio.io import load_audio, stream_audio
 from wavegen_core.config import NoteDecodingConfig, TranscriberModelConfig
 from wavegen_core.midi.rolls import KEY_COUNT, TARGET_NAMES
 from wavegen_core.models import (
     OnsetsAndFrames,
+    iter_activations,
     parameter_count,
     predict_activations,
     transcribe_audio,
+    transcribe_file,
     transcription_loss,
 )
 from wavegen_core.models.onsets_frames import onset_weighted_frames
@@ -122,6 +126,31 @@ def test_chunked_inference_matches_a_single_pass() -> None:
     for name, values in whole.items():
         assert chunked[name].shape == values.shape
         np.testing.assert_allclose(chunked[name], values, atol=1e-4, err_msg=name)
+
+
+def test_streamed_file_gives_what_the_whole_file_gives(tmp_path) -> None:
+    """A 44.1 kHz stereo file read block by block, resampled as it streams, transcribes
+    to exactly what its fully loaded, resampled audio transcribes to."""
+    model = _model()
+    model(model.frontend(torch.randn(2, 8000)))
+    rng = np.random.default_rng(1)
+    stereo = rng.normal(0.0, 0.1, (44100 * 12 + 321, 2)).astype(np.float32)
+    path = tmp_path / "take.wav"
+    sf.write(path, stereo, 44100, subtype="FLOAT")
+    audio = load_audio(path, CONFIG.mel.sample_rate)
+
+    whole = predict_activations(model, audio, chunk_seconds=3.0, overlap_seconds=1.0)
+    blocks = stream_audio(path, CONFIG.mel.sample_rate, block_seconds=1.7)
+    chunks = list(iter_activations(model, blocks, chunk_seconds=3.0, overlap_seconds=1.0))
+    for name, values in whole.items():
+        np.testing.assert_array_equal(np.concatenate([c[name] for c in chunks]), values)
+
+    decoding = NoteDecodingConfig(onset_threshold=0.45, frame_threshold=0.45)
+    from_file = transcribe_file(model, path, decoding, 3.0, 1.0).instruments[0].notes
+    from_audio = transcribe_audio(model, audio, 16000, decoding, 3.0, 1.0).instruments[0].notes
+    assert [(n.pitch, n.start, n.end) for n in from_file] == [
+        (n.pitch, n.start, n.end) for n in from_audio
+    ]
 
 
 def test_transcribe_audio_checks_its_input() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,57 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     if file_rate != sample_rate:
         mono = soxr.resample(mono, file_rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def stream_audio(
+    path: str | os.PathLike[str], sample_rate: int, block_seconds: float = 10.0
+) -> Iterator[np.ndarray]:
+    """``path`` as consecutive mono float32 blocks at ``sample_rate``, for long files.
+
+    The same audio as :func:`load_audio` (downmixed, resampled with soxr's streaming
+    resampler) in memory bounded by the block, not the file. An unreadable or empty
+    file raises :class:`AudioReadError` before the first block; a silent one is not
+    an error here (it transcribes to no notes).
+    """
+    return _blocks(open_audio(path), sample_rate, block_seconds)
+
+
+def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
+    """Open an audio file for reading; :class:`AudioReadError` if it is empty or unreadable."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise AudioReadError("empty file (0 bytes)")
+    try:
+        return sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+        raise AudioReadError(f"unreadable audio: {err}") from None
+
+
+def _blocks(sound: sf.SoundFile, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    with sound:
+        if sound.frames == 0:
+            raise AudioReadError("no audio frames")
+        resampler = (
+            soxr.ResampleStream(sound.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
+            if sound.samplerate != sample_rate
+            else None
+        )
+        block_frames = max(1, int(block_seconds * sound.samplerate))
+        while True:
+            try:
+                block = sound.read(block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise AudioReadError(f"unreadable audio: {err}") from None
+            last = len(block) < block_frames or sound.tell() >= sound.frames
+            mono = block.mean(axis=1)
+            if not np.isfinite(mono).all():
+                raise AudioReadError("audio holds NaN or infinite samples")
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=last)
+            if len(mono):
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+            if last:
+                return
 
 
 def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int) -> None:

@@ -75,26 +75,69 @@ def _note(
     )
 
 
-def _key_segments(onset_on: np.ndarray, frame_on: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) frame spans of the notes of one key.
+class NoteDecoder:
+    """Notes from frame-wise onset/frame probabilities, fed in consecutive blocks.
 
-    A note starts on a rising edge of the onset activation and lasts while the frame
-    or the onset activation stays on; a new rising edge while it lasts ends it and
-    starts the next (a re-struck key).
+    The decoding of Hawthorne et al. 2018, section 3: only the onset head may start a
+    note, the frame head sustains it. A note starts on a rising edge of the onset
+    activation and lasts while the frame or the onset activation stays on; a new
+    rising edge while it lasts ends it and starts the next (a re-struck key). A
+    note's velocity is the velocity head's value (a fraction of 127) at its onset
+    frame; notes shorter than ``config.min_note_seconds`` are dropped.
+
+    Its state is one open note per key, so a long recording can be decoded block by
+    block in memory bounded by the block (see ``transcribe_stream``).
     """
-    rising = onset_on & ~np.concatenate(([False], onset_on[:-1]))
-    sounding = frame_on | onset_on
-    segments: list[tuple[int, int]] = []
-    start: int | None = None
-    for frame in range(len(onset_on)):
-        if start is not None and (rising[frame] or not sounding[frame]):
-            segments.append((start, frame))
-            start = None
-        if rising[frame]:
-            start = frame
-    if start is not None:
-        segments.append((start, len(onset_on)))
-    return segments
+
+    def __init__(self, config: NoteDecodingConfig, frames_per_second: float) -> None:
+        self.config = config
+        self.frames_per_second = frames_per_second
+        self._min_frames = config.min_note_seconds * frames_per_second
+        self._frame = 0  # index of the next frame to be fed
+        self._onset_was_on = np.zeros(KEY_COUNT, dtype=bool)
+        self._sounding_was = np.zeros(KEY_COUNT, dtype=bool)
+        self._start = np.full(KEY_COUNT, -1)  # open note's first frame, -1 when none
+        self._velocity = np.zeros(KEY_COUNT, dtype=np.float32)
+        self._notes: list[pretty_midi.Note] = []
+
+    def _close(self, keys: np.ndarray, end: int) -> None:
+        for key in keys:
+            if end - self._start[key] >= self._min_frames:
+                self._notes.append(
+                    _note(
+                        int(key),
+                        int(self._start[key]),
+                        end,
+                        self._velocity[key],
+                        self.frames_per_second,
+                    )
+                )
+            self._start[key] = -1
+
+    def feed(self, onset_probs: np.ndarray, frame_probs: np.ndarray, velocity: np.ndarray) -> None:
+        """The next (n_frames, 88) block of probabilities and velocity predictions."""
+        onset_on = np.asarray(onset_probs) >= self.config.onset_threshold
+        sounding = onset_on | (np.asarray(frame_probs) >= self.config.frame_threshold)
+        rising = onset_on & ~np.concatenate((self._onset_was_on[None], onset_on[:-1]))
+        falling = ~sounding & np.concatenate((self._sounding_was[None], sounding[:-1]))
+        # A note ends only on a re-strike or where its key stops sounding, so only the
+        # frames with a rising onset or a falling sound edge can change anything.
+        for row in np.flatnonzero((rising | falling).any(axis=1)):
+            frame = self._frame + int(row)
+            ending = np.flatnonzero((self._start >= 0) & (rising[row] | ~sounding[row]))
+            self._close(ending, frame)
+            starting = np.flatnonzero(rising[row])
+            self._start[starting] = frame
+            self._velocity[starting] = velocity[row, starting]
+        if len(onset_on):
+            self._onset_was_on = onset_on[-1].copy()
+            self._sounding_was = sounding[-1].copy()
+        self._frame += len(onset_on)
+
+    def finish(self) -> list[pretty_midi.Note]:
+        """Close the notes still sounding at the end; all notes by start time, then pitch."""
+        self._close(np.flatnonzero(self._start >= 0), self._frame)
+        return sorted(self._notes, key=lambda note: (note.start, note.pitch))
 
 
 def decode_notes(
@@ -104,25 +147,10 @@ def decode_notes(
     config: NoteDecodingConfig,
     frames_per_second: float,
 ) -> list[pretty_midi.Note]:
-    """Notes from (n_frames, 88) onset and frame probabilities and velocity predictions.
-
-    The decoding of Hawthorne et al. 2018, section 3: only the onset head may start a
-    note, the frame head sustains it. A note's velocity is the velocity head's value
-    (a fraction of 127) at its onset frame. Notes shorter than
-    ``config.min_note_seconds`` are dropped. Sorted by start time, then pitch.
-    """
-    onset_probs, frame_probs, velocity = (
-        np.asarray(array, dtype=np.float32) for array in (onset_probs, frame_probs, velocity)
-    )
-    onset_on = onset_probs >= config.onset_threshold
-    frame_on = frame_probs >= config.frame_threshold
-    min_frames = config.min_note_seconds * frames_per_second
-    notes = []
-    for key in np.flatnonzero(onset_on.any(axis=0)):
-        for start, end in _key_segments(onset_on[:, key], frame_on[:, key]):
-            if end - start >= min_frames:
-                notes.append(_note(int(key), start, end, velocity[start, key], frames_per_second))
-    return sorted(notes, key=lambda note: (note.start, note.pitch))
+    """Notes from whole (n_frames, 88) arrays; see :class:`NoteDecoder`."""
+    decoder = NoteDecoder(config, frames_per_second)
+    decoder.feed(onset_probs, frame_probs, velocity)
+    return decoder.finish()
 
 
 def notes_to_midi(notes: list[pretty_midi.Note], program: int = 0) -> pretty_midi.PrettyMIDI:

@@ -2,18 +2,22 @@
 
 from wavegen_core.models.onsets_frames import (
     OnsetsAndFrames,
+    iter_activations,
     parameter_count,
     predict_activations,
     transcribe_audio,
     transcribe_file,
+    transcribe_stream,
     transcription_loss,
 )
 
 __all__ = [
     "OnsetsAndFrames",
+    "iter_activations",
     "parameter_count",
     "predict_activations",
     "transcribe_audio",
     "transcribe_file",
+    "transcribe_stream",
     "transcription_loss",
 ]

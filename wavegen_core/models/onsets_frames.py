@@ -11,6 +11,7 @@ section 4): like the onset head it feeds the frame head, and it is not used to d
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pretty_midi
@@ -18,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wavegen_core.audio.io import load_audio
+from wavegen_core.audio.io import stream_audio
 from wavegen_core.audio.mel import LogMelSpectrogram
 from wavegen_core.config import NoteDecodingConfig, TranscriberModelConfig
-from wavegen_core.midi.rolls import KEY_COUNT, decode_notes, notes_to_midi
+from wavegen_core.midi.rolls import KEY_COUNT, NoteDecoder, notes_to_midi
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -213,46 +214,115 @@ def transcription_loss(
 # --------------------------------------------------------------------------- inference
 
 
-def _chunk_spans(total_frames: int, chunk_frames: int) -> list[tuple[int, int]]:
-    return [
-        (first, min(first + chunk_frames, total_frames))
-        for first in range(0, total_frames, chunk_frames)
-    ]
+class _SampleWindow:
+    """A sliding window over audio arriving in blocks: absolute sample indices in, the
+    samples read so far kept only from where the next chunk may start."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]) -> None:
+        self._blocks = iter(blocks)
+        self._samples = np.zeros(0, dtype=np.float32)
+        self.offset = 0  # absolute index of self._samples[0]
+        self.exhausted = False
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self._samples)
+
+    def fill_to(self, index: int) -> None:
+        parts = [self._samples]
+        end = self.end
+        while end < index and not self.exhausted:
+            block = next(self._blocks, None)
+            if block is None:
+                self.exhausted = True
+            else:
+                if block.ndim != 1:
+                    raise ValueError(f"expected mono audio of shape (samples,), got {block.shape}")
+                parts.append(np.asarray(block, dtype=np.float32))
+                end += len(block)
+        self._samples = np.concatenate(parts) if len(parts) > 1 else self._samples
+
+    def pad_to(self, length: int) -> None:
+        """Zero-pad the end so the whole recording holds at least ``length`` samples."""
+        if self.end < length:
+            self._samples = np.concatenate([self._samples, np.zeros(length - self.end, np.float32)])
+
+    def slice(self, start: int, stop: int) -> np.ndarray:
+        return self._samples[start - self.offset : stop - self.offset]
+
+    def drop_before(self, index: int) -> None:
+        index = max(self.offset, min(index, self.end))
+        self._samples = self._samples[index - self.offset :].copy()
+        self.offset = index
 
 
 @torch.no_grad()
+def iter_activations(
+    model: OnsetsAndFrames,
+    blocks: Iterable[np.ndarray],
+    chunk_seconds: float,
+    overlap_seconds: float,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Frame-wise predictions for consecutive chunks of mono audio arriving in blocks.
+
+    Yields, chunk by chunk, ``onset_probs``, ``offset_probs``, ``frame_probs`` and
+    ``velocity`` of shape (chunk frames, 88), the frames of the whole recording in
+    order. Each chunk of ``chunk_seconds`` is run with ``overlap_seconds`` of real
+    audio on both sides as context; only its own frames are kept, so the edges of the
+    convolutions and LSTMs fall in discarded context. Audio is read only as far as
+    the next chunk needs and dropped once behind it, so memory is bounded by the
+    chunk, not the recording. The model is put in eval mode.
+    """
+    mel = model.config.mel
+    model.eval()
+    device = next(model.parameters()).device
+    hop, n_fft = mel.hop_length, mel.n_fft
+    chunk_frames = max(1, round(chunk_seconds * mel.frames_per_second))
+    context_frames = round(overlap_seconds * mel.frames_per_second)
+    window = _SampleWindow(blocks)
+    first = 0
+    while True:
+        window.fill_to((first + chunk_frames + context_frames) * hop + n_fft)
+        if window.exhausted:
+            # Reflect padding needs more than n_fft // 2 samples.
+            window.pad_to(n_fft)
+        available = window.end
+        total_frames = available // hop + 1 if window.exhausted else None
+        end = (
+            first + chunk_frames
+            if total_frames is None
+            else min(first + chunk_frames, total_frames)
+        )
+        if end <= first:
+            return
+        last_full_window = (available - n_fft) // hop
+        # Segments start on the frame grid, so their frames are the recording's frames.
+        segment_first = max(0, min(first - context_frames, last_full_window))
+        segment_end = end + context_frames
+        if total_frames is not None:
+            segment_end = min(total_frames, segment_end)
+        segment = window.slice(segment_first * hop, segment_end * hop)
+        log_mel = model.frontend(torch.from_numpy(np.ascontiguousarray(segment)).to(device)[None])
+        outputs = _activations(model(log_mel))
+        own = slice(first - segment_first, end - segment_first)
+        yield {name: values[0, own].cpu().numpy() for name, values in outputs.items()}
+        if total_frames is not None and end >= total_frames:
+            return
+        first = end
+        # Keep what the next segment may start from (it can reach back n_fft at the end).
+        window.drop_before((first - context_frames) * hop - n_fft)
+
+
 def predict_activations(
     model: OnsetsAndFrames, audio: np.ndarray, chunk_seconds: float, overlap_seconds: float
 ) -> dict[str, np.ndarray]:
     """Frame-wise predictions (n_frames, 88) for mono audio at the model's sample rate.
 
-    Returns ``onset_probs``, ``offset_probs``, ``frame_probs`` and ``velocity``. The
-    audio is cut into chunks of ``chunk_seconds``, each run with ``overlap_seconds``
-    of real audio on both sides as context; only each chunk's own frames are kept, so
-    the edges of the convolutions and LSTMs fall in discarded context, and memory
-    grows with the chunk, not the file. The model is put in eval mode.
+    The chunks of :func:`iter_activations`, concatenated: ``onset_probs``,
+    ``offset_probs``, ``frame_probs`` and ``velocity``.
     """
-    mel = model.config.mel
-    model.eval()
-    device = next(model.parameters()).device
-    # Reflect padding needs more than n_fft // 2 samples.
-    samples = np.pad(np.asarray(audio, dtype=np.float32), (0, max(0, mel.n_fft - len(audio))))
-    total_frames = len(samples) // mel.hop_length + 1
-    chunk_frames = max(1, round(chunk_seconds * mel.frames_per_second))
-    context_frames = round(overlap_seconds * mel.frames_per_second)
-    last_full_window = (len(samples) - mel.n_fft) // mel.hop_length
-    pieces: dict[str, list[np.ndarray]] = {}
-    for first, end in _chunk_spans(total_frames, chunk_frames):
-        # Segments start on the frame grid, so their frames are the file's frames.
-        segment_first = max(0, min(first - context_frames, last_full_window))
-        segment_end = min(total_frames, end + context_frames)
-        segment = samples[segment_first * mel.hop_length : segment_end * mel.hop_length]
-        log_mel = model.frontend(torch.from_numpy(segment).to(device).unsqueeze(0))
-        outputs = model(log_mel)
-        own = slice(first - segment_first, end - segment_first)
-        for name, values in _activations(outputs).items():
-            pieces.setdefault(name, []).append(values[0, own].cpu().numpy())
-    return {name: np.concatenate(chunks) for name, chunks in pieces.items()}
+    chunks = list(iter_activations(model, [audio], chunk_seconds, overlap_seconds))
+    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
 
 
 def _activations(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -264,6 +334,24 @@ def _activations(outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
+def transcribe_stream(
+    model: OnsetsAndFrames,
+    blocks: Iterable[np.ndarray],
+    decoding: NoteDecodingConfig,
+    chunk_seconds: float,
+    overlap_seconds: float,
+) -> pretty_midi.PrettyMIDI:
+    """Transcribe mono audio arriving in blocks (at the model's rate) into piano MIDI.
+
+    Predictions are decoded chunk by chunk (:class:`NoteDecoder`), so nothing but the
+    notes grows with the recording's length.
+    """
+    decoder = NoteDecoder(decoding, model.frames_per_second)
+    for chunk in iter_activations(model, blocks, chunk_seconds, overlap_seconds):
+        decoder.feed(chunk["onset_probs"], chunk["frame_probs"], chunk["velocity"])
+    return notes_to_midi(decoder.finish())
+
+
 def transcribe_audio(
     model: OnsetsAndFrames,
     audio: np.ndarray,
@@ -272,7 +360,7 @@ def transcribe_audio(
     chunk_seconds: float,
     overlap_seconds: float,
 ) -> pretty_midi.PrettyMIDI:
-    """Transcribe mono float32 ``audio`` into piano MIDI (see :func:`predict_activations`)."""
+    """Transcribe mono float32 ``audio`` into piano MIDI (see :func:`transcribe_stream`)."""
     if sample_rate != model.config.mel.sample_rate:
         raise ValueError(
             f"audio at {sample_rate} Hz given to a model of {model.config.mel.sample_rate} Hz; "
@@ -280,15 +368,7 @@ def transcribe_audio(
         )
     if audio.ndim != 1:
         raise ValueError(f"expected mono audio of shape (samples,), got shape {audio.shape}")
-    activations = predict_activations(model, audio, chunk_seconds, overlap_seconds)
-    notes = decode_notes(
-        activations["onset_probs"],
-        activations["frame_probs"],
-        activations["velocity"],
-        decoding,
-        model.frames_per_second,
-    )
-    return notes_to_midi(notes)
+    return transcribe_stream(model, [audio], decoding, chunk_seconds, overlap_seconds)
 
 
 def transcribe_file(
@@ -298,7 +378,7 @@ def transcribe_file(
     chunk_seconds: float,
     overlap_seconds: float,
 ) -> pretty_midi.PrettyMIDI:
-    """Transcribe an audio file of any rate and channel count into piano MIDI."""
-    sample_rate = model.config.mel.sample_rate
-    audio = load_audio(path, sample_rate)
-    return transcribe_audio(model, audio, sample_rate, decoding, chunk_seconds, overlap_seconds)
+    """Transcribe an audio file of any rate, channel count and length into piano MIDI,
+    reading it block by block (memory bounded by the chunk, not the file)."""
+    blocks = stream_audio(path, model.config.mel.sample_rate, block_seconds=chunk_seconds)
+    return transcribe_stream(model, blocks, decoding, chunk_seconds, overlap_seconds)

@@ -22,10 +22,10 @@ from typing import Protocol
 import pretty_midi
 import torch
 
-from wavegen_core.audio.io import load_audio
+from wavegen_core.audio.io import open_audio
 from wavegen_core.config import TranscriptionConfig
 from wavegen_core.errors import WavegenError
-from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_audio
+from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_file
 
 BACKENDS = ("model", "basic_pitch")
 BASIC_PITCH_INSTALL = (
@@ -52,11 +52,10 @@ class OnsetsAndFramesTranscriber:
         self.config = config
 
     def __call__(self, path: str | os.PathLike[str]) -> pretty_midi.PrettyMIDI:
-        rate = self.model.config.mel.sample_rate
-        return transcribe_audio(
+        # Read block by block: memory is bounded by the chunk, not the file.
+        return transcribe_file(
             self.model,
-            load_audio(path, rate),
-            rate,
+            path,
             self.config.decoding,
             self.config.chunk_seconds,
             self.config.overlap_seconds,
@@ -95,15 +94,14 @@ class BasicPitchTranscriber:
             from basic_pitch import ICASSP_2022_MODEL_PATH
             from basic_pitch.inference import Model
 
+        # basic-pitch reads the audio itself (librosa, 22.05 kHz mono).
         self._model = Model(ICASSP_2022_MODEL_PATH)
-        # basic-pitch reads audio itself (librosa, 22.05 kHz mono).
-        self._sample_rate = 22050
 
     def __call__(self, path: str | os.PathLike[str]) -> pretty_midi.PrettyMIDI:
         from basic_pitch.inference import predict
 
         # Our reader first, so an unreadable file fails as it does for our model.
-        load_audio(path, self._sample_rate)
+        open_audio(path).close()
         # predict() prints a line per file; the stage shows a progress bar instead.
         with contextlib.redirect_stdout(io.StringIO()):
             _, midi, _ = predict(Path(path), self._model)
