@@ -109,3 +109,14 @@ def test_nothing_readable_fails_with_the_reasons(workdir) -> None:
     with pytest.raises(WavegenError, match="no piece could be transcribed.*good: empty file"):
         transcribe(make_params())
     assert not (workdir / "data/transcribed").exists()
+
+
+def test_evaluation_without_a_test_split_scores_nothing_and_says_so(workdir, caplog) -> None:
+    from stages.evaluate_transcriber import evaluate
+
+    evaluate(make_params())  # the one test piece has no MIDI
+    report = workdir / "reports/evaluate_transcriber"
+    assert json.loads((report / "metrics.json").read_text()) == {"pieces": 0}
+    assert json.loads((report / "per_piece.json").read_text()) == {}
+    assert (report / "rolls").is_dir() and not list((report / "rolls").iterdir())
+    assert "no test piece with MIDI" in caplog.text
