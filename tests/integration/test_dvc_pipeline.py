@@ -64,7 +64,7 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo,
 
 def test_experiment_with_a_param_override(repo, venv_env) -> None:
     env = {**venv_env, "PYTHONPATH": str(repo)}
-    run(["dvc", "exp", "run", "-S", "data.max_pieces=2"], repo, env)
+    run(["dvc", "exp", "run", "-S", "data.max_pieces=2", "prepare_data"], repo, env)
     assert len(json.loads((repo / "data/prepared/manifest.json").read_text())["pieces"]) == 2
     shown = run(["dvc", "exp", "show", "--md", "--no-pager"], repo, env).stdout
     assert "data.max_pieces" in shown
