@@ -43,18 +43,31 @@ REPORT_DIR = Path("reports/transcribe")
 SPLITS = ("unlabelled", "train")
 
 
-def _key(params: Params) -> str:
-    """Hash of what changes the transcriptions: names the staging directory (resume)."""
+def _key(params: Params, pieces: list[Piece]) -> str:
+    """Hash of what changes the transcriptions: names the staging directory (resume).
+
+    The audio is identified by size and modification time: a re-prepared corpus gets
+    new files, so a killed run is only resumed over the very files it started on.
+    """
     config = params.transcription
     relevant: dict[str, Any] = {
         "backend": config.backend,
         "decoding": config.decoding.model_dump(),
         "chunk": [config.chunk_seconds, config.overlap_seconds],
         "version": __version__,
+        "audio": [[piece.id, *_identity(CORPUS / piece.audio)] for piece in pieces],
     }
     if config.backend == "model":
         relevant["checkpoint"] = hashlib.sha256(CHECKPOINT.read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _identity(path: Path) -> tuple[int, int] | tuple[None, None]:
+    try:
+        stat = path.stat()
+    except OSError:  # a missing file is reported when it is transcribed
+        return None, None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _transcribed(piece: Piece, midi_rel: str, notes: int) -> Piece:
@@ -70,7 +83,7 @@ def transcribe(params: Params) -> None:
         raise WavegenError(f"{CORPUS} has no piece in the splits {', '.join(SPLITS)}")
     device = choose_device(config.train.device or params.device, param="transcription.train.device")
     transcriber = make_transcriber(config.backend, config, CHECKPOINT, device)
-    staging = staging_dir(OUT_DIR, _key(params))
+    staging = staging_dir(OUT_DIR, _key(params, pieces))
     records = staging / "records"
     done = {path.stem for path in records.glob("*.json")}
     log.info(

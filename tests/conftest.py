@@ -73,6 +73,27 @@ def tone(seconds: float, sample_rate: int, channels: int = 1, freq: float = 440.
     return mono if channels == 1 else np.stack([mono] * channels, axis=1)
 
 
+def untrained_checkpoint(path: Path) -> Path:
+    """A transcriber checkpoint at step 0 (default tiny config), as train_transcriber writes."""
+    import torch
+
+    from wavegen_core.config import TranscriberModelConfig
+    from wavegen_core.models.onsets_frames import OnsetsAndFrames
+    from wavegen_core.training.checkpoint import save_checkpoint
+
+    config = TranscriberModelConfig()
+    model = OnsetsAndFrames(config)
+    save_checkpoint(
+        path,
+        model,
+        torch.optim.Adam(model.parameters()),
+        step=0,
+        config={"model": config.model_dump(mode="json")},
+        metrics={},
+    )
+    return path
+
+
 def copy_worktree(source: Path, target: Path) -> None:
     """Copy what git would hand a fresh clone (tracked and untracked-but-not-ignored files)."""
     listed = subprocess.run(

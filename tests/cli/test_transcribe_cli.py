@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import pretty_midi
 import soundfile as sf
-import torch
 
-from tests.conftest import run, tone
-from wavegen_core.config import TranscriberModelConfig
-from wavegen_core.models.onsets_frames import OnsetsAndFrames
-from wavegen_core.training.checkpoint import save_checkpoint
+from tests.conftest import run, tone, untrained_checkpoint
 
 
 def test_corrupt_file_is_reported_and_the_good_one_transcribed(tmp_path, venv_env) -> None:
-    config = TranscriberModelConfig()
-    model = OnsetsAndFrames(config)
-    save_checkpoint(
-        tmp_path / "checkpoint.pt",
-        model,
-        torch.optim.Adam(model.parameters()),
-        step=0,
-        config={"model": config.model_dump(mode="json")},
-        metrics={},
-    )
+    untrained_checkpoint(tmp_path / "checkpoint.pt")
     sf.write(tmp_path / "good.wav", tone(3.0, 44100, channels=2), 44100)
     (tmp_path / "broken.flac").write_bytes(b"fLaC not really")
     out = tmp_path / "midi"

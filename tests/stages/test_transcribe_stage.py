@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
-from tests.conftest import make_params, tone
+from tests.conftest import make_params, tone, untrained_checkpoint
 from wavegen_core.audio.io import write_wav
-from wavegen_core.config import TranscriberModelConfig
 from wavegen_core.data.manifest import Piece, write_manifest
 from wavegen_core.errors import WavegenError
-from wavegen_core.models.onsets_frames import OnsetsAndFrames
-from wavegen_core.training.checkpoint import save_checkpoint
 
 
 def _piece(piece_id: str, split: str) -> Piece:
@@ -39,16 +35,7 @@ def workdir(tmp_path, monkeypatch):
     write_wav(corpus / "audio/held_out.wav", tone(2.0, 16000), 16000)
     pieces = [_piece("good", "unlabelled"), _piece("broken", "train"), _piece("held_out", "test")]
     write_manifest(corpus, pieces)
-    config = TranscriberModelConfig()
-    model = OnsetsAndFrames(config)
-    save_checkpoint(
-        tmp_path / "models/transcriber/checkpoint.pt",
-        model,
-        torch.optim.Adam(model.parameters()),
-        step=0,
-        config={"model": config.model_dump(mode="json")},
-        metrics={},
-    )
+    untrained_checkpoint(tmp_path / "models/transcriber/checkpoint.pt")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -120,3 +107,30 @@ def test_evaluation_without_a_test_split_scores_nothing_and_says_so(workdir, cap
     assert json.loads((report / "per_piece.json").read_text()) == {}
     assert (report / "rolls").is_dir() and not list((report / "rolls").iterdir())
     assert "no test piece with MIDI" in caplog.text
+
+
+def test_a_killed_run_is_not_resumed_over_a_re_prepared_corpus(workdir, monkeypatch) -> None:
+    from stages import transcribe as stage
+
+    real = stage.make_transcriber
+
+    def killed_on_good(*args, **kwargs):
+        inner = real(*args, **kwargs)
+
+        def call(path):
+            if path.name == "good.wav":
+                raise KeyboardInterrupt
+            return inner(path)
+
+        call.name = inner.name
+        return call
+
+    monkeypatch.setattr(stage, "make_transcriber", killed_on_good)
+    with pytest.raises(KeyboardInterrupt):
+        stage.transcribe(make_params())
+    # prepare_data reruns and the train piece is now readable audio.
+    write_wav(workdir / "data/prepared/audio/broken.wav", tone(2.0, 16000), 16000)
+    monkeypatch.setattr(stage, "make_transcriber", real)
+    stage.transcribe(make_params())
+    manifest = json.loads((workdir / "data/transcribed/manifest.json").read_text())
+    assert [p["id"] for p in manifest["pieces"]] == ["broken", "good"]
