@@ -52,6 +52,14 @@ def _transcribers(params: Params) -> list[Transcriber]:
     return chosen
 
 
+def _empty_rolls() -> Path:
+    """The staging directory of the pictures, emptied of any a killed run left."""
+    rolls = staging_dir(REPORT_DIR / ROLLS, "pictures")
+    for stale in rolls.glob("*.png"):
+        stale.unlink()
+    return rolls
+
+
 def evaluate(params: Params) -> None:
     test = [p for p in read_manifest(CORPUS) if p.split == "test" and p.midi is not None]
     if not test:
@@ -62,7 +70,7 @@ def evaluate(params: Params) -> None:
             "(data.splits.test, or more labelled pieces)",
             CORPUS,
         )
-        replace_dir(staging_dir(REPORT_DIR / ROLLS, "pictures"), REPORT_DIR / ROLLS)
+        replace_dir(_empty_rolls(), REPORT_DIR / ROLLS)
         write_json(REPORT_DIR / "per_piece.json", {})
         write_json(REPORT_DIR / "metrics.json", {"pieces": 0})
         return
@@ -70,9 +78,7 @@ def evaluate(params: Params) -> None:
     names = [transcriber.name for transcriber in transcribers]
     log.info("evaluate_transcriber: %d test pieces, %s", len(test), " and ".join(names))
     per_piece: dict[str, dict[str, Any]] = {}
-    rolls = staging_dir(REPORT_DIR / ROLLS, "pictures")
-    for stale in rolls.glob("*.png"):  # left by a killed run, perhaps of other pieces
-        stale.unlink()
+    rolls = _empty_rolls()
     for index, piece in enumerate(progress(test, desc="evaluate_transcriber", unit="piece")):
         assert piece.midi is not None
         reference = piano_notes(load_midi(CORPUS / piece.midi))
