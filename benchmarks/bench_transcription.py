@@ -63,16 +63,7 @@ SHORT_FILE, LONG_FILE = 150.0, 600.0
 def _profile_params(name: str, base: Params) -> TranscriptionConfig:
     """The transcription params of profile ``name`` over ``base``."""
     raw = base.model_dump(mode="json")
-    section = profiles.overlay(name).get("transcription", {})
-
-    def merge(target: dict, changes: dict) -> None:
-        for key, value in changes.items():
-            if isinstance(value, dict):
-                merge(target[key], value)
-            else:
-                target[key] = value
-
-    merge(raw["transcription"], json.loads(json.dumps(section)))
+    profiles.merge_into(raw, profiles.overlay(name))
     return TranscriptionConfig.model_validate(raw["transcription"])
 
 

@@ -40,6 +40,32 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def _kill_on_first(monkeypatch, name: str) -> list[str]:
+    """Make the transcribe stage's transcriber raise KeyboardInterrupt (a kill) the
+    first time it reaches the file ``name``; returns the file names it is called on."""
+    from stages import transcribe as stage
+
+    calls: list[str] = []
+    kill_on = {name}
+    real = stage.make_transcriber
+
+    def counting(*args, **kwargs):
+        inner = real(*args, **kwargs)
+
+        def call(path):
+            calls.append(path.name)
+            if path.name in kill_on:
+                kill_on.clear()
+                raise KeyboardInterrupt  # the stage is killed on this piece
+            return inner(path)
+
+        call.name = inner.name
+        return call
+
+    monkeypatch.setattr(stage, "make_transcriber", counting)
+    return calls
+
+
 def test_unreadable_audio_is_listed_and_the_rest_transcribed(workdir) -> None:
     from stages.transcribe import transcribe
 
@@ -58,24 +84,7 @@ def test_unreadable_audio_is_listed_and_the_rest_transcribed(workdir) -> None:
 def test_a_rerun_resumes_from_the_pieces_already_done(workdir, monkeypatch) -> None:
     from stages import transcribe as stage
 
-    calls: list[str] = []
-    kill_on = {"good.wav"}
-    real = stage.make_transcriber
-
-    def counting(*args, **kwargs):
-        inner = real(*args, **kwargs)
-
-        def call(path):
-            calls.append(path.name)
-            if path.name in kill_on:
-                kill_on.clear()
-                raise KeyboardInterrupt  # the stage is killed on this piece
-            return inner(path)
-
-        call.name = inner.name
-        return call
-
-    monkeypatch.setattr(stage, "make_transcriber", counting)
+    calls = _kill_on_first(monkeypatch, "good.wav")
     with pytest.raises(KeyboardInterrupt):
         stage.transcribe(make_params())
     assert calls == ["broken.wav", "good.wav"]
@@ -112,25 +121,11 @@ def test_evaluation_without_a_test_split_scores_nothing_and_says_so(workdir, cap
 def test_a_killed_run_is_not_resumed_over_a_re_prepared_corpus(workdir, monkeypatch) -> None:
     from stages import transcribe as stage
 
-    real = stage.make_transcriber
-
-    def killed_on_good(*args, **kwargs):
-        inner = real(*args, **kwargs)
-
-        def call(path):
-            if path.name == "good.wav":
-                raise KeyboardInterrupt
-            return inner(path)
-
-        call.name = inner.name
-        return call
-
-    monkeypatch.setattr(stage, "make_transcriber", killed_on_good)
+    _kill_on_first(monkeypatch, "good.wav")
     with pytest.raises(KeyboardInterrupt):
         stage.transcribe(make_params())
     # prepare_data reruns and the train piece is now readable audio.
     write_wav(workdir / "data/prepared/audio/broken.wav", tone(2.0, 16000), 16000)
-    monkeypatch.setattr(stage, "make_transcriber", real)
     stage.transcribe(make_params())
     manifest = json.loads((workdir / "data/transcribed/manifest.json").read_text())
     assert [p["id"] for p in manifest["pieces"]] == ["broken", "good"]

@@ -37,13 +37,14 @@ def overlay(name: str) -> dict[str, Any]:
     return _yaml().load(path.read_text(encoding="utf-8")) or {}
 
 
-def _merge(target: Any, changes: dict[str, Any], where: str = "") -> None:
+def merge_into(target: Any, changes: dict[str, Any], where: str = "") -> None:
+    """Write the nested ``changes`` into ``target`` in place; a key it lacks is an error."""
     for key, value in changes.items():
         path = f"{where}{key}"
         if key not in target:
             raise KeyError(f"profile sets {path}, which params.yaml does not have")
         if isinstance(value, dict):
-            _merge(target[key], value, f"{path}.")
+            merge_into(target[key], value, f"{path}.")
         else:
             target[key] = value
 
@@ -56,7 +57,7 @@ def apply_profile(name: str, params_file: str | os.PathLike[str]) -> None:
     """
     yaml = _yaml()
     document = yaml.load(Path(params_file).read_text(encoding="utf-8"))
-    _merge(document, overlay(name))
+    merge_into(document, overlay(name))
     buffer = io.StringIO()
     yaml.dump(document, buffer)
     import yaml as pyyaml
