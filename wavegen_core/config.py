@@ -252,6 +252,99 @@ class TranscriptionConfig(Strict):
     compare_basic_pitch: bool = True
 
 
+# --------------------------------------------------------------------------- symbolic
+
+
+class EventsConfig(Strict):
+    """The performance-event vocabulary of Oore et al. 2018 and the Music Transformer.
+
+    NOTE_ON and NOTE_OFF for each of the 128 MIDI pitches, TIME_SHIFT by 1 to
+    ``max_shift_steps`` steps of ``time_step`` seconds, and VELOCITY in
+    ``velocity_bins`` bins: 128 + 128 + 100 + 32 = 388 events at the paper's values,
+    plus PAD, START and END.
+    """
+
+    time_step: float = Field(0.01, gt=0.0, le=1.0)
+    max_shift_steps: int = Field(100, gt=0, le=10000)
+    velocity_bins: int = Field(32, ge=1, le=127)
+    # Extend notes while the sustain pedal (CC 64 >= 64) is down, as the paper does.
+    sustain: bool = True
+
+
+class AugmentationConfig(Strict):
+    """Random changes to every training piece (Huang et al. 2019, section 6.2)."""
+
+    # Transpose by a whole number of semitones drawn uniformly from [-N, N].
+    transpose_semitones: int = Field(3, ge=0, le=24)
+    # Stretch time by a factor drawn uniformly from [1 - s, 1 + s].
+    time_stretch: float = Field(0.05, ge=0.0, lt=0.5)
+
+
+class MusicTransformerModelConfig(Strict):
+    """A decoder-only transformer over performance events (Huang et al. 2019).
+
+    Defaults are the tiny profile. The full profile is about the size of the paper's
+    Piano-e-Competition model: 6 layers, 8 heads, width 512, feed-forward 1,024,
+    relative attention over sequences of 2,048 events, dropout 0.1.
+    """
+
+    # relative: relative global attention with the skewing procedure (the paper);
+    # absolute: sinusoidal positions added to the input (the vanilla baseline).
+    attention: Literal["relative", "absolute"] = "relative"
+    d_model: int = Field(64, gt=0, le=8192)
+    n_layers: int = Field(2, gt=0, le=64)
+    n_heads: int = Field(4, gt=0, le=64)
+    d_ff: int = Field(128, gt=0, le=32768)
+    dropout: Probability = 0.1
+    # Longest sequence the model attends over (training windows and the sampling
+    # window); the relative embeddings cover distances 0 .. context - 1.
+    context: int = Field(256, ge=8, le=16384)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> MusicTransformerModelConfig:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not a multiple of n_heads={self.n_heads}")
+        return self
+
+
+class ComposeConfig(Strict):
+    """The stage `compose`: new pieces from the trained Music Transformer."""
+
+    # Pieces sampled from nothing, and continuations of test-split primers.
+    unconditional: int = Field(2, ge=0, le=1000)
+    continuations: int = Field(2, ge=0, le=1000)
+    # Length of each piece (the primer included), and of the primer taken from the
+    # start of a test piece.
+    seconds: float = Field(20.0, gt=0.0, le=3600.0)
+    primer_seconds: float = Field(5.0, gt=0.0, le=600.0)
+    temperature: float = Field(1.0, gt=0.0, le=10.0)
+    # 0 = no top-k cut; 1.0 = no nucleus (top-p) cut.
+    top_k: int = Field(0, ge=0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+
+
+class MusicTransformerConfig(Strict):
+    """The stages `train_music_transformer` and `compose`."""
+
+    # transcribed: the transcriptions of `transcribe` (the Wave2Midi2Wave recipe);
+    # ground_truth: the prepared corpus's own MIDI (train split).
+    corpus: Literal["transcribed", "ground_truth"] = "transcribed"
+    events: EventsConfig = EventsConfig()
+    augmentation: AugmentationConfig = AugmentationConfig()
+    model: MusicTransformerModelConfig = MusicTransformerModelConfig()
+    train: TrainLoopConfig = TrainLoopConfig(
+        steps=400,
+        batch_size=8,
+        learning_rate=1e-3,
+        checkpoint_every=100,
+        log_every=10,
+        eval_every=100,
+    )
+    # Learning-rate warm-up (linear, in steps) before inverse-square-root decay.
+    warmup_steps: int = Field(100, ge=0)
+    compose: ComposeConfig = ComposeConfig()
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -263,6 +356,7 @@ class Params(Strict):
     audio: AudioConfig = AudioConfig()
     data: DataConfig = DataConfig()
     transcription: TranscriptionConfig = TranscriptionConfig()
+    music_transformer: MusicTransformerConfig = MusicTransformerConfig()
 
     @model_validator(mode="before")
     @classmethod
