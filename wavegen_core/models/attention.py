@@ -1,0 +1,218 @@
+"""Causal multi-head self-attention, with relative global attention (Huang et al. 2019).
+
+The one attention block of the project: the Music Transformer is built from it, and
+the prior over VQ-VAE codes reuses it.
+
+Relative attention adds to every logit ``q_i · k_j`` a term ``q_i · e_(j-i)`` that
+depends on the distance ``j - i`` alone, with a learnt embedding ``e_r`` per head and
+distance ``r = -(context - 1) .. 0``. Done directly, the embeddings are gathered into
+an ``(L, L, D_h)`` tensor per head (:func:`relative_logits_reference`), O(L²·D) memory.
+The paper's *skewing* computes ``Q E^T`` instead, ``(L, L)`` per head where column
+``c`` holds distance ``c - (L - 1)``, and shifts row ``i`` left by ``L - 1 - i`` so
+that column ``j`` holds distance ``j - i``; the only memory added to plain attention is
+``E`` itself, O(L·D). The paper pads, reshapes and slices to shift; the shift is a
+strided view of ``Q E^T`` (row stride one less than its width), which here is added
+straight into the logits, so no padded copy is made (:class:`_RelativeLogits`).
+
+Queries may be the last ``n`` of ``m`` positions (keys at positions ``0 .. m - 1``,
+queries at ``m - n .. m - 1``): a full forward has ``n = m``, a cached decoding step
+``n = 1``. The same skew serves both, so cached decoding gives the logits of a full
+forward pass exactly (up to float rounding).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class KVCache:
+    """One attention layer's keys and values so far, each ``(batch, heads, time, head_dim)``.
+
+    ``position`` counts every position ever fed, including those that slid out of the
+    window (absolute position encodings need it); the window keeps the last
+    ``context`` positions.
+    """
+
+    keys: torch.Tensor | None = None
+    values: torch.Tensor | None = None
+    position: int = 0
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[2]
+
+
+def causal_mask(n_queries: int, n_keys: int, device: torch.device) -> torch.Tensor:
+    """``(n_queries, n_keys)`` bool, True where a query must not look: a key in its future.
+
+    Query ``i`` sits at position ``n_keys - n_queries + i``, so it sees keys up to there.
+    """
+    past = n_keys - n_queries
+    future = torch.ones(n_queries, n_keys, dtype=torch.bool, device=device)
+    return torch.triu(future, diagonal=past + 1)
+
+
+def _skewed_view(qe: torch.Tensor) -> torch.Tensor:
+    """``S[..., i, j] = qe[..., i, j - i + n - 1]``, as a view of a contiguous ``qe``.
+
+    ``qe[..., i, c]`` is query ``i``'s logit for distance ``c - (m - 1)``. Entries with
+    ``j`` in the query's future come from neighbouring rows: garbage, to be masked.
+    """
+    *batch, n, m = qe.shape
+    flat = qe.reshape(-1, n, m)
+    view = flat.as_strided((flat.shape[0], n, m), (n * m, m - 1, 1), flat.storage_offset() + n - 1)
+    return view.reshape(*batch, n, m)
+
+
+def _unskew(grad: torch.Tensor) -> torch.Tensor:
+    """The adjoint of :func:`_skewed_view`: ``out[..., i, j - i + n - 1] = grad[..., i, j]``.
+
+    ``grad`` must be zero wherever the skewed view held garbage (the masked future).
+    The destination is written through a view that skips the last column, which is
+    one-to-one (rows of ``m - 1`` columns at stride ``m - 1``); the last column is only
+    reached by the last query's last key, copied on its own.
+    """
+    *batch, n, m = grad.shape
+    grad = grad.reshape(-1, n, m)
+    out = grad.new_zeros(grad.shape)
+    body = out.as_strided((grad.shape[0], n, m - 1), (n * m, m - 1, 1), n - 1)
+    body.copy_(grad[..., : m - 1])
+    out[:, n - 1, m - 1] = grad[:, n - 1, m - 1]
+    return out.reshape(*batch, n, m)
+
+
+class _RelativeLogits(torch.autograd.Function):
+    """Masked ``q k^T + skew(q E^T)`` without materialising more than the logits.
+
+    ``q`` ``(B, H, n, d)``, ``k`` ``(B, H, m, d)``, ``e`` ``(H, m, d)`` (row ``c`` =
+    distance ``c - (m - 1)``) or None for plain attention; ``mask`` ``(n, m)`` True
+    where the logit is -inf. Backward zeroes the masked positions' gradient first, as
+    the output there is a constant.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        e: torch.Tensor | None,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        logits = torch.matmul(q, k.transpose(-1, -2))
+        if e is not None:
+            qe = torch.matmul(q, e.transpose(-1, -2)).contiguous()
+            logits.add_(_skewed_view(qe))
+            del qe
+        logits.masked_fill_(mask, -math.inf)
+        ctx.save_for_backward(q, k, e, mask)  # type: ignore[arg-type]
+        return logits
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        q, k, e, mask = ctx.saved_tensors  # type: ignore[attr-defined]
+        grad = grad.masked_fill(mask, 0.0)
+        grad_q = torch.matmul(grad, k)
+        grad_k = torch.matmul(grad.transpose(-1, -2), q)
+        grad_e = None
+        if e is not None:
+            grad_qe = _unskew(grad)
+            del grad
+            grad_q.add_(torch.matmul(grad_qe, e))
+            grad_e = torch.matmul(grad_qe.transpose(-1, -2), q)
+            grad_e = grad_e.sum(dim=tuple(range(grad_e.dim() - e.dim())))
+        return grad_q, grad_k, grad_e, None
+
+
+def attention_logits(
+    q: torch.Tensor, k: torch.Tensor, relative: torch.Tensor | None
+) -> torch.Tensor:
+    """Causally masked logits ``(B, H, n, m)`` of the last ``n`` of ``m`` positions.
+
+    ``relative`` is ``(H, m, d)`` with row ``c`` the embedding of distance ``c - (m - 1)``,
+    or None for plain dot-product logits. ``q`` should already carry the 1/sqrt(d) scale.
+    """
+    mask = causal_mask(q.shape[-2], k.shape[-2], q.device)
+    logits: torch.Tensor = _RelativeLogits.apply(q, k, relative, mask)
+    return logits
+
+
+def relative_logits_reference(
+    q: torch.Tensor, k: torch.Tensor, relative: torch.Tensor
+) -> torch.Tensor:
+    """The same logits as :func:`attention_logits`, with the embeddings materialised.
+
+    Gathers ``e_(j-i)`` for every query-key pair into ``(H, n, m, d)``: O(L²·D) memory,
+    the cost the skewing avoids. Kept as the reference for tests and benchmarks.
+    """
+    n, m = q.shape[-2], k.shape[-2]
+    query_position = torch.arange(m - n, m, device=q.device)[:, None]
+    distance = torch.arange(m, device=q.device)[None, :] - query_position  # j - i
+    row = (distance + m - 1).clamp(min=0, max=m - 1)  # future entries: any row, masked
+    gathered = relative[:, row]  # (H, n, m, d)
+    logits = torch.matmul(q, k.transpose(-1, -2))
+    logits = logits + torch.einsum("bhid,hijd->bhij", q, gathered)
+    return logits.masked_fill(causal_mask(n, m, q.device), -math.inf)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention, relative (skewed) or plain, with a KV cache.
+
+    ``forward(x, cache)`` takes ``x`` ``(B, n, d_model)``: with no cache, ``n`` positions
+    attend over themselves; with a :class:`KVCache`, they are the next ``n`` positions
+    after the cached ones, and the cache is extended (keeping the last ``context``).
+    """
+
+    def __init__(
+        self, d_model: int, n_heads: int, *, context: int, relative: bool, dropout: float
+    ) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not a multiple of n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.context = context
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        # On the output, not on the (L, L) attention weights: drawing a dropout mask
+        # that large costs a quarter of a CPU training step.
+        self.dropout = nn.Dropout(dropout)
+        # Row r: the embedding of distance r - (context - 1), i.e. -(context - 1) .. 0.
+        self.relative = (
+            nn.Parameter(torch.randn(n_heads, context, self.head_dim) * self.head_dim**-0.5)
+            if relative
+            else None
+        )
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        batch, n, width = x.shape
+        q, k, v = (
+            part.view(batch, n, self.n_heads, self.head_dim).transpose(1, 2)
+            for part in self.qkv(x).chunk(3, dim=-1)
+        )
+        if cache is not None:
+            if cache.keys is not None and cache.values is not None:
+                k = torch.cat([cache.keys, k], dim=2)
+                v = torch.cat([cache.values, v], dim=2)
+            cache.keys, cache.values = k[:, :, -self.context :], v[:, :, -self.context :]
+            cache.position += n
+            # Queries whose window starts before the kept keys see only the kept ones.
+            k, v = k[:, :, -(self.context + n - 1) :], v[:, :, -(self.context + n - 1) :]
+        m = k.shape[2]
+        if m > self.context:
+            raise ValueError(
+                f"{m} positions exceed the attention context of {self.context}; "
+                "feed longer sequences step by step through a KVCache"
+            )
+        relative = None if self.relative is None else self.relative[:, self.context - m :]
+        logits = attention_logits(q * self.head_dim**-0.5, k, relative)
+        weights = torch.softmax(logits, dim=-1)
+        mixed = torch.matmul(weights, v).transpose(1, 2).reshape(batch, n, width)
+        out: torch.Tensor = self.dropout(self.out(mixed))
+        return out
