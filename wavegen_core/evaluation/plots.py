@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pretty_midi
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from wavegen_core.files import atomic_path
@@ -103,3 +106,77 @@ def plot_transcriptions(
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
+
+
+# Semitones of empty roll shown above the highest and below the lowest note.
+ROLL_PITCH_MARGIN = 2
+
+
+def plot_piano_roll(
+    notes: list[pretty_midi.Note],
+    path: str | os.PathLike[str],
+    *,
+    title: str,
+    primer_seconds: float | None = None,
+) -> Path:
+    """One piece as a piano roll, each note a bar coloured by its velocity, as PNG.
+
+    Drawn from the notes themselves rather than a rasterised roll, so that short notes
+    are not lost to the frame grid. ``primer_seconds`` marks with a dashed line where
+    the primer a model continued ends and its own music begins. A piece without notes
+    gives an empty roll over the piano's range, so that a silent sample still shows up.
+    """
+    figure = Figure(figsize=(12, 4))
+    ax = figure.subplots()
+    velocity = Normalize(vmin=0, vmax=127)
+    # Each note a rectangle one semitone high (less a sliver, so repeated notes part).
+    bars = PolyCollection(
+        [
+            [
+                (note.start, note.pitch - 0.4),
+                (note.end, note.pitch - 0.4),
+                (note.end, note.pitch + 0.4),
+                (note.start, note.pitch + 0.4),
+            ]
+            for note in notes
+        ],
+        array=np.array([note.velocity for note in notes], dtype=float),
+        cmap="viridis",
+        norm=velocity,
+    )
+    ax.add_collection(bars)
+    figure.colorbar(bars, ax=ax, label="velocity")
+    if notes:
+        pitches = [note.pitch for note in notes]
+        low, high = min(pitches) - ROLL_PITCH_MARGIN, max(pitches) + ROLL_PITCH_MARGIN
+    else:
+        low, high = PIANO_LOW, PIANO_HIGH
+        ax.text(0.5, 0.5, "no notes", transform=ax.transAxes, ha="center", va="center")
+    end = max((note.end for note in notes), default=0.0)
+    if primer_seconds is not None:
+        # A primer that outlasts the notes still shows, a little inside the right edge.
+        end = max(end, 1.1 * primer_seconds)
+    end = end if end > 0 else 1.0
+    ax.set_xlim(0, end)
+    ax.set_ylim(low - 0.5, high + 0.5)
+    if primer_seconds is not None:
+        ax.axvline(primer_seconds, color="tab:red", linestyle="--", linewidth=1)
+        # Label at the top of the line (x in data, y in axes coordinates), on the side
+        # with room for it.
+        left_side = primer_seconds > 0.8 * end
+        ax.text(
+            primer_seconds,
+            0.98,
+            "primer " if left_side else " primer",
+            transform=ax.get_xaxis_transform(),
+            color="tab:red",
+            ha="right" if left_side else "left",
+            va="top",
+        )
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100, format="png")
+    return Path(path)
