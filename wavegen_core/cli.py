@@ -89,6 +89,59 @@ def _transcribe(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else 0
 
 
+def _compose(args: argparse.Namespace) -> int:
+    import torch
+
+    from wavegen_core.midi.events import events_to_midi, performance_notes
+    from wavegen_core.midi.io import MidiReadError, load_midi, write_midi
+    from wavegen_core.models.music_transformer import (
+        SamplingConfig,
+        primer_events,
+        sample_events,
+    )
+    from wavegen_core.progress import progress_bar
+    from wavegen_core.training import choose_device
+    from wavegen_core.training.music_transformer import load_music_transformer
+
+    try:
+        sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
+    except ValueError as err:
+        print(f"wavegen compose: {err}", file=sys.stderr)
+        return EXIT_BAD_PARAMS
+    try:
+        model, vocab = load_music_transformer(args.checkpoint, choose_device(args.device))
+    except (OSError, RuntimeError, KeyError) as err:
+        print(f"wavegen compose: cannot load {args.checkpoint}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    primer: list[int] = []
+    if args.primer is not None:
+        try:
+            notes = performance_notes(load_midi(args.primer), sustain=vocab.config.sustain)
+        except (MidiReadError, OSError) as err:
+            print(f"wavegen compose: primer {args.primer}: {err}", file=sys.stderr)
+            return EXIT_FAILED
+        primer = primer_events(notes, vocab, args.primer_seconds)
+    generator = torch.Generator().manual_seed(args.seed)
+    bar = progress_bar(total=args.events or 0, desc="compose", unit="event")
+    try:
+        events = sample_events(
+            model,
+            vocab,
+            primer=primer,
+            max_events=args.events,
+            max_seconds=None if args.events else args.seconds,
+            sampling=sampling,
+            generator=generator,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    midi = events_to_midi(events, vocab)
+    write_midi(args.out, midi)
+    print(f"{args.out}: {len(events)} events, {midi.get_end_time():.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavegen", description="Hierarchical music generation in the waveform domain."
@@ -150,6 +203,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transcribe.add_argument("--overlap-seconds", type=float, default=2.0)
     transcribe.set_defaults(run=_transcribe)
+
+    compose = commands.add_parser(
+        "compose", help="sample a new MIDI piece (or continue one) with a trained Music Transformer"
+    )
+    compose.add_argument("--checkpoint", required=True, help="train_music_transformer's checkpoint")
+    compose.add_argument("--primer", help="a MIDI file whose start the piece continues")
+    compose.add_argument(
+        "--primer-seconds", type=float, default=5.0, help="how much of the primer to keep"
+    )
+    length = compose.add_mutually_exclusive_group()
+    length.add_argument(
+        "--seconds", type=float, default=30.0, help="length of the piece, primer included"
+    )
+    length.add_argument("--events", type=int, help="number of new events (instead of --seconds)")
+    compose.add_argument("--out", required=True, help="the .mid file to write")
+    compose.add_argument("--temperature", type=float, default=1.0)
+    compose.add_argument("--top-k", type=int, default=0, help="0 = no cut")
+    compose.add_argument("--top-p", type=float, default=1.0, help="1.0 = no cut")
+    compose.add_argument("--seed", type=int, default=0, help="same seed, same piece")
+    compose.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    compose.set_defaults(run=_compose)
     return parser
 
 

@@ -1,0 +1,147 @@
+"""Stage `compose`: new pieces from the Music Transformer, the input of the vocoders.
+
+Writes `data/composed/`: `midi/<name>.mid` for `compose.unconditional` pieces sampled
+from nothing and `compose.continuations` continuations of primers cut from the start of
+test-split pieces, a piano roll `rolls/<name>.png` of each, and `manifest.json`.
+`reports/compose/metrics.json` holds the model's test NLL per event and how the
+composed pieces compare with the test set (pitch-class and inter-onset-interval
+histogram distances, note density, polyphony and range side by side); for
+continuations only the part after the primer counts.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pretty_midi
+
+from stages._common import run_stage
+from stages.train_music_transformer import held_out_files
+from wavegen_core import __version__
+from wavegen_core.config import Params
+from wavegen_core.evaluation.plots import plot_piano_roll
+from wavegen_core.evaluation.symbolic import compare_sets
+from wavegen_core.files import replace_dir, staging_dir, write_json
+from wavegen_core.midi.events import events_to_midi
+from wavegen_core.midi.io import write_midi
+from wavegen_core.models.music_transformer import SamplingConfig, primer_events, sample_events
+from wavegen_core.progress import log, progress
+from wavegen_core.training import choose_device
+from wavegen_core.training.music_transformer import (
+    NotePiece,
+    evaluation_windows,
+    load_music_transformer,
+    load_pieces,
+    score_windows,
+)
+from wavegen_core.training.seeding import step_generator
+
+CHECKPOINT = Path("models/music_transformer/checkpoint.pt")
+OUT_DIR = Path("data/composed")
+REPORT_DIR = Path("reports/compose")
+# A model that never moves time forward would sample forever: a piece stops after this
+# many events per second asked for (piano performances have about 20 to 60).
+MAX_EVENTS_PER_SECOND = 200
+
+
+def compose(params: Params) -> None:
+    config = params.music_transformer.compose
+    device = choose_device(
+        params.music_transformer.train.device or params.device,
+        param="music_transformer.train.device",
+    )
+    model, vocab = load_music_transformer(CHECKPOINT, device)
+    test, rejected = load_pieces(held_out_files("test"), vocab.config)
+    for entry in rejected:
+        log.warning("skipped test piece %s: %s", entry["piece"], entry["reason"])
+    metrics: dict[str, Any] = {}
+    if test:
+        scores = score_windows(model, evaluation_windows(test, vocab, model.config.context), device)
+        metrics["test"] = {
+            "nll_per_event": scores["nll"],
+            "accuracy": scores["accuracy"],
+            "events": int(scores["events"]),
+            "pieces": len(test),
+        }
+        log.info(
+            "compose: test NLL %.4f nats per event over %d events",
+            scores["nll"],
+            int(scores["events"]),
+        )
+    else:
+        log.warning("compose: no test split with MIDI; no test NLL and no primers")
+    continuations = config.continuations if test else 0
+    sampling = SamplingConfig(config.temperature, config.top_k, config.top_p)
+    max_events = math.ceil(config.seconds * MAX_EVENTS_PER_SECOND)
+    staging = staging_dir(OUT_DIR, f"{params.seed}-{__version__}")
+    jobs: list[tuple[str, int, NotePiece | None]] = [
+        ("unconditional", index, None) for index in range(config.unconditional)
+    ]
+    jobs += [("continuation", index, test[index % len(test)]) for index in range(continuations)]
+    records: list[dict[str, Any]] = []
+    unconditional: list[list[pretty_midi.Note]] = []
+    continued: list[list[pretty_midi.Note]] = []
+    for number, (kind, index, primer_piece) in enumerate(
+        progress(jobs, total=len(jobs), desc="compose", unit="piece")
+    ):
+        primer: list[int] = (
+            []
+            if primer_piece is None
+            else primer_events(primer_piece.notes, vocab, config.primer_seconds)
+        )
+        events = sample_events(
+            model,
+            vocab,
+            primer=primer,
+            max_events=max_events,
+            max_seconds=config.seconds,
+            sampling=sampling,
+            generator=step_generator(params.seed, number),
+        )
+        name = f"{kind}_{index:03d}"
+        midi = events_to_midi(events, vocab)
+        notes = sorted((n for i in midi.instruments for n in i.notes), key=lambda n: n.start)
+        write_midi(staging / "midi" / f"{name}.mid", midi)
+        primer_seconds = None if primer_piece is None else config.primer_seconds
+        title = name if primer_piece is None else f"{name}: continues {primer_piece.name}"
+        plot_piano_roll(
+            notes, staging / "rolls" / f"{name}.png", title=title, primer_seconds=primer_seconds
+        )
+        if primer_piece is None:
+            unconditional.append(notes)
+        else:
+            continued.append([n for n in notes if n.start >= config.primer_seconds])
+        records.append(
+            {
+                "id": name,
+                "midi": f"midi/{name}.mid",
+                "kind": kind,
+                "primer": None if primer_piece is None else primer_piece.name,
+                "primer_seconds": primer_seconds,
+                "events": len(events),
+                "primer_events": len(primer),
+                "notes": len(notes),
+                "seconds": round(midi.get_end_time(), 3),
+                "stopped_at_event_limit": len(events) - len(primer) >= max_events,
+            }
+        )
+    write_json(staging / "manifest.json", {"pieces": records})
+    metrics["composed"] = {"pieces": len(records), "notes": sum(r["notes"] for r in records)}
+    reference = [piece.notes for piece in test]
+    for label, pieces in (("unconditional", unconditional), ("continuations", continued)):
+        if reference and any(pieces):
+            metrics[label] = compare_sets([p for p in pieces if p], reference)
+    replace_dir(staging, OUT_DIR)
+    write_json(REPORT_DIR / "metrics.json", metrics)
+    log.info("compose: %d pieces -> %s", len(records), OUT_DIR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage("compose", compose, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

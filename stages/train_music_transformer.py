@@ -1,0 +1,105 @@
+"""Stage `train_music_transformer`: the symbolic model of Wave2Midi2Wave.
+
+Trains on the transcriptions of `transcribe` (`music_transformer.corpus: transcribed`,
+the Wave2Midi2Wave recipe) or on the prepared corpus's own MIDI (`ground_truth`);
+validation is always the ground-truth MIDI of the validation split, so that the two
+corpora are scored alike. Writes `models/music_transformer/checkpoint.pt` (kept across
+runs so a killed run resumes), the curves and loss picture under
+`reports/train_music_transformer/`, and `corpus.json` there: the pieces used and
+those skipped, with reasons.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stages._common import run_stage
+from wavegen_core.config import MusicTransformerConfig, Params
+from wavegen_core.data import read_manifest
+from wavegen_core.errors import WavegenError
+from wavegen_core.files import write_json
+from wavegen_core.progress import log
+from wavegen_core.training import choose_device
+from wavegen_core.training.music_transformer import NotePiece, load_pieces, train_music_transformer
+
+PREPARED = Path("data/prepared")
+TRANSCRIBED = Path("data/transcribed")
+CHECKPOINT = Path("models/music_transformer/checkpoint.pt")
+REPORT_DIR = Path("reports/train_music_transformer")
+
+
+def corpus_files(corpus: str) -> list[tuple[str, Path]]:
+    """``(piece, MIDI path)`` of the training corpus."""
+    if corpus == "transcribed":
+        return [(p.id, TRANSCRIBED / p.midi) for p in read_manifest(TRANSCRIBED) if p.midi]
+    return [
+        (p.id, PREPARED / p.midi)
+        for p in read_manifest(PREPARED)
+        if p.split == "train" and p.has_midi and p.midi
+    ]
+
+
+def held_out_files(split: str) -> list[tuple[str, Path]]:
+    """``(piece, MIDI path)`` of a prepared split's ground-truth MIDI."""
+    return [
+        (p.id, PREPARED / p.midi)
+        for p in read_manifest(PREPARED)
+        if p.split == split and p.has_midi and p.midi
+    ]
+
+
+def load_corpus(config: MusicTransformerConfig) -> tuple[list[NotePiece], list[NotePiece]]:
+    """Train and validation pieces; the skipped ones are logged and listed in corpus.json."""
+    train, rejected = load_pieces(corpus_files(config.corpus), config.events)
+    validation, rejected_validation = load_pieces(held_out_files("validation"), config.events)
+    rejected += rejected_validation
+    for entry in rejected:
+        log.warning("skipped %s (%s): %s", entry["piece"], entry["path"], entry["reason"])
+    write_json(
+        REPORT_DIR / "corpus.json",
+        {
+            "corpus": config.corpus,
+            "train": [piece.name for piece in train],
+            "validation": [piece.name for piece in validation],
+            "rejected": rejected,
+        },
+    )
+    if not train:
+        raise WavegenError(
+            f"no readable MIDI in the {config.corpus} corpus ({len(rejected)} skipped)"
+        )
+    if not validation:
+        log.warning("no validation split with MIDI: validating on the training pieces")
+    return train, validation
+
+
+def train(params: Params) -> None:
+    config = params.music_transformer
+    train_set, validation = load_corpus(config)
+    log.info(
+        "train_music_transformer: %d %s pieces, %d validation pieces",
+        len(train_set),
+        config.corpus,
+        len(validation),
+    )
+    device = choose_device(
+        config.train.device or params.device, param="music_transformer.train.device"
+    )
+    train_music_transformer(
+        config,
+        train_set,
+        validation,
+        seed=params.seed,
+        device=device,
+        checkpoint_path=CHECKPOINT,
+        metrics_dir=REPORT_DIR,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage("train_music_transformer", train, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
