@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from wavegen_core.models import attention as attention_module
 from wavegen_core.models.attention import (
     CausalSelfAttention,
     KVCache,
@@ -51,6 +52,19 @@ def test_skewed_gradients_equal_the_reference_and_pass_gradcheck(n: int, m: int)
         torch.testing.assert_close(mine, reference)
     assert torch.autograd.gradcheck(
         lambda q, k, e: torch.softmax(attention_logits(q, k, e), dim=-1), (q, k, e)
+    )
+
+
+@pytest.mark.parametrize(("n", "m"), [(10, 10), (5, 13), (1, 7)])
+def test_blocks_of_query_rows_give_the_same_logits_and_gradients(n, m, monkeypatch) -> None:
+    monkeypatch.setattr(attention_module, "BLOCK_ROWS", 3)  # several blocks, a ragged last
+    q, k, e = _inputs(n, m, seed=2)
+    torch.testing.assert_close(attention_logits(q, k, e), relative_logits_reference(q, k, e))
+    assert torch.autograd.gradcheck(
+        lambda q, k, e: torch.softmax(attention_logits(q, k, e), dim=-1), (q, k, e)
+    )
+    assert torch.autograd.gradcheck(
+        lambda q, k: torch.softmax(attention_logits(q, k, None), dim=-1), (q, k)
     )
 
 

@@ -10,9 +10,11 @@ an ``(L, L, D_h)`` tensor per head (:func:`relative_logits_reference`), O(L²·D
 The paper's *skewing* computes ``Q E^T`` instead, ``(L, L)`` per head where column
 ``c`` holds distance ``c - (L - 1)``, and shifts row ``i`` left by ``L - 1 - i`` so
 that column ``j`` holds distance ``j - i``; the only memory added to plain attention is
-``E`` itself, O(L·D). The paper pads, reshapes and slices to shift; the shift is a
-strided view of ``Q E^T`` (row stride one less than its width), which here is added
-straight into the logits, so no padded copy is made (:class:`_RelativeLogits`).
+``E`` itself, O(L·D). The paper pads, reshapes and slices to shift; here the shift is
+a strided view of ``Q E^T`` (row stride one less than its width) added straight into
+the logits, and ``Q E^T`` is computed a block of query rows at a time, so what the
+relative term adds to plain attention's memory is O(L·D) plus one block
+(:class:`_RelativeLogits`).
 
 Queries may be the last ``n`` of ``m`` positions (keys at positions ``0 .. m - 1``,
 queries at ``m - n .. m - 1``): a full forward has ``n = m``, a cached decoding step
@@ -57,42 +59,56 @@ def causal_mask(n_queries: int, n_keys: int, device: torch.device) -> torch.Tens
     return torch.triu(future, diagonal=past + 1)
 
 
-def _skewed_view(qe: torch.Tensor) -> torch.Tensor:
-    """``S[..., i, j] = qe[..., i, j - i + n - 1]``, as a view of a contiguous ``qe``.
+# Query rows per block of the relative term: its transient memory is a block of
+# ``rows x m`` per head instead of the ``n x m`` of the logits.
+BLOCK_ROWS = 128
 
-    ``qe[..., i, c]`` is query ``i``'s logit for distance ``c - (m - 1)``. Entries with
-    ``j`` in the query's future come from neighbouring rows: garbage, to be masked.
+
+def _blocks(n: int) -> range:
+    return range(0, n, BLOCK_ROWS)
+
+
+def _skewed_block(qe: torch.Tensor, first: int, n: int, columns: int) -> torch.Tensor:
+    """Rows ``first ..`` of the skewed logits, ``S[i, j] = qe[i, j - i + n - 1]``, as a view.
+
+    ``qe`` ``(B', rows, m)`` is contiguous, rows ``first .. first + rows - 1`` of ``q E^T``;
+    column ``c`` holds distance ``c - (m - 1)``. Element ``(i, j)`` of the block lies at
+    ``(i - first)(m - 1) + j + (n - 1 - first)`` in ``qe``'s memory: a strided view. Only
+    the first ``columns`` keys are viewed (those the block's last query may see), which
+    keeps every index inside ``qe``; entries in a query's future come from the next row:
+    garbage, to be masked.
     """
-    *batch, n, m = qe.shape
-    flat = qe.reshape(-1, n, m)
-    view = flat.as_strided((flat.shape[0], n, m), (n * m, m - 1, 1), flat.storage_offset() + n - 1)
-    return view.reshape(*batch, n, m)
+    rows, m = qe.shape[-2:]
+    offset = qe.storage_offset() + n - 1 - first
+    return qe.as_strided((qe.shape[0], rows, columns), (rows * m, m - 1, 1), offset)
 
 
-def _unskew(grad: torch.Tensor) -> torch.Tensor:
-    """The adjoint of :func:`_skewed_view`: ``out[..., i, j - i + n - 1] = grad[..., i, j]``.
+def _unskew_block(grad: torch.Tensor, first: int, n: int, m: int) -> torch.Tensor:
+    """The adjoint of :func:`_skewed_block`: the gradient of ``qe`` for one block of rows.
 
-    ``grad`` must be zero wherever the skewed view held garbage (the masked future).
-    The destination is written through a view that skips the last column, which is
-    one-to-one (rows of ``m - 1`` columns at stride ``m - 1``); the last column is only
-    reached by the last query's last key, copied on its own.
+    ``grad`` ``(B', rows, m)`` must be zero in every query's future. It is written
+    through the same strided view, cut to at most ``m - 1`` columns so that no two
+    elements share memory; the one element left out (last query, last key: distance 0)
+    is copied on its own.
     """
-    *batch, n, m = grad.shape
-    grad = grad.reshape(-1, n, m)
+    rows = grad.shape[-2]
+    columns = min(first + rows + m - n, m - 1)
     out = grad.new_zeros(grad.shape)
-    body = out.as_strided((grad.shape[0], n, m - 1), (n * m, m - 1, 1), n - 1)
-    body.copy_(grad[..., : m - 1])
-    out[:, n - 1, m - 1] = grad[:, n - 1, m - 1]
-    return out.reshape(*batch, n, m)
+    _skewed_block(out, first, n, columns).copy_(grad[..., :columns])
+    if first + rows == n:
+        out[:, rows - 1, m - 1] = grad[:, rows - 1, m - 1]
+    return out
 
 
 class _RelativeLogits(torch.autograd.Function):
-    """Masked ``q k^T + skew(q E^T)`` without materialising more than the logits.
+    """Masked ``q k^T + skew(q E^T)``, keeping nothing but the logits at ``(n, m)``.
 
     ``q`` ``(B, H, n, d)``, ``k`` ``(B, H, m, d)``, ``e`` ``(H, m, d)`` (row ``c`` =
     distance ``c - (m - 1)``) or None for plain attention; ``mask`` ``(n, m)`` True
-    where the logit is -inf. Backward zeroes the masked positions' gradient first, as
-    the output there is a constant.
+    where the logit is -inf. The relative term and the backward pass go through
+    blocks of :data:`BLOCK_ROWS` query rows, so beyond the logits (and their gradient)
+    they hold O(rows · m) per head, linear in the length. Backward zeroes the masked
+    positions' gradient, as the output there is a constant.
     """
 
     @staticmethod
@@ -104,10 +120,15 @@ class _RelativeLogits(torch.autograd.Function):
         mask: torch.Tensor,
     ) -> torch.Tensor:
         logits = torch.matmul(q, k.transpose(-1, -2))
+        n, m = logits.shape[-2:]
         if e is not None:
-            qe = torch.matmul(q, e.transpose(-1, -2)).contiguous()
-            logits.add_(_skewed_view(qe))
-            del qe
+            flat = logits.view(-1, n, m)
+            for first in _blocks(n):
+                last = min(first + BLOCK_ROWS, n)
+                block = torch.matmul(q[..., first:last, :], e.transpose(-1, -2))
+                block = block.reshape(-1, last - first, m)
+                columns = last + m - n
+                flat[:, first:last, :columns] += _skewed_block(block, first, n, columns)
         logits.masked_fill_(mask, -math.inf)
         ctx.save_for_backward(q, k, e, mask)  # type: ignore[arg-type]
         return logits
@@ -117,16 +138,23 @@ class _RelativeLogits(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, ...]:
         q, k, e, mask = ctx.saved_tensors  # type: ignore[attr-defined]
-        grad = grad.masked_fill(mask, 0.0)
-        grad_q = torch.matmul(grad, k)
-        grad_k = torch.matmul(grad.transpose(-1, -2), q)
-        grad_e = None
-        if e is not None:
-            grad_qe = _unskew(grad)
-            del grad
-            grad_q.add_(torch.matmul(grad_qe, e))
-            grad_e = torch.matmul(grad_qe.transpose(-1, -2), q)
-            grad_e = grad_e.sum(dim=tuple(range(grad_e.dim() - e.dim())))
+        n, m = grad.shape[-2:]
+        grad_q = torch.empty_like(q)
+        grad_k = torch.zeros_like(k)
+        grad_e = None if e is None else torch.zeros_like(e)
+        for first in _blocks(n):
+            last = min(first + BLOCK_ROWS, n)
+            rows = slice(first, last)
+            block = grad[..., rows, :].masked_fill(mask[rows], 0.0)
+            q_rows = q[..., rows, :]
+            grad_q[..., rows, :] = torch.matmul(block, k)
+            grad_k += torch.matmul(block.transpose(-1, -2), q_rows)
+            if e is not None and grad_e is not None:
+                flat = block.reshape(-1, last - first, m)
+                grad_qe = _unskew_block(flat, first, n, m).view(block.shape)
+                grad_q[..., rows, :] += torch.matmul(grad_qe, e)
+                per_batch = torch.matmul(grad_qe.transpose(-1, -2), q_rows)
+                grad_e += per_batch.sum(dim=tuple(range(per_batch.dim() - e.dim())))
         return grad_q, grad_k, grad_e, None
 
 
