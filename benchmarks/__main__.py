@@ -9,14 +9,26 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import bench_dvc, bench_flow, bench_prepare, bench_transcription
+from benchmarks import (
+    bench_dvc,
+    bench_flow,
+    bench_music_transformer,
+    bench_prepare,
+    bench_transcription,
+)
 from wavegen_core.files import write_json
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
 
 def main() -> None:
-    rows = bench_prepare.run() + bench_transcription.run() + bench_dvc.run() + bench_flow.run()
+    rows = (
+        bench_prepare.run()
+        + bench_transcription.run()
+        + bench_music_transformer.run()
+        + bench_dvc.run()
+        + bench_flow.run()
+    )
     machine = {
         "cpu_cores": os.cpu_count(),
         "python": platform.python_version(),
