@@ -128,7 +128,7 @@ def set_params(repo: Path, section: str, **values: object) -> None:
 
 
 def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
-    """A git repo holding the working tree at a 3-piece corpus and a 4-step training,
+    """A git repo holding the working tree at a 3-piece corpus and 4-step trainings,
     with no lock file yet."""
     copy_worktree(source, target)
     (target / "dvc.lock").unlink(missing_ok=True)
@@ -138,6 +138,16 @@ def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
     set_params(target, "transcription", **{f"train.{k}": v for k, v in steps.items()})
     # basic-pitch's side-by-side score has a test of its own (tests/stages).
     set_params(target, "transcription", compare_basic_pitch=False)
+    symbolic = {
+        "train.steps": 4,
+        "train.checkpoint_every": 2,
+        "train.log_every": 1,
+        "train.eval_every": 2,
+        "warmup_steps": 2,
+        "compose.seconds": 4.0,
+        "compose.primer_seconds": 2.0,
+    }
+    set_params(target, "music_transformer", **symbolic)
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],

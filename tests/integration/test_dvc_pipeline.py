@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pretty_midi
 import pytest
 
 from tests.conftest import run, set_params, tiny_repo_copy
@@ -26,6 +27,12 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo,
     assert len(pieces) == 3
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
     assert shown[""]["data"]["reports/prepare_data/metrics.json"]["data"]["pieces"] == 3
+    # The whole chain down to composed MIDI that pretty_midi reads back.
+    composed = json.loads((repo / "data/composed/manifest.json").read_text())["pieces"]
+    assert composed and all(record["notes"] > 0 for record in composed)
+    for record in composed:
+        midi = pretty_midi.PrettyMIDI(str(repo / "data/composed" / record["midi"]))
+        assert len(midi.instruments[0].notes) == record["notes"]
 
     stamp = manifest.stat().st_mtime_ns
     second = run(["dvc", "repro"], repo, env)
@@ -33,15 +40,21 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo,
     assert "didn't change, skipping" in second.stdout
     assert manifest.stat().st_mtime_ns == stamp
 
-    # An inference param reruns exactly the stages that transcribe, nothing upstream.
+    # An inference param reruns exactly the stages that transcribe, nothing upstream;
+    # the symbolic model downstream reruns only if the transcriptions changed.
     lock_before = (repo / "dvc.lock").read_text()
     set_params(repo, "transcription", overlap_seconds=1.0)
     status = run(["dvc", "status"], repo, env).stdout
     assert "transcribe" in status and "prepare_data" not in status
     third = run(["dvc", "repro"], repo, env)
     ran = {line.split("'")[1] for line in third.stdout.splitlines() if "Running stage" in line}
-    assert ran == {"transcribe", "evaluate_transcriber"}
+    assert ran - {"train_music_transformer", "compose"} == {"transcribe", "evaluate_transcriber"}
     assert (repo / "dvc.lock").read_text() != lock_before
+    # A sampling param reruns compose alone.
+    set_params(repo, "music_transformer", **{"compose.temperature": 0.9})
+    fourth = run(["dvc", "repro"], repo, env)
+    ran = {line.split("'")[1] for line in fourth.stdout.splitlines() if "Running stage" in line}
+    assert ran == {"compose"}
 
     # Share through the default remote (a directory beside the checkout) and pull
     # into a fresh clone.
