@@ -59,12 +59,19 @@ def compose(params: Params) -> None:
         log.warning("skipped test piece %s: %s", entry["piece"], entry["reason"])
     metrics: dict[str, Any] = {}
     if test:
-        scores = score_windows(model, evaluation_windows(test, vocab, model.config.context), device)
+        windows = evaluation_windows(test, vocab, model.config.context)
+        scores = score_windows(model, windows, device, vocab=vocab)
         metrics["test"] = {
             "nll_per_event": scores["nll"],
             "accuracy": scores["accuracy"],
             "events": int(scores["events"]),
             "pieces": len(test),
+            # Where the uncertainty lies: timing, pitches, dynamics.
+            "nll_by_event_kind": {
+                name.removeprefix("nll_"): value
+                for name, value in scores.items()
+                if name.startswith("nll_")
+            },
         }
         log.info(
             "compose: test NLL %.4f nats per event over %d events",

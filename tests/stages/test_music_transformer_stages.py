@@ -131,7 +131,12 @@ def test_transcribed_corpus_skips_broken_midi_and_compose_writes_pieces_and_metr
     assert [onset for onset in onsets if onset[0] < 290] == expected
 
     metrics = json.loads((compose.REPORT_DIR / "metrics.json").read_text())
-    assert metrics["test"]["pieces"] == 1 and math.isfinite(metrics["test"]["nll_per_event"])
+    test = metrics["test"]
+    assert test["pieces"] == 1 and math.isfinite(test["nll_per_event"])
+    by_kind = test["nll_by_event_kind"]
+    assert {"NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "END"} == set(by_kind)
+    # The overall NLL is the event-weighted mean of the kinds': it lies between them.
+    assert min(by_kind.values()) <= test["nll_per_event"] <= max(by_kind.values())
     assert 0 <= metrics["unconditional"]["pitch_class_histogram_distance"] <= 1
     assert metrics["continuations"]["reference_pitch_range"] > 0
     assert not list(tmp_path.glob("data/.composed*"))  # no staging directory left behind

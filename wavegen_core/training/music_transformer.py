@@ -134,27 +134,54 @@ def event_loss(
     return loss, {"accuracy": correct.sum() / counted.sum().clamp(min=1)}
 
 
+EVENT_KINDS = ("NOTE_ON", "NOTE_OFF", "TIME_SHIFT", "VELOCITY", "END")
+
+
 @torch.no_grad()
 def score_windows(
-    model: nn.Module, windows: torch.Tensor, device: torch.device, batch_size: int = EVAL_BATCH
+    model: nn.Module,
+    windows: torch.Tensor,
+    device: torch.device,
+    batch_size: int = EVAL_BATCH,
+    vocab: EventVocabulary | None = None,
 ) -> dict[str, float]:
-    """Negative log-likelihood per event (nats), accuracy and the number of events scored."""
+    """Negative log-likelihood per event (nats), accuracy and the number of events scored.
+
+    With ``vocab``, also the NLL of each kind of event (``nll_TIME_SHIFT``...): where a
+    model's uncertainty lies, e.g. timing against pitch.
+    """
+    kinds = None
+    if vocab is not None:
+        names = [vocab.describe(token).split("(")[0] for token in range(vocab.size)]
+        kinds = torch.tensor([EVENT_KINDS.index(n) if n in EVENT_KINDS else -1 for n in names])
     total, correct, count = 0.0, 0, 0
+    by_kind = torch.zeros(len(EVENT_KINDS), dtype=torch.float64)
+    count_by_kind = torch.zeros(len(EVENT_KINDS), dtype=torch.float64)
     for batch in windows.split(batch_size):
         batch = batch.to(device)
         logits = model(batch[:, :-1]).float()
         targets = batch[:, 1:]
         counted = targets != PAD
-        total += float(
-            F.cross_entropy(
-                logits.flatten(0, 1), targets.flatten(), ignore_index=PAD, reduction="sum"
-            )
-        )
+        losses = F.cross_entropy(
+            logits.flatten(0, 1), targets.flatten(), ignore_index=PAD, reduction="none"
+        ).cpu()
+        total += float(losses.sum())
         correct += int(((logits.argmax(dim=-1) == targets) & counted).sum())
         count += int(counted.sum())
+        if kinds is not None:
+            kind = kinds[targets.flatten().cpu()]
+            known = kind >= 0
+            by_kind.index_add_(0, kind[known], losses[known].double())
+            count_by_kind.index_add_(
+                0, kind[known], torch.ones(int(known.sum()), dtype=torch.float64)
+            )
     if count == 0:
         raise ValueError("no events to score")
-    return {"nll": total / count, "accuracy": correct / count, "events": float(count)}
+    scores = {"nll": total / count, "accuracy": correct / count, "events": float(count)}
+    for index, name in enumerate(EVENT_KINDS):
+        if count_by_kind[index] > 0:
+            scores[f"nll_{name}"] = float(by_kind[index] / count_by_kind[index])
+    return scores
 
 
 def inverse_sqrt_schedule(warmup_steps: int) -> Callable[[int], float]:
