@@ -239,7 +239,14 @@ class CausalSelfAttention(nn.Module):
                 "feed longer sequences step by step through a KVCache"
             )
         relative = None if self.relative is None else self.relative[:, self.context - m :]
-        logits = attention_logits(q * self.head_dim**-0.5, k, relative)
+        q = q * self.head_dim**-0.5
+        if n == 1:
+            # A single query (a decoding step) sees every key and its skew is the
+            # identity: the relative term is q·E[j], so one product with k + E does it.
+            keys = k if relative is None else k + relative
+            logits = torch.matmul(q, keys.transpose(-1, -2))
+        else:
+            logits = attention_logits(q, k, relative)
         weights = torch.softmax(logits, dim=-1)
         mixed = torch.matmul(weights, v).transpose(1, 2).reshape(batch, n, width)
         out: torch.Tensor = self.dropout(self.out(mixed))

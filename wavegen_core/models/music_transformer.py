@@ -194,7 +194,7 @@ def sample_events(
         max_seconds is None or elapsed < max_seconds
     ):
         logits = model(feed, cache)[:, -1]
-        logits[:, [PAD, START]] = -math.inf  # never drawn: they are not events
+        logits[:, PAD] = logits[:, START] = -math.inf  # never drawn: they are not events
         probabilities = torch.softmax(filter_logits(logits.float(), sampling), dim=-1)
         token = int(torch.multinomial(probabilities.cpu(), 1, generator=generator))
         if token == END:
