@@ -19,7 +19,7 @@ from typing import Any
 import pretty_midi
 
 from stages._common import run_stage
-from stages.train_music_transformer import held_out_files
+from stages.train_music_transformer import test_files
 from wavegen_core import __version__
 from wavegen_core.config import Params
 from wavegen_core.evaluation.plots import plot_piano_roll
@@ -54,7 +54,7 @@ def compose(params: Params) -> None:
         param="music_transformer.train.device",
     )
     model, vocab = load_music_transformer(CHECKPOINT, device)
-    test, rejected = load_pieces(held_out_files("test"), vocab.config)
+    test, rejected = load_pieces(test_files(), vocab.config)
     for entry in rejected:
         log.warning("skipped test piece %s: %s", entry["piece"], entry["reason"])
     metrics: dict[str, Any] = {}

@@ -1,9 +1,11 @@
 """Stage `train_music_transformer`: the symbolic model of Wave2Midi2Wave.
 
 Trains on the transcriptions of `transcribe` (`music_transformer.corpus: transcribed`,
-the Wave2Midi2Wave recipe) or on the prepared corpus's own MIDI (`ground_truth`);
-validation is always the ground-truth MIDI of the validation split, so that the two
-corpora are scored alike. Writes `models/music_transformer/checkpoint.pt` (kept across
+the Wave2Midi2Wave recipe: the unlabelled pool and the train split) or on the prepared
+corpus's own MIDI (`ground_truth`: the train split), and validates on the validation
+split of the same corpus, so that the validation curve follows the data the model fits.
+The test (`compose`) is the ground-truth MIDI of the test split for both, so that the
+two corpora are scored alike. Writes `models/music_transformer/checkpoint.pt` (kept across
 runs so a killed run resumes), the curves and loss picture under
 `reports/train_music_transformer/`, and `corpus.json` there: the pieces used and
 those skipped, with reasons.
@@ -29,30 +31,29 @@ CHECKPOINT = Path("models/music_transformer/checkpoint.pt")
 REPORT_DIR = Path("reports/train_music_transformer")
 
 
-def corpus_files(corpus: str) -> list[tuple[str, Path]]:
-    """``(piece, MIDI path)`` of the training corpus."""
-    if corpus == "transcribed":
-        return [(p.id, TRANSCRIBED / p.midi) for p in read_manifest(TRANSCRIBED) if p.midi]
+def corpus_files(corpus: str, splits: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """``(piece, MIDI path)`` of a corpus's pieces in ``splits``."""
+    root = TRANSCRIBED if corpus == "transcribed" else PREPARED
     return [
-        (p.id, PREPARED / p.midi)
-        for p in read_manifest(PREPARED)
-        if p.split == "train" and p.has_midi and p.midi
+        (p.id, root / p.midi)
+        for p in read_manifest(root)
+        if p.split in splits and p.has_midi and p.midi
     ]
 
 
-def held_out_files(split: str) -> list[tuple[str, Path]]:
-    """``(piece, MIDI path)`` of a prepared split's ground-truth MIDI."""
-    return [
-        (p.id, PREPARED / p.midi)
-        for p in read_manifest(PREPARED)
-        if p.split == split and p.has_midi and p.midi
-    ]
+def test_files() -> list[tuple[str, Path]]:
+    """``(piece, MIDI path)`` of the test split's ground-truth MIDI."""
+    return corpus_files("ground_truth", ("test",))
 
 
 def load_corpus(config: MusicTransformerConfig) -> tuple[list[NotePiece], list[NotePiece]]:
     """Train and validation pieces; the skipped ones are logged and listed in corpus.json."""
-    train, rejected = load_pieces(corpus_files(config.corpus), config.events)
-    validation, rejected_validation = load_pieces(held_out_files("validation"), config.events)
+    train, rejected = load_pieces(
+        corpus_files(config.corpus, ("train", "unlabelled")), config.events
+    )
+    validation, rejected_validation = load_pieces(
+        corpus_files(config.corpus, ("validation",)), config.events
+    )
     rejected += rejected_validation
     for entry in rejected:
         log.warning("skipped %s (%s): %s", entry["piece"], entry["path"], entry["reason"])

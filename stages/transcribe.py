@@ -1,7 +1,9 @@
-"""Stage `transcribe`: the unlabelled pool and the train split's audio -> data/transcribed/.
+"""Stage `transcribe`: the unlabelled pool, train and validation audio -> data/transcribed/.
 
 As in Wave2Midi2Wave, the transcriber turns audio into the MIDI corpus the Music
-Transformer learns from. `transcription.backend` picks our model or basic-pitch.
+Transformer learns from (the unlabelled pool and the train split) and validates on
+(the validation split); the test split is left to the evaluations.
+`transcription.backend` picks our model or basic-pitch.
 Writes `data/transcribed/midi/<piece>.mid` and `manifest.json` (the prepared corpus's
 records, pointing at the transcriptions), `rejected.json`; metrics (and, for pieces
 that have reference MIDI, how well the transcriptions agree with it) and a picture
@@ -39,8 +41,9 @@ CORPUS = Path("data/prepared")
 CHECKPOINT = Path("models/transcriber/checkpoint.pt")
 OUT_DIR = Path("data/transcribed")
 REPORT_DIR = Path("reports/transcribe")
-# The pieces transcribed: audio without MIDI, and the audio the transcriber trained on.
-SPLITS = ("unlabelled", "train")
+# The pieces transcribed: audio without MIDI, the audio the transcriber trained on, and
+# the validation audio (the symbolic model's validation set, in the training domain).
+SPLITS = ("unlabelled", "train", "validation")
 
 
 def _key(params: Params, pieces: list[Piece]) -> str:

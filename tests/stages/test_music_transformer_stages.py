@@ -37,7 +37,7 @@ def chorales(tmp_path_factory) -> list[Path]:
 
 def _corpus(root: Path, chorales: list[Path]) -> None:
     """data/prepared (ground truth, with splits) and data/transcribed, plus a corrupt piece."""
-    for corpus, splits in (("prepared", SPLITS), ("transcribed", SPLITS[:4])):
+    for corpus, splits in (("prepared", SPLITS), ("transcribed", SPLITS[:5])):
         folder = root / "data" / corpus
         (folder / "midi").mkdir(parents=True)
         pieces = []
@@ -110,7 +110,7 @@ def test_transcribed_corpus_skips_broken_midi_and_compose_writes_pieces_and_metr
     _params(tmp_path, "transcribed", 30, primer_seconds=3.0)
     assert train_music_transformer.main([]) == 0
     corpus = json.loads((train_music_transformer.REPORT_DIR / "corpus.json").read_text())
-    assert corpus["train"] == ["c0", "c1", "c2", "c3"]
+    assert corpus["train"] == ["c0", "c1", "c2", "c3"] and corpus["validation"] == ["c4"]
     assert [entry["piece"] for entry in corpus["rejected"]] == ["broken"]
     assert "unreadable MIDI" in corpus["rejected"][0]["reason"]
 
