@@ -61,10 +61,10 @@ from torch import nn
 from wavegen_core import profiles
 from wavegen_core.config import MusicTransformerConfig, Params
 from wavegen_core.midi.events import END, EventVocabulary
+from wavegen_core.models import parameter_count
 from wavegen_core.models.attention import attention_logits, relative_logits_reference
 from wavegen_core.models.music_transformer import (
     MusicTransformer,
-    parameter_count,
     sample_events,
 )
 

@@ -25,8 +25,9 @@ from wavegen_core.config import Params
 from wavegen_core.evaluation.plots import plot_piano_roll
 from wavegen_core.evaluation.symbolic import compare_sets
 from wavegen_core.files import replace_dir, staging_dir, write_json
-from wavegen_core.midi.events import events_to_midi
+from wavegen_core.midi.events import decode_events
 from wavegen_core.midi.io import write_midi
+from wavegen_core.midi.rolls import notes_to_midi
 from wavegen_core.models.music_transformer import SamplingConfig, primer_events, sample_events
 from wavegen_core.progress import log, progress
 from wavegen_core.training import choose_device
@@ -109,8 +110,8 @@ def compose(params: Params) -> None:
             generator=step_generator(params.seed, number),
         )
         name = f"{kind}_{index:03d}"
-        midi = events_to_midi(events, vocab)
-        notes = sorted((n for i in midi.instruments for n in i.notes), key=lambda n: n.start)
+        notes = decode_events(events, vocab)
+        midi = notes_to_midi(notes)
         write_midi(staging / "midi" / f"{name}.mid", midi)
         primer_seconds = None if primer_piece is None else config.primer_seconds
         title = name if primer_piece is None else f"{name}: continues {primer_piece.name}"

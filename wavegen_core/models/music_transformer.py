@@ -99,10 +99,6 @@ class MusicTransformer(nn.Module):
         return logits
 
 
-def parameter_count(model: nn.Module) -> int:
-    return sum(parameter.numel() for parameter in model.parameters())
-
-
 # --------------------------------------------------------------------------- sampling
 
 
