@@ -345,6 +345,235 @@ class MusicTransformerConfig(Strict):
     compose: ComposeConfig = ComposeConfig()
 
 
+# --------------------------------------------------------------------------- vocoders
+
+VocoderFamily = Literal["wavenet", "flow", "gan"]
+VOCODER_FAMILIES: tuple[str, ...] = ("wavenet", "flow", "gan")
+
+
+class ConditioningConfig(Strict):
+    """MIDI conditioning shared by every vocoder family.
+
+    The piano roll of the MIDI (onset, sounding and velocity per key) at one frame
+    per ``hop_length`` samples is encoded by ``layers`` convolutions of
+    ``kernel_size`` frames into ``channels`` features, then brought to the sample
+    rate: learnt transposed convolutions (``transposed``) or repetition followed by a
+    convolution (``repeat``).
+    """
+
+    # 256 samples = 62.5 frames per second at 16 kHz (16 ms, half the transcriber's frame).
+    hop_length: int = Field(256, ge=2, le=4096)
+    channels: int = Field(32, gt=0, le=1024)
+    layers: int = Field(2, ge=1, le=16)
+    kernel_size: int = Field(3, ge=1, le=31)
+    upsample: Literal["transposed", "repeat"] = "transposed"
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("must be odd, so that a frame's features are centred on it")
+        return value
+
+
+class WaveNetConfig(Strict):
+    """A MIDI-conditioned WaveNet (van den Oord et al. 2016; Hawthorne et al. 2019).
+
+    Defaults are the tiny profile. Layer ``i`` has dilation
+    ``2 ** (i % dilation_cycle)``; the full profile is 30 layers in 3 cycles of 10,
+    as the WaveNet vocoder of Tacotron 2 (Shen et al. 2018), whose output is a
+    mixture of 10 logistics.
+    """
+
+    layers: int = Field(10, ge=1, le=128)
+    dilation_cycle: int = Field(10, ge=1, le=24)
+    kernel_size: int = Field(2, ge=2, le=8)
+    residual_channels: int = Field(32, gt=0, le=2048)
+    gate_channels: int = Field(64, gt=0, le=4096)
+    skip_channels: int = Field(64, gt=0, le=4096)
+    # mu_law: 8-bit mu-law classes with a softmax (the original WaveNet);
+    # logistic_mixture: a discretised mixture of logistics (PixelCNN++, Parallel WaveNet).
+    output: Literal["mu_law", "logistic_mixture"] = "mu_law"
+    quantization_channels: int = Field(256, ge=2, le=65536)
+    mixtures: int = Field(10, ge=1, le=64)
+    # Training excerpts, in conditioning frames (frames x hop_length samples).
+    segment_frames: int = Field(16, ge=1, le=4096)
+    # Softmax / logistic temperature when sampling (1.0 = the model's distribution).
+    temperature: float = Field(1.0, gt=0.0, le=10.0)
+    train: TrainLoopConfig = TrainLoopConfig(
+        steps=300, batch_size=8, learning_rate=1e-3, checkpoint_every=100, eval_every=100
+    )
+
+
+class FlowConfig(Strict):
+    """A WaveGlow-style normalising flow (Prenger et al. 2019).
+
+    Defaults are the tiny profile. WaveGlow: 12 flows over groups of 8 samples, 2
+    channels output early after every 4 flows, coupling networks of 8 layers with 512
+    residual channels, training sigma 1.0 (sampling at 0.6 of it:
+    ``vocoder.synthesize.temperature.flow``).
+    ``conditioning.hop_length`` must be a multiple of ``groups`` (a frame holds whole
+    groups of samples); the model checks it when it is built.
+    """
+
+    groups: int = Field(8, ge=2, le=64)
+    flows: int = Field(4, ge=1, le=64)
+    early_every: int = Field(2, ge=1, le=64)
+    early_channels: int = Field(2, ge=0, le=64)
+    coupling_layers: int = Field(4, ge=1, le=64)
+    coupling_channels: int = Field(32, gt=0, le=2048)
+    kernel_size: int = Field(3, ge=1, le=31)
+    # Standard deviation of the Gaussian prior in training.
+    sigma: float = Field(1.0, gt=0.0, le=10.0)
+    segment_frames: int = Field(32, ge=1, le=4096)
+    train: TrainLoopConfig = TrainLoopConfig(
+        steps=300, batch_size=8, learning_rate=1e-3, checkpoint_every=100, eval_every=100
+    )
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("must be odd (the coupling convolutions are centred)")
+        return value
+
+    @model_validator(mode="after")
+    def _early_outputs_fit(self) -> FlowConfig:
+        early = (self.flows - 1) // self.early_every * self.early_channels
+        if self.early_channels and early >= self.groups:
+            raise ValueError(
+                f"{(self.flows - 1) // self.early_every} early outputs of "
+                f"{self.early_channels} channels leave nothing of groups={self.groups}"
+            )
+        if self.groups - early < 2:
+            raise ValueError("the last flow needs at least 2 channels to couple")
+        return self
+
+
+class GanConfig(Strict):
+    """A HiFi-GAN generator with multi-period and multi-scale discriminators (Kong et al. 2020).
+
+    Defaults are the tiny profile. HiFi-GAN V1: initial width 512, upsampling
+    [8, 8, 2, 2] with kernels [16, 16, 4, 4], residual kernels [3, 7, 11] with
+    dilations [1, 3, 5] each, periods [2, 3, 5, 7, 11], 3 scales; losses weighted
+    feature matching 2 and mel 45; AdamW 2e-4, betas (0.8, 0.99).
+    The product of ``upsample_rates`` must equal ``conditioning.hop_length``.
+    """
+
+    initial_channels: int = Field(64, gt=0, le=4096)
+    upsample_rates: list[Annotated[int, Field(ge=1, le=64)]] = [8, 8, 4]
+    upsample_kernel_sizes: list[Annotated[int, Field(ge=1, le=128)]] = [16, 16, 8]
+    resblock_kernel_sizes: list[Annotated[int, Field(ge=1, le=63)]] = [3, 7, 11]
+    resblock_dilations: list[list[Annotated[int, Field(ge=1, le=64)]]] = [[1, 3, 5]] * 3
+    periods: list[Annotated[int, Field(ge=1, le=64)]] = [2, 3, 5, 7, 11]
+    scales: int = Field(3, ge=1, le=8)
+    # Width unit of both discriminators: 32 gives HiFi-GAN's (multi-period 32 to 1,024,
+    # multi-scale 128 to 1,024 channels). The discriminators dominate a training step's
+    # cost: at 4, a step of the tiny profile takes about 1 s on 2 CPU cores, at 16 about 10 s.
+    discriminator_channels: int = Field(4, gt=0, le=1024)
+    feature_matching_weight: float = Field(2.0, ge=0.0)
+    mel_weight: float = Field(45.0, ge=0.0)
+    # The mel-spectrogram of the mel loss (HiFi-GAN: 1,024-point FFT, hop 256, 80 bands).
+    mel_n_fft: int = Field(1024, ge=16, le=16384)
+    mel_hop_length: int = Field(256, gt=0, le=16384)
+    mel_bins: int = Field(80, ge=4, le=512)
+    adam_betas: tuple[Probability, Probability] = (0.8, 0.99)
+    segment_frames: int = Field(32, ge=1, le=4096)
+    train: TrainLoopConfig = TrainLoopConfig(
+        steps=300, batch_size=8, learning_rate=2e-4, checkpoint_every=100, eval_every=100
+    )
+
+    @model_validator(mode="after")
+    def _lists_match(self) -> GanConfig:
+        if len(self.upsample_rates) != len(self.upsample_kernel_sizes):
+            raise ValueError(
+                f"upsample_rates has {len(self.upsample_rates)} entries and "
+                f"upsample_kernel_sizes {len(self.upsample_kernel_sizes)}; one kernel per rate"
+            )
+        for rate, kernel in zip(self.upsample_rates, self.upsample_kernel_sizes, strict=True):
+            if kernel < rate or (kernel - rate) % 2:
+                raise ValueError(
+                    f"upsample kernel {kernel} for rate {rate}: the kernel must be at least "
+                    "the rate and differ from it by an even number, so that the output is "
+                    "exactly rate times longer"
+                )
+        if len(self.resblock_kernel_sizes) != len(self.resblock_dilations):
+            raise ValueError("resblock_dilations needs one list of dilations per resblock kernel")
+        if any(kernel % 2 == 0 for kernel in self.resblock_kernel_sizes):
+            raise ValueError(
+                f"resblock_kernel_sizes {self.resblock_kernel_sizes}: each must be odd, so "
+                "that the residual convolutions are centred"
+            )
+        if self.initial_channels % 2 ** len(self.upsample_rates):
+            raise ValueError(
+                f"initial_channels={self.initial_channels} halves at each of the "
+                f"{len(self.upsample_rates)} upsamplings; make it a multiple of "
+                f"{2 ** len(self.upsample_rates)}"
+            )
+        return self
+
+
+class SamplingTemperatures(Strict):
+    """How far from the model's own distribution each sampling family draws.
+
+    Kept apart from the family sections so that changing one reruns `synthesize`, not
+    the training. The GAN is deterministic and has none.
+    """
+
+    # 1.0 samples the WaveNet's predicted distribution as it is.
+    wavenet: float = Field(1.0, gt=0.0, le=10.0)
+    # WaveGlow samples its prior at 0.6 of the training sigma (Prenger et al. 2019).
+    flow: float = Field(0.6, ge=0.0, le=10.0)
+
+
+class SynthesizeConfig(Strict):
+    """The stages `synthesize@<family>`: test-split and composed MIDI rendered to audio."""
+
+    temperature: SamplingTemperatures = SamplingTemperatures()
+
+    # Test pieces and composed pieces rendered (0 = none, null = all of them).
+    test_pieces: int | None = Field(2, ge=0)
+    composed_pieces: int | None = Field(2, ge=0)
+    # Each piece is cut to its first max_seconds (null = whole pieces); autoregressive
+    # generation on a CPU takes seconds per second of audio.
+    max_seconds: float | None = Field(4.0, gt=0.0, le=36000.0)
+    # Parallel families render in chunks of this many frames (bounded memory), each
+    # with `context_frames` of conditioning on either side.
+    chunk_frames: int = Field(512, ge=8, le=1_000_000)
+    context_frames: int = Field(16, ge=0, le=4096)
+
+
+class VocoderConfig(Strict):
+    """The stages `train_vocoder@<family>` and `synthesize@<family>`."""
+
+    # Families trained and compared; a family not listed is not trained.
+    families: list[VocoderFamily] = ["wavenet", "flow", "gan"]
+    conditioning: ConditioningConfig = ConditioningConfig()
+    wavenet: WaveNetConfig = WaveNetConfig()
+    flow: FlowConfig = FlowConfig()
+    gan: GanConfig = GanConfig()
+    synthesize: SynthesizeConfig = SynthesizeConfig()
+
+    @field_validator("families")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists a family twice; allowed: {', '.join(VOCODER_FAMILIES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _gan_reaches_sample_rate(self) -> VocoderConfig:
+        total = 1
+        for rate in self.gan.upsample_rates:
+            total *= rate
+        if total != self.conditioning.hop_length:
+            raise ValueError(
+                f"gan.upsample_rates {self.gan.upsample_rates} multiply to {total}, but "
+                f"conditioning.hop_length is {self.conditioning.hop_length}; they must be equal"
+            )
+        return self
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -357,6 +586,7 @@ class Params(Strict):
     data: DataConfig = DataConfig()
     transcription: TranscriptionConfig = TranscriptionConfig()
     music_transformer: MusicTransformerConfig = MusicTransformerConfig()
+    vocoder: VocoderConfig = VocoderConfig()
 
     @model_validator(mode="before")
     @classmethod

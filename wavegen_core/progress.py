@@ -37,6 +37,9 @@ def progress(
     yield from tqdm(items, total=total, desc=desc, unit=unit, **_STYLE)
 
 
-def progress_bar(*, total: int, desc: str, unit: str = "it", initial: int = 0) -> tqdm:
-    """A manually advanced bar (``bar.update(n)``, ``bar.set_postfix(...)``)."""
-    return tqdm(total=total, initial=initial, desc=desc, unit=unit, **_STYLE)
+def progress_bar(
+    *, total: int, desc: str, unit: str = "it", initial: int = 0, disable: bool = False
+) -> tqdm:
+    """A manually advanced bar (``bar.update(n)``, ``bar.set_postfix(...)``); ``disable``
+    makes it silent (library calls that a caller times or nests)."""
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=disable, **_STYLE)

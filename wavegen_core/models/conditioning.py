@@ -1,0 +1,166 @@
+"""MIDI conditioning for the vocoders: a piano roll, encoded and brought to the sample rate.
+
+Every vocoder family (``wavenet``, ``flow``, ``gan``) is conditioned the same way
+(Hawthorne et al. 2019 condition their WaveNet on the piano roll of the MIDI). The
+roll has one frame per ``hop_length`` samples: frame ``i`` stands for samples
+``i * hop_length`` to ``(i + 1) * hop_length``, so ``n`` frames condition exactly
+``n * hop_length`` samples. Per key it holds three channels:
+
+* ``onset``: 1 in the frame where a note starts, so the attack is placed to the frame;
+* ``sounding``: 1 while the note lasts, the sustain pedal included;
+* ``velocity``: the note's velocity / 127 while it sounds, so the decay knows its level.
+
+:class:`ConditioningNetwork` encodes the roll with a few centred convolutions over
+frames and upsamples the features to the sample rate, with learnt transposed
+convolutions or by repeating each frame and smoothing with a convolution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pretty_midi
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wavegen_core.config import ConditioningConfig
+from wavegen_core.midi.events import performance_notes
+from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY, MAX_VELOCITY
+
+ROLL_FEATURES = ("onset", "sounding", "velocity")
+ROLL_CHANNELS = len(ROLL_FEATURES) * KEY_COUNT
+
+
+def conditioning_roll(
+    midi: pretty_midi.PrettyMIDI, n_frames: int, frames_per_second: float
+) -> np.ndarray:
+    """The (ROLL_CHANNELS, n_frames) float32 roll of ``midi``: onsets, sounding, velocity.
+
+    Channels ``f * 88 + key`` hold feature ``ROLL_FEATURES[f]`` of key ``key`` (A0 = 0).
+    A note from ``start`` to ``end`` seconds starts in frame ``floor(start * fps)``
+    (the frame whose samples hold its attack) and sounds until frame
+    ``ceil(end * fps)``, at least one frame. The sustain pedal lengthens notes first,
+    as it does for the Music Transformer's events. Notes past ``n_frames`` are cut;
+    keys off the piano are left out.
+    """
+    roll = np.zeros((len(ROLL_FEATURES), KEY_COUNT, n_frames), dtype=np.float32)
+    onset, sounding, velocity = roll
+    for note in performance_notes(midi, sustain=True):
+        key = note.pitch - LOWEST_KEY
+        if not 0 <= key < KEY_COUNT:
+            continue
+        first = int(math.floor(note.start * frames_per_second))
+        last = max(int(math.ceil(note.end * frames_per_second)), first + 1)
+        if first >= n_frames or last <= 0:
+            continue
+        first = max(first, 0)
+        sounding[key, first:last] = 1.0
+        # A later note of the same key takes over the velocity from its onset on.
+        velocity[key, first:last] = note.velocity / MAX_VELOCITY
+        onset[key, first] = 1.0
+    return roll.reshape(ROLL_CHANNELS, n_frames)
+
+
+def frames_for_samples(samples: int, hop_length: int) -> int:
+    """Conditioning frames covering ``samples`` samples (the last one may run past the end)."""
+    return -(-samples // hop_length)
+
+
+def upsample_factors(hop_length: int, largest: int = 16) -> list[int]:
+    """``hop_length`` as a product of few factors, each at most ``largest`` where the
+    primes allow (256 -> [16, 16], 160 -> [16, 10], 250 -> [10, 5, 5])."""
+    primes, rest, prime = [], hop_length, 2
+    while rest > 1:
+        while rest % prime == 0:
+            primes.append(prime)
+            rest //= prime
+        prime += 1
+    factors: list[int] = []
+    for prime in sorted(primes, reverse=True):
+        for index, factor in enumerate(factors):
+            if factor * prime <= largest:
+                factors[index] *= prime
+                break
+        else:
+            factors.append(prime)
+    return sorted(factors, reverse=True)
+
+
+class ConditioningNetwork(nn.Module):
+    """Roll (batch, ROLL_CHANNELS, frames) -> features (batch, channels, frames * hop_length).
+
+    ``encode`` gives frame-rate features (what the GAN generator upsamples itself);
+    ``upsample`` brings them to the sample rate (what the WaveNet and the flow add in
+    every layer). ``context_frames`` is how many frames on either side of a frame
+    can change its features, which is what chunked inference must carry along.
+    """
+
+    def __init__(self, config: ConditioningConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.hop_length = config.hop_length
+        self.channels = config.channels
+        layers: list[nn.Module] = []
+        width = ROLL_CHANNELS
+        for _ in range(config.layers):
+            layers += [
+                nn.Conv1d(width, config.channels, config.kernel_size, padding="same"),
+                nn.LeakyReLU(0.1),
+            ]
+            width = config.channels
+        self.encoder = nn.Sequential(*layers)
+        self.factors = upsample_factors(config.hop_length)
+        self.upsampler = nn.ModuleList()
+        if config.upsample == "transposed":
+            # One transposed convolution per factor (a single one with a kernel of 2 x
+            # hop would hold 2 x hop x channels^2 weights); kernel 2 x factor, so each
+            # output blends its input step with a neighbour and boundaries are smooth.
+            for factor in self.factors:
+                self.upsampler.append(
+                    nn.ConvTranspose1d(
+                        config.channels,
+                        config.channels,
+                        kernel_size=2 * factor,
+                        stride=factor,
+                        padding=factor // 2,
+                    )
+                )
+        else:
+            self.upsampler.append(
+                nn.Conv1d(
+                    config.channels,
+                    config.channels,
+                    kernel_size=2 * (config.hop_length // 2) + 1,
+                    padding="same",
+                )
+            )
+
+    @property
+    def context_frames(self) -> int:
+        """Frames on either side of a frame that its upsampled features depend on."""
+        return self.config.layers * (self.config.kernel_size // 2) + 1
+
+    def encode(self, roll: torch.Tensor) -> torch.Tensor:
+        return self.encoder(roll)
+
+    def upsample(self, features: torch.Tensor) -> torch.Tensor:
+        if self.config.upsample == "repeat":
+            return self.upsampler[0](features.repeat_interleave(self.hop_length, dim=-1))
+        for index, (factor, layer) in enumerate(zip(self.factors, self.upsampler, strict=True)):
+            if index:
+                features = F.leaky_relu(features, 0.1)
+            # An odd factor gives one sample more than factor x length: trimmed.
+            features = layer(features)[..., : features.shape[-1] * factor]
+        return features
+
+    def forward(self, roll: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.encode(roll))
+
+
+def crop_or_pad(audio: torch.Tensor, samples: int) -> torch.Tensor:
+    """``audio`` (..., time) cut or zero-padded at the end to ``samples`` samples."""
+    if audio.shape[-1] >= samples:
+        return audio[..., :samples]
+    return F.pad(audio, (0, samples - audio.shape[-1]))
