@@ -1,0 +1,178 @@
+"""Vocoders: how fast they generate audio on the CPU.
+
+``python -m benchmarks.bench_vocoder wavenet``: samples per second that
+``WaveNetVocoder.generate`` draws, for untrained models (torch seed 0; the speed
+depends on the architecture, not on the weights), mu-law output unless a row says
+otherwise, conditioned on a random sparse piano roll, with the default conditioning
+(hop 256, 32 channels). Every timed run comes after an untimed one-frame run of the
+same model and path (which compiles numba's loop and loads torch's kernels) and uses
+``torch.Generator().manual_seed(0)``; its time includes the conditioning network and
+the per-block conditioning projections. Rows:
+
+* ``receptive field``: the tiny profile's channels (residual 32, gate 64, skip 64,
+  kernel 2) with 10 layers in one cycle (receptive field 1,025 samples) and 12 layers
+  in one cycle (4,097), batch 1. ``cached`` is the queue path (``method="queue"``, the
+  eager per-layer queues of Paine et al. 2016) over 2,048 samples. ``naive`` is what
+  ``generate_naive`` does for each sample once its window is full (the network over
+  the last ``receptive_field`` inputs and their conditioning, then the draw), timed
+  over 16 such samples: a whole naive run would spend most of its time on the first
+  ``receptive_field`` samples, whose windows are shorter. ``speedup`` = cached / naive.
+* ``single stream``: the 20-layer model (2 cycles of 10, residual 64, gate 128, skip
+  64), batch 1, over 16,384 samples (4,096 for the queue path), for each of the
+  three paths (``queue``, ``fused``: eager torch on rearranged weights, ``numba``:
+  the fused loop compiled), and ``real_time`` = samples per second / 16,000 (above 1
+  is faster than real time at 16 kHz).
+* ``batch 8``: the same model and paths, 8 pieces at once, over 4,096 samples per
+  piece (1,024 for the queue path); ``samples_per_s`` counts the samples of all 8.
+
+Torch uses its default thread count (written into every row); numba's loop runs on
+one thread. Other people may be using the CPU at the same time: figures can vary by
+10 to 20 % from run to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import torch
+
+from wavegen_core.config import ConditioningConfig, WaveNetConfig
+from wavegen_core.models.conditioning import ROLL_CHANNELS
+from wavegen_core.models.wavenet import WaveNetVocoder, compiled_block_loop
+
+SAMPLE_RATE = 16000
+CONDITIONING = ConditioningConfig()
+# (layers, dilation_cycle): receptive fields of 1,025 and 4,097 samples.
+RECEPTIVE_FIELDS = ((10, 10), (12, 12))
+CACHED_SAMPLES = 2048
+NAIVE_SAMPLES = 16
+# The single-stream model: 20 layers, 64 residual channels.
+STREAM_MODEL = {
+    "layers": 20,
+    "dilation_cycle": 10,
+    "residual_channels": 64,
+    "gate_channels": 128,
+    "skip_channels": 64,
+}
+STREAM_SAMPLES = {"queue": 4096, "fused": 16384, "numba": 16384}
+BATCH = 8
+BATCH_SAMPLES = {"queue": 1024, "fused": 4096, "numba": 4096}
+
+
+def _model(**overrides: Any) -> WaveNetVocoder:
+    torch.manual_seed(0)
+    config = WaveNetConfig(**overrides)
+    return WaveNetVocoder(config, CONDITIONING, SAMPLE_RATE).eval()
+
+
+def _roll(batch: int, samples: int) -> torch.Tensor:
+    frames = -(-samples // CONDITIONING.hop_length)
+    generator = torch.Generator().manual_seed(1)
+    return (torch.rand(batch, ROLL_CHANNELS, frames, generator=generator) < 0.02).float()
+
+
+def _generation_rate(model: WaveNetVocoder, method: str, batch: int, samples: int) -> float:
+    """Samples per second (all pieces together) of ``generate`` with ``method``."""
+    roll = _roll(batch, samples)
+    model.generate(roll[..., :1], method=method)  # warm-up
+    start = time.perf_counter()
+    audio = model.generate(roll, generator=torch.Generator().manual_seed(0), method=method)
+    return audio.numel() / (time.perf_counter() - start)
+
+
+@torch.no_grad()
+def _naive_rate(model: WaveNetVocoder, samples: int) -> float:
+    """Samples per second of ``generate_naive``'s step with a full window."""
+    window = model.receptive_field
+    roll = _roll(1, window)
+    cond = model.conditioning(roll)[..., :window]
+    previous = model.targets(torch.rand(1, window) * 0.2 - 0.1)
+    uniforms = torch.rand(samples + 1, 1, 2, dtype=torch.float64)
+    temperature = model.config.temperature
+    model.draw(model.network(model.input_features(previous), cond)[..., -1], uniforms[0], 1.0)
+    start = time.perf_counter()
+    for step in range(samples):
+        output = model.network(model.input_features(previous), cond)[..., -1]
+        model.draw(output, uniforms[step + 1], temperature)
+    return samples / (time.perf_counter() - start)
+
+
+def _methods() -> list[str]:
+    return ["queue", "fused"] + (["numba"] if compiled_block_loop() is not None else [])
+
+
+def receptive_field_rows() -> list[dict[str, Any]]:
+    rows = []
+    for layers, cycle in RECEPTIVE_FIELDS:
+        model = _model(layers=layers, dilation_cycle=cycle)
+        cached = _generation_rate(model, "queue", 1, CACHED_SAMPLES)
+        naive = _naive_rate(model, NAIVE_SAMPLES)
+        rows.append(
+            {
+                "name": f"wavenet receptive field {model.receptive_field}: cached vs naive",
+                "layers": layers,
+                "receptive_field": model.receptive_field,
+                "cached_samples_per_s": round(cached, 1),
+                "naive_samples_per_s": round(naive, 2),
+                "speedup": round(cached / naive, 1),
+                "threads": torch.get_num_threads(),
+            }
+        )
+    return rows
+
+
+def stream_rows(batch: int) -> list[dict[str, Any]]:
+    model = _model(**STREAM_MODEL)
+    lengths = STREAM_SAMPLES if batch == 1 else BATCH_SAMPLES
+    label = "single stream" if batch == 1 else f"batch {batch}"
+    cases = [(method, "mu_law") for method in _methods()]
+    if batch == 1 and "numba" in _methods():
+        cases.append(("numba", "logistic_mixture"))
+    rows = []
+    for method, output in cases:
+        if output != model.config.output:
+            model = _model(**STREAM_MODEL, output=output)
+        rate = _generation_rate(model, method, batch, lengths[method])
+        rows.append(
+            {
+                "name": f"wavenet 20x64 {label}, {method}"
+                + ("" if output == "mu_law" else f", {output}"),
+                "batch": batch,
+                "receptive_field": model.receptive_field,
+                "samples_per_s": round(rate),
+                "real_time": round(rate / SAMPLE_RATE, 2),
+                "threads": torch.get_num_threads(),
+            }
+        )
+    return rows
+
+
+def run_wavenet() -> list[dict[str, Any]]:
+    """The WaveNet rows: receptive fields, single stream, batch 8."""
+    return receptive_field_rows() + stream_rows(1) + stream_rows(BATCH)
+
+
+def run() -> list[dict[str, Any]]:
+    """Every vocoder family's rows, for ``python -m benchmarks``."""
+    return run_wavenet()
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        figures = ", ".join(f"{key}={value}" for key, value in row.items() if key != "name")
+        print(f"{row['name']:<58} {figures}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_vocoder")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("wavenet", help="WaveNet generation speed: cached, naive, fused")
+    args = parser.parse_args(argv)
+    if args.command == "wavenet":
+        _print(run_wavenet())
+
+
+if __name__ == "__main__":
+    main()
