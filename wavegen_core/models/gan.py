@@ -1,0 +1,479 @@
+"""HiFi-GAN (Kong et al. 2020): an adversarial vocoder, here conditioned on the MIDI piano roll.
+
+The generator is fully convolutional and non-autoregressive: the frame-rate features of
+the roll (:meth:`ConditioningNetwork.encode`) are upsampled to the sample rate by
+transposed convolutions, each followed by a multi-receptive-field fusion (the mean of
+residual blocks with different kernels and dilations), so a whole excerpt is made in
+one pass. It is the only upsampler: the conditioning network's own is not used.
+
+Two discriminators judge the audio (section 2.2 of the paper): the multi-period one
+looks at every ``p``-th sample for several prime ``p`` (periodic structure), the
+multi-scale one (MelGAN's, Kumar et al. 2019) at the raw and average-pooled audio
+(structure at several time scales). The losses (section 2.3) are least-squares
+adversarial ones, feature matching between the discriminators' maps on real and
+generated audio, and an L1 distance between log-mel spectrograms.
+
+HiFi-GAN alternates a discriminator update and a generator update. The shared training
+loop makes one backward pass per step with one optimizer, so :meth:`GanVocoder.loss`
+returns one scalar whose gradient is each network's own: the discriminator's loss sees
+the generated audio detached, and the generator's losses see a discriminator whose
+parameters are detached. Both networks are then updated at once from the same batch (a
+simultaneous rather than an alternating update).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from itertools import chain
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm, weight_norm
+
+from wavegen_core.audio.mel import LogMelSpectrogram
+from wavegen_core.config import ConditioningConfig, GanConfig, MelConfig
+from wavegen_core.models.blocks import DilatedConv1d
+from wavegen_core.models.conditioning import ConditioningNetwork
+
+# The slope of every LeakyReLU in HiFi-GAN's generator and discriminators.
+LEAKY_SLOPE = 0.1
+# HiFi-GAN initialises its generator's convolutions from N(0, 0.01).
+INIT_STD = 0.01
+# conv_pre and conv_post of the generator (HiFi-GAN V1).
+EDGE_KERNEL = 7
+
+# Multi-period discriminator (section 2.2): four (5, 1) convolutions of stride (3, 1),
+# then one of stride 1, widths as multiples of `discriminator_channels`. At
+# discriminator_channels = 32 these are HiFi-GAN's 32, 128, 512, 1024, 1024.
+PERIOD_WIDTHS = (1, 4, 16, 32, 32)
+PERIOD_KERNEL = 5
+PERIOD_STRIDE = 3
+PERIOD_STRIDED_LAYERS = 4
+# Multi-scale discriminator (MelGAN's, as HiFi-GAN uses it): per layer (width as a
+# multiple of `discriminator_channels`, kernel, stride, groups). At
+# discriminator_channels = 32 the widths are HiFi-GAN's 128 ... 1024.
+SCALE_LAYERS = (
+    (4, 15, 1, 1),
+    (4, 41, 2, 4),
+    (8, 41, 2, 16),
+    (16, 41, 4, 16),
+    (32, 41, 4, 16),
+    (32, 41, 1, 16),
+    (32, 5, 1, 1),
+)
+# The last convolution of every sub-discriminator, to one channel of scores.
+POST_KERNEL = 3
+# Between scales the audio is average-pooled (kernel 4, stride 2), halving its rate.
+POOL_KERNEL = 4
+POOL_STRIDE = 2
+
+Features = list[torch.Tensor]
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def _weight_normed(conv: nn.Module) -> nn.Module:
+    """``conv`` initialised as HiFi-GAN's generator, then weight-normalised (Salimans 2016)."""
+    assert isinstance(conv, nn.Conv1d | nn.ConvTranspose1d)
+    nn.init.normal_(conv.weight, 0.0, INIT_STD)
+    return weight_norm(conv)
+
+
+class ResBlock(nn.Module):
+    """HiFi-GAN V1's ResBlock1: per dilation, LeakyReLU, dilated conv, LeakyReLU, conv, added back.
+
+    Centred convolutions keep the length; ``channels`` is both input and output width.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, dilations: Sequence[int]) -> None:
+        super().__init__()
+        self.dilated = nn.ModuleList(
+            _weight_normed(DilatedConv1d(channels, channels, kernel_size, d, causal=False))
+            for d in dilations
+        )
+        self.plain = nn.ModuleList(
+            _weight_normed(DilatedConv1d(channels, channels, kernel_size, causal=False))
+            for _ in dilations
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for dilated, plain in zip(self.dilated, self.plain, strict=True):
+            hidden = dilated(F.leaky_relu(x, LEAKY_SLOPE))
+            x = x + plain(F.leaky_relu(hidden, LEAKY_SLOPE))
+        return x
+
+
+class MultiReceptiveFieldFusion(nn.Module):
+    """The mean of one :class:`ResBlock` per kernel size (section 2.1): several receptive fields."""
+
+    def __init__(
+        self, channels: int, kernel_sizes: Sequence[int], dilations: Sequence[Sequence[int]]
+    ) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            ResBlock(channels, kernel, block_dilations)
+            for kernel, block_dilations in zip(kernel_sizes, dilations, strict=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = self.blocks[0](x)
+        for block in self.blocks[1:]:
+            total = total + block(x)
+        return total / len(self.blocks)
+
+
+# --------------------------------------------------------------------------- generator
+
+
+class Generator(nn.Module):
+    """Frame-rate features (batch, in_channels, frames) -> audio (batch, frames * hop_length).
+
+    conv_pre to ``initial_channels``; per upsampling rate a LeakyReLU, a transposed
+    convolution that multiplies the length by the rate and halves the width, and a
+    multi-receptive-field fusion; then LeakyReLU, conv_post to one channel and tanh.
+    """
+
+    def __init__(self, config: GanConfig, in_channels: int) -> None:
+        super().__init__()
+        width = config.initial_channels
+        self.hop_length = math.prod(config.upsample_rates)
+        self.conv_pre = _weight_normed(DilatedConv1d(in_channels, width, EDGE_KERNEL, causal=False))
+        self.upsamples = nn.ModuleList()
+        self.fusions = nn.ModuleList()
+        for rate, kernel in zip(config.upsample_rates, config.upsample_kernel_sizes, strict=True):
+            # Output length (n - 1) * rate - 2 * padding + kernel = n * rate exactly;
+            # GanConfig checks that kernel - rate is even and non-negative.
+            self.upsamples.append(
+                _weight_normed(
+                    nn.ConvTranspose1d(
+                        width, width // 2, kernel, stride=rate, padding=(kernel - rate) // 2
+                    )
+                )
+            )
+            width //= 2
+            self.fusions.append(
+                MultiReceptiveFieldFusion(
+                    width, config.resblock_kernel_sizes, config.resblock_dilations
+                )
+            )
+        self.conv_post = _weight_normed(DilatedConv1d(width, 1, EDGE_KERNEL, causal=False))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = self.conv_pre(features)
+        for upsample, fusion in zip(self.upsamples, self.fusions, strict=True):
+            x = fusion(upsample(F.leaky_relu(x, LEAKY_SLOPE)))
+        x = self.conv_post(F.leaky_relu(x, LEAKY_SLOPE))
+        return torch.tanh(x).squeeze(1)
+
+
+# --------------------------------------------------------------------------- discriminators
+
+
+class PeriodDiscriminator(nn.Module):
+    """Audio (batch, samples) seen as (samples / period, period) -> (scores, feature maps).
+
+    Reflect-padded to a multiple of ``period``; the 2-D convolutions run along the
+    first axis only, so each of the ``period`` columns is judged on its own samples.
+    Scores are (batch, rows * period); feature maps are the activations of every layer.
+    """
+
+    def __init__(self, period: int, channels: int) -> None:
+        super().__init__()
+        self.period = period
+        widths = [1] + [multiple * channels for multiple in PERIOD_WIDTHS]
+        self.convs = nn.ModuleList(
+            weight_norm(
+                nn.Conv2d(
+                    widths[i],
+                    widths[i + 1],
+                    (PERIOD_KERNEL, 1),
+                    (PERIOD_STRIDE if i < PERIOD_STRIDED_LAYERS else 1, 1),
+                    padding=(PERIOD_KERNEL // 2, 0),
+                )
+            )
+            for i in range(len(PERIOD_WIDTHS))
+        )
+        self.conv_post = weight_norm(
+            nn.Conv2d(widths[-1], 1, (POST_KERNEL, 1), padding=(POST_KERNEL // 2, 0))
+        )
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, Features]:
+        x = audio.unsqueeze(1)
+        remainder = x.shape[-1] % self.period
+        if remainder:
+            x = F.pad(x, (0, self.period - remainder), mode="reflect")
+        x = x.view(x.shape[0], 1, x.shape[-1] // self.period, self.period)
+        features = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LEAKY_SLOPE)
+            features.append(x)
+        x = self.conv_post(x)
+        features.append(x)
+        return x.flatten(1), features
+
+
+class ScaleDiscriminator(nn.Module):
+    """Audio (batch, samples) -> (scores (batch, positions), feature maps), by grouped 1-D convs.
+
+    ``spectral``: spectral normalisation (Miyato et al. 2018) instead of weight
+    normalisation, which HiFi-GAN uses on the raw-audio scale.
+    """
+
+    def __init__(self, channels: int, *, spectral: bool) -> None:
+        super().__init__()
+        normed = spectral_norm if spectral else weight_norm
+        convs = []
+        width = 1
+        for multiple, kernel, stride, groups in SCALE_LAYERS:
+            out_width = multiple * channels
+            # Small test widths may not divide by the paper's groups; keep a valid grouping.
+            valid_groups = math.gcd(groups, width, out_width)
+            convs.append(
+                normed(
+                    nn.Conv1d(
+                        width, out_width, kernel, stride, padding=kernel // 2, groups=valid_groups
+                    )
+                )
+            )
+            width = out_width
+        self.convs = nn.ModuleList(convs)
+        self.conv_post = normed(nn.Conv1d(width, 1, POST_KERNEL, padding=POST_KERNEL // 2))
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, Features]:
+        x = audio.unsqueeze(1)
+        features = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LEAKY_SLOPE)
+            features.append(x)
+        x = self.conv_post(x)
+        features.append(x)
+        return x.flatten(1), features
+
+
+class MultiPeriodDiscriminator(nn.Module):
+    """One :class:`PeriodDiscriminator` per period: audio -> (scores, feature maps), one each."""
+
+    def __init__(self, periods: Sequence[int], channels: int) -> None:
+        super().__init__()
+        self.discriminators = nn.ModuleList(
+            PeriodDiscriminator(period, channels) for period in periods
+        )
+
+    def forward(self, audio: torch.Tensor) -> tuple[list[torch.Tensor], list[Features]]:
+        outputs = [discriminator(audio) for discriminator in self.discriminators]
+        return [scores for scores, _ in outputs], [features for _, features in outputs]
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """``scales`` :class:`ScaleDiscriminator`: on the raw audio, then pooled by 2, by 4, ...
+
+    Returns (scores, feature maps), one per scale.
+    """
+
+    def __init__(self, scales: int, channels: int) -> None:
+        super().__init__()
+        self.discriminators = nn.ModuleList(
+            ScaleDiscriminator(channels, spectral=scale == 0) for scale in range(scales)
+        )
+        self.pool = nn.AvgPool1d(POOL_KERNEL, POOL_STRIDE, padding=POOL_KERNEL // 2)
+
+    def forward(self, audio: torch.Tensor) -> tuple[list[torch.Tensor], list[Features]]:
+        scores, features = [], []
+        for scale, discriminator in enumerate(self.discriminators):
+            if scale > 0:
+                audio = self.pool(audio.unsqueeze(1)).squeeze(1)
+            scale_scores, scale_features = discriminator(audio)
+            scores.append(scale_scores)
+            features.append(scale_features)
+        return scores, features
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def discriminator_adversarial_loss(
+    real_scores: Sequence[torch.Tensor], fake_scores: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """Least-squares GAN loss of the discriminators (Mao et al. 2017; HiFi-GAN eq. 1).
+
+    Sum over sub-discriminators of mean((1 - D(real))^2) + mean(D(fake)^2).
+    """
+    return torch.stack(
+        [
+            (1 - real).pow(2).mean() + fake.pow(2).mean()
+            for real, fake in zip(real_scores, fake_scores, strict=True)
+        ]
+    ).sum()
+
+
+def generator_adversarial_loss(fake_scores: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Least-squares GAN loss of the generator: sum of mean((1 - D(fake))^2) (HiFi-GAN eq. 2)."""
+    return torch.stack([(1 - fake).pow(2).mean() for fake in fake_scores]).sum()
+
+
+def feature_matching_loss(
+    real_features: Sequence[Features], fake_features: Sequence[Features]
+) -> torch.Tensor:
+    """Sum over every feature map of every sub-discriminator of mean |real - fake| (eq. 4)."""
+    return torch.stack(
+        [
+            (real - fake).abs().mean()
+            for real_maps, fake_maps in zip(real_features, fake_features, strict=True)
+            for real, fake in zip(real_maps, fake_maps, strict=True)
+        ]
+    ).sum()
+
+
+def _detached(features: Sequence[Features]) -> list[Features]:
+    return [[feature.detach() for feature in maps] for maps in features]
+
+
+def _split_batch(
+    scores: list[torch.Tensor], features: list[Features], size: int
+) -> tuple[tuple[list[torch.Tensor], list[Features]], tuple[list[torch.Tensor], list[Features]]]:
+    """Outputs on ``cat([a, b])`` (``a`` of ``size`` items) split into those on ``a`` and ``b``."""
+    first = ([s[:size] for s in scores], [[f[:size] for f in maps] for maps in features])
+    second = ([s[size:] for s in scores], [[f[size:] for f in maps] for maps in features])
+    return first, second
+
+
+def _with_frozen_parameters(
+    discriminator: nn.Module, audio: torch.Tensor
+) -> tuple[list[torch.Tensor], list[Features]]:
+    """``discriminator(audio)`` with its parameters detached: gradients reach ``audio`` only."""
+    frozen = {name: p.detach() for name, p in discriminator.named_parameters()}
+    return torch.func.functional_call(discriminator, frozen, (audio,))
+
+
+# --------------------------------------------------------------------------- the vocoder
+
+
+class GanVocoder(nn.Module):
+    """A MIDI-conditioned HiFi-GAN: roll (batch, ROLL_CHANNELS, frames) -> audio (batch, samples).
+
+    ``conditioning`` and ``generator`` make the audio; ``mpd`` and ``msd`` (multi-period
+    and multi-scale discriminators) exist for training only.
+    """
+
+    def __init__(
+        self, config: GanConfig, conditioning: ConditioningConfig, sample_rate: int
+    ) -> None:
+        super().__init__()
+        if math.prod(config.upsample_rates) != conditioning.hop_length:
+            raise ValueError(
+                f"upsample_rates {config.upsample_rates} multiply to "
+                f"{math.prod(config.upsample_rates)}, not hop_length {conditioning.hop_length}"
+            )
+        self.config = config
+        self.hop_length = conditioning.hop_length
+        self.conditioning = ConditioningNetwork(conditioning)
+        # The generator is the upsampler; the conditioning network's own would be dead
+        # weight in the optimizer and the checkpoints, so it is emptied (its `upsample`
+        # then fails loudly rather than being used by mistake).
+        self.conditioning.upsampler = nn.ModuleList()
+        self.generator = Generator(config, conditioning.channels)
+        self.mpd = MultiPeriodDiscriminator(config.periods, config.discriminator_channels)
+        self.msd = MultiScaleDiscriminator(config.scales, config.discriminator_channels)
+        self.mel = LogMelSpectrogram(
+            MelConfig(
+                sample_rate=sample_rate,
+                n_fft=config.mel_n_fft,
+                hop_length=config.mel_hop_length,
+                n_mels=config.mel_bins,
+                fmin=0.0,
+                fmax=sample_rate / 2,
+            )
+        )
+
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters that make audio: the conditioning network's and the generator's."""
+        return chain(self.conditioning.parameters(), self.generator.parameters())
+
+    def discriminator_parameters(self) -> Iterator[nn.Parameter]:
+        return chain(self.mpd.parameters(), self.msd.parameters())
+
+    def forward(self, roll: torch.Tensor) -> torch.Tensor:
+        """Roll (batch, ROLL_CHANNELS, frames) -> audio (batch, frames * hop_length) in [-1, 1]."""
+        return self.generator(self.conditioning.encode(roll))
+
+    def loss_terms(self, audio: torch.Tensor, roll: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The four losses, unweighted and attached to their graphs.
+
+        ``discriminator`` reaches the discriminators' parameters only (the generated
+        audio is detached); ``generator_adversarial``, ``feature_matching`` and
+        ``mel_l1`` reach the generator's only (the discriminators' parameters and the
+        real audio's feature maps are detached).
+        """
+        if audio.shape[-1] != roll.shape[-1] * self.hop_length:
+            raise ValueError(
+                f"audio has {audio.shape[-1]} samples but the roll's {roll.shape[-1]} frames "
+                f"condition {roll.shape[-1] * self.hop_length} (hop {self.hop_length})"
+            )
+        fake = self(roll)
+        batch = audio.shape[0]
+        both = torch.cat([audio, fake.detach()])
+        discriminator = torch.zeros((), device=audio.device)
+        adversarial = torch.zeros((), device=audio.device)
+        matching = torch.zeros((), device=audio.device)
+        for disc in (self.mpd, self.msd):
+            both_scores, both_features = disc(both)
+            (real_scores, real_features), (fake_scores, _) = _split_batch(
+                both_scores, both_features, batch
+            )
+            discriminator = discriminator + discriminator_adversarial_loss(real_scores, fake_scores)
+            scores, features = _with_frozen_parameters(disc, fake)
+            adversarial = adversarial + generator_adversarial_loss(scores)
+            matching = matching + feature_matching_loss(_detached(real_features), features)
+        mel_l1 = (self.mel(audio) - self.mel(fake)).abs().mean()
+        return {
+            "discriminator": discriminator,
+            "generator_adversarial": adversarial,
+            "feature_matching": matching,
+            "mel_l1": mel_l1,
+        }
+
+    def loss(
+        self, audio: torch.Tensor, roll: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One scalar that trains both networks in one backward pass, and its terms (unweighted).
+
+        Audio (batch, samples) and roll (batch, ROLL_CHANNELS, frames), samples =
+        frames * hop_length. The sum of the discriminators' loss and the generator's
+        (adversarial + ``feature_matching_weight`` x feature matching + ``mel_weight``
+        x mel L1): since neither part has a gradient in the other network's
+        parameters, one optimizer step updates each network by its own loss, both at
+        once from the same batch, where HiFi-GAN alternates a discriminator step and a
+        generator step. A gradient-norm clip applies to both networks' gradients together.
+        """
+        terms = self.loss_terms(audio, roll)
+        total = (
+            terms["discriminator"]
+            + terms["generator_adversarial"]
+            + self.config.feature_matching_weight * terms["feature_matching"]
+            + self.config.mel_weight * terms["mel_l1"]
+        )
+        return total, {name: term.detach() for name, term in terms.items()}
+
+    @torch.no_grad()
+    def generate(
+        self,
+        roll: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Roll (batch, ROLL_CHANNELS, frames) -> audio (batch, frames * hop_length), in one pass.
+
+        Deterministic: ``generator``, ``temperature`` and ``progress`` exist for the
+        interface the vocoder families share and are unused (nothing is sampled, and one
+        pass has no steps to show). Pieces longer than memory allows are chunked by the
+        caller, with ``conditioning.context_frames`` of context.
+        """
+        # Weight norm recomputes each weight at every use; once per call is enough.
+        with parametrize.cached():
+            return self(roll)
