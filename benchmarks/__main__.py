@@ -15,6 +15,7 @@ from benchmarks import (
     bench_music_transformer,
     bench_prepare,
     bench_transcription,
+    bench_vocoder,
 )
 from wavegen_core.files import write_json
 
@@ -26,6 +27,7 @@ def main() -> None:
         bench_prepare.run()
         + bench_transcription.run()
         + bench_music_transformer.run()
+        + bench_vocoder.run()
         + bench_dvc.run()
         + bench_flow.run()
     )

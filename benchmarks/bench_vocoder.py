@@ -25,6 +25,15 @@ the per-block conditioning projections. Rows:
 * ``batch 8``: the same model and paths, 8 pieces at once, over 4,096 samples per
   piece (1,024 for the queue path); ``samples_per_s`` counts the samples of all 8.
 
+``python -m benchmarks.bench_vocoder families``: the real-time factor (seconds of
+audio per wall-clock second) of each family rendering 10 s of a Bach chorale's
+conditioning roll with :func:`render_pieces` (what ``synthesize`` and ``wavegen
+synthesize`` call: the WaveNet's default path, the flow and the GAN in chunks of
+512 frames with 16 of context), batch 1, for untrained models (torch seed 0) at the
+sizes of the tiny profile (the shipped params) and of the cpu profile, all in one
+run, each after an untimed 1 s render of the same model. FluidSynth's render of the
+same 10 s of MIDI (the soundfont reference) is timed the same way.
+
 Torch uses its default thread count (written into every row); numba's loop runs on
 one thread. Other people may be using the CPU at the same time: figures can vary by
 10 to 20 % from run to run.
@@ -33,13 +42,17 @@ one thread. Other people may be using the CPU at the same time: figures can vary
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
-from wavegen_core.config import ConditioningConfig, WaveNetConfig
+from wavegen_core.config import VOCODER_FAMILIES, ConditioningConfig, Params, WaveNetConfig
+from wavegen_core.models import parameter_count
 from wavegen_core.models.conditioning import ROLL_CHANNELS
+from wavegen_core.models.vocoders import build_vocoder, render_pieces
 from wavegen_core.models.wavenet import WaveNetVocoder, compiled_block_loop
 
 SAMPLE_RATE = 16000
@@ -90,7 +103,7 @@ def _naive_rate(model: WaveNetVocoder, samples: int) -> float:
     cond = model.conditioning(roll)[..., :window]
     previous = model.targets(torch.rand(1, window) * 0.2 - 0.1)
     uniforms = torch.rand(samples + 1, 1, 2, dtype=torch.float64)
-    temperature = model.config.temperature
+    temperature = 1.0
     model.draw(model.network(model.input_features(previous), cond)[..., -1], uniforms[0], 1.0)
     start = time.perf_counter()
     for step in range(samples):
@@ -149,14 +162,89 @@ def stream_rows(batch: int) -> list[dict[str, Any]]:
     return rows
 
 
+FAMILY_SECONDS = 10.0
+
+
+def _chorale_roll(seconds: float, hop_length: int) -> tuple[np.ndarray, Any]:
+    from wavegen_core.config import ChoralesConfig
+    from wavegen_core.data.pairs import roll_for_midi
+    from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+
+    midi = chorale_to_midi(chorale_ids()[0], ChoralesConfig(), seed=0)
+    samples = int(seconds * SAMPLE_RATE)
+    return roll_for_midi(midi, samples, SAMPLE_RATE, hop_length), midi
+
+
+def _profile_params(name: str) -> Params:
+    from wavegen_core import profiles
+
+    raw = Params().model_dump(mode="json")
+    profiles.merge_into(raw, json.loads(json.dumps(profiles.overlay(name))))
+    return Params.model_validate(raw)
+
+
+def run_families() -> list[dict[str, Any]]:
+    """Each family's real-time factor at the tiny and the cpu profile's sizes, and
+    FluidSynth's."""
+    rows = []
+    for profile in ("tiny", "cpu"):
+        vocoder = _profile_params(profile).vocoder
+        roll, _ = _chorale_roll(FAMILY_SECONDS, vocoder.conditioning.hop_length)
+        warm_up = roll[:, : int(SAMPLE_RATE / vocoder.conditioning.hop_length)]
+        for family in VOCODER_FAMILIES:
+            torch.manual_seed(0)
+            config = getattr(vocoder, family)
+            model = build_vocoder(family, config, vocoder.conditioning, SAMPLE_RATE).eval()
+            draw = dict(chunk_frames=512, context_frames=16, progress=False)
+            render_pieces(family, model, [warm_up], **draw)
+            start = time.perf_counter()
+            (audio,) = render_pieces(
+                family, model, [roll], generator=torch.Generator().manual_seed(0), **draw
+            )
+            seconds = time.perf_counter() - start
+            rows.append(
+                {
+                    "name": f"vocoder {family} ({profile} profile): real-time factor",
+                    "parameters": parameter_count(model),
+                    "audio_s": round(len(audio) / SAMPLE_RATE, 2),
+                    "wall_s": round(seconds, 3),
+                    "real_time_factor": round(len(audio) / SAMPLE_RATE / seconds, 3),
+                    "threads": torch.get_num_threads(),
+                }
+            )
+    rows.append(_soundfont_row())
+    return rows
+
+
+def _soundfont_row() -> dict[str, Any]:
+    from wavegen_core.audio.render import render_midi
+    from wavegen_core.config import RenderConfig
+
+    _, midi = _chorale_roll(FAMILY_SECONDS, 256)
+    for instrument in midi.instruments:
+        instrument.notes = [n for n in instrument.notes if n.start < FAMILY_SECONDS]
+    render = RenderConfig()
+    draw = dict(sample_rate=SAMPLE_RATE, soundfont=render.soundfont, peak=render.peak)
+    render_midi(midi, release_tail=0.0, **draw)  # warm-up: loads the soundfont
+    start = time.perf_counter()
+    audio = render_midi(midi, release_tail=0.0, **draw)
+    seconds = time.perf_counter() - start
+    return {
+        "name": "soundfont reference (FluidSynth): real-time factor",
+        "audio_s": round(len(audio) / SAMPLE_RATE, 2),
+        "wall_s": round(seconds, 3),
+        "real_time_factor": round(len(audio) / SAMPLE_RATE / seconds, 1),
+    }
+
+
 def run_wavenet() -> list[dict[str, Any]]:
     """The WaveNet rows: receptive fields, single stream, batch 8."""
     return receptive_field_rows() + stream_rows(1) + stream_rows(BATCH)
 
 
 def run() -> list[dict[str, Any]]:
-    """Every vocoder family's rows, for ``python -m benchmarks``."""
-    return run_wavenet()
+    """Every vocoder row, for ``python -m benchmarks``."""
+    return run_wavenet() + run_families()
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
@@ -169,9 +257,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_vocoder")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("wavenet", help="WaveNet generation speed: cached, naive, fused")
+    commands.add_parser("families", help="real-time factor of every family, and FluidSynth's")
     args = parser.parse_args(argv)
-    if args.command == "wavenet":
-        _print(run_wavenet())
+    _print(run_wavenet() if args.command == "wavenet" else run_families())
 
 
 if __name__ == "__main__":

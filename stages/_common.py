@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from wavegen_core.config import PARAMS_FILE, Params, ParamsError, load_params
+from wavegen_core.config import PARAMS_FILE, VOCODER_FAMILIES, Params, ParamsError, load_params
 from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED, WavegenError
 from wavegen_core.progress import log, setup_logging
 
@@ -20,14 +20,48 @@ def run_stage(name: str, body: Callable[[Params], None], argv: Sequence[str] | N
     parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
     parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
     args = parser.parse_args(argv)
+    return _run(name, args.params, body)
+
+
+def run_family_stage(
+    name: str, body: Callable[[Params, str], None], argv: Sequence[str] | None = None
+) -> int:
+    """:func:`run_stage` for a stage run once per vocoder family (``stage@family``).
+
+    The family is the first argument; one that ``vocoder.families`` does not list is
+    refused like a bad param (exit 2), since DVC only creates stages for listed ones.
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
+    parser.add_argument("family", choices=VOCODER_FAMILIES, help="vocoder family")
+    parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    def body_for_family(params: Params) -> None:
+        if args.family not in params.vocoder.families:
+            raise ParamsError(
+                args.params,
+                [
+                    f"vocoder.families = {params.vocoder.families!r}: does not list "
+                    f"{args.family!r}, so {name}@{args.family} has nothing to do"
+                ],
+            )
+        body(params, args.family)
+
+    return _run(f"{name}@{args.family}", args.params, body_for_family)
+
+
+def _run(name: str, params_file: str, body: Callable[[Params], None]) -> int:
     setup_logging()
     try:
-        params = load_params(args.params)
+        params = load_params(params_file)
     except ParamsError as err:
         print(f"{name}: {err}", file=sys.stderr)
         return EXIT_BAD_PARAMS
     try:
         body(params)
+    except ParamsError as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return EXIT_BAD_PARAMS
     except WavegenError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return EXIT_FAILED

@@ -148,6 +148,14 @@ def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
         "compose.primer_seconds": 2.0,
     }
     set_params(target, "music_transformer", **symbolic)
+    # One vocoder family (the whole chain still runs); tests that want all three say so.
+    vocoder = {"families": ["flow"]}
+    for family in ("wavenet", "flow", "gan"):
+        vocoder.update({f"{family}.train.{k}": v for k, v in steps.items()})
+        vocoder[f"{family}.train.eval_every"] = 4
+    synthesis = {"test_pieces": 1, "composed_pieces": 1, "max_seconds": 0.25}
+    vocoder.update({f"synthesize.{k}": v for k, v in synthesis.items()})
+    set_params(target, "vocoder", **vocoder)
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],

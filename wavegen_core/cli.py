@@ -142,6 +142,54 @@ def _compose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _synthesize(args: argparse.Namespace) -> int:
+    import torch
+
+    from wavegen_core.audio.io import write_wav
+    from wavegen_core.data.pairs import roll_for_midi
+    from wavegen_core.midi.io import MidiReadError, load_midi
+    from wavegen_core.models.vocoders import load_vocoder, render_pieces
+    from wavegen_core.training import choose_device
+
+    if args.temperature is not None and args.temperature < 0:
+        print("wavegen synthesize: --temperature must be >= 0", file=sys.stderr)
+        return EXIT_BAD_PARAMS
+    if args.chunk_frames < 1 or args.context_frames < 0:
+        print(
+            "wavegen synthesize: --chunk-frames must be >= 1, --context-frames >= 0",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_PARAMS
+    try:
+        midi = load_midi(args.midi)
+    except (MidiReadError, OSError) as err:
+        print(f"wavegen synthesize: {args.midi}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    device = choose_device(args.device)
+    try:
+        vocoder = load_vocoder(args.checkpoint, device)
+    except (OSError, RuntimeError, KeyError) as err:
+        print(f"wavegen synthesize: cannot load {args.checkpoint}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    rate = vocoder.sample_rate
+    seconds = midi.get_end_time() + args.tail
+    if args.seconds is not None:
+        seconds = min(seconds, args.seconds)
+    roll = roll_for_midi(midi, max(int(round(seconds * rate)), 1), rate, vocoder.hop_length)
+    (audio,) = render_pieces(
+        vocoder.family,
+        vocoder.model,
+        [roll],
+        chunk_frames=args.chunk_frames,
+        context_frames=args.context_frames,
+        generator=torch.Generator(device=device).manual_seed(args.seed),
+        temperature=args.temperature,
+    )
+    write_wav(args.out, audio, rate)
+    print(f"{args.out}: {len(audio) / rate:.2f} s at {rate} Hz ({vocoder.family})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavegen", description="Hierarchical music generation in the waveform domain."
@@ -224,6 +272,34 @@ def build_parser() -> argparse.ArgumentParser:
     compose.add_argument("--seed", type=int, default=0, help="same seed, same piece")
     compose.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     compose.set_defaults(run=_compose)
+
+    synthesize = commands.add_parser(
+        "synthesize", help="render a MIDI file to audio with a trained vocoder (any length)"
+    )
+    synthesize.add_argument(
+        "--checkpoint", required=True, help="a train_vocoder@<family> checkpoint"
+    )
+    synthesize.add_argument("--midi", required=True, help="the MIDI file to render")
+    synthesize.add_argument("--out", required=True, help="the .wav file to write")
+    synthesize.add_argument(
+        "--seconds", type=float, help="render only the first SECONDS (default: the whole piece)"
+    )
+    synthesize.add_argument(
+        "--tail", type=float, default=0.25, help="seconds kept after the last note-off"
+    )
+    synthesize.add_argument(
+        "--temperature", type=float, help="sampling temperature (default: the family's param)"
+    )
+    synthesize.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=512,
+        help="flow/GAN render in chunks of this many frames (memory is bounded by it)",
+    )
+    synthesize.add_argument("--context-frames", type=int, default=16)
+    synthesize.add_argument("--seed", type=int, default=0, help="same seed, same audio")
+    synthesize.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    synthesize.set_defaults(run=_synthesize)
     return parser
 
 

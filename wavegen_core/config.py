@@ -398,8 +398,6 @@ class WaveNetConfig(Strict):
     mixtures: int = Field(10, ge=1, le=64)
     # Training excerpts, in conditioning frames (frames x hop_length samples).
     segment_frames: int = Field(16, ge=1, le=4096)
-    # Softmax / logistic temperature when sampling (1.0 = the model's distribution).
-    temperature: float = Field(1.0, gt=0.0, le=10.0)
     train: TrainLoopConfig = TrainLoopConfig(
         steps=300, batch_size=8, learning_rate=1e-3, checkpoint_every=100, eval_every=100
     )

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pretty_midi
 import pytest
+import soundfile as sf
+import yaml
 
 from tests.conftest import run, set_params, tiny_repo_copy
 
 pytestmark = pytest.mark.slow
+
+FAMILIES = ("wavenet", "flow", "gan")
 
 
 @pytest.fixture()
@@ -20,6 +25,7 @@ def repo(tmp_path, repo_root, venv_env) -> Path:
 
 def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo, venv_env) -> None:
     env = {**venv_env, "PYTHONPATH": str(repo)}
+    set_params(repo, "vocoder", families=list(FAMILIES))
     first = run(["dvc", "repro"], repo, env)
     assert "Running stage 'prepare_data'" in first.stdout
     manifest = repo / "data/prepared/manifest.json"
@@ -33,12 +39,21 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo,
     for record in composed:
         midi = pretty_midi.PrettyMIDI(str(repo / "data/composed" / record["midi"]))
         assert len(midi.instruments[0].notes) == record["notes"]
+    # ... and on to audio: every vocoder family renders it.
+    for family in FAMILIES:
+        _check_synthesized(repo, family)
 
     stamp = manifest.stat().st_mtime_ns
     second = run(["dvc", "repro"], repo, env)
     assert "Running stage" not in second.stdout
     assert "didn't change, skipping" in second.stdout
     assert manifest.stat().st_mtime_ns == stamp
+
+    # A family left out of vocoder.families has no stages.
+    set_params(repo, "vocoder", families=["flow"])
+    stages = run(["dvc", "stage", "list"], repo, env).stdout
+    assert "train_vocoder@flow" in stages and "synthesize@flow" in stages
+    assert "train_vocoder@gan" not in stages and "synthesize@wavenet" not in stages
 
     # An inference param reruns exactly the stages that transcribe, nothing upstream;
     # the symbolic model downstream reruns only if the transcriptions changed.
@@ -48,13 +63,19 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo,
     assert "transcribe" in status and "prepare_data" not in status
     third = run(["dvc", "repro"], repo, env)
     ran = {line.split("'")[1] for line in third.stdout.splitlines() if "Running stage" in line}
-    assert ran - {"train_music_transformer", "compose"} == {"transcribe", "evaluate_transcriber"}
+    downstream = {"train_music_transformer", "compose", "synthesize@flow"}
+    assert ran - downstream == {"transcribe", "evaluate_transcriber"}
     assert (repo / "dvc.lock").read_text() != lock_before
-    # A sampling param reruns compose alone.
+    # A sampling param reruns compose, and the rendering of what it composed.
     set_params(repo, "music_transformer", **{"compose.temperature": 0.9})
     fourth = run(["dvc", "repro"], repo, env)
     ran = {line.split("'")[1] for line in fourth.stdout.splitlines() if "Running stage" in line}
-    assert ran == {"compose"}
+    assert ran == {"compose", "synthesize@flow"}
+    # A vocoder's sampling temperature reruns its synthesis alone, not its training.
+    set_params(repo, "vocoder", **{"synthesize.temperature.flow": 0.5})
+    fifth = run(["dvc", "repro"], repo, env)
+    ran = {line.split("'")[1] for line in fifth.stdout.splitlines() if "Running stage" in line}
+    assert ran == {"synthesize@flow"}
 
     # Share through the default remote (a directory beside the checkout) and pull
     # into a fresh clone.
@@ -67,6 +88,28 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo,
     run(["dvc", "pull"], clone, {**env, "PYTHONPATH": str(clone)})
     assert (clone / "data/prepared/manifest.json").read_text() == manifest.read_text()
     assert "up to date" in run(["dvc", "status"], clone, env).stdout
+
+
+def _check_synthesized(repo: Path, family: str) -> None:
+    """Non-silent WAVs of each composed piece's length (to whole frames, at most max_seconds)."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    hop = params["vocoder"]["conditioning"]["hop_length"]
+    limit = params["vocoder"]["synthesize"]["max_seconds"]
+    tail = params["data"]["render"]["release_tail"]
+    composed = json.loads((repo / "data/composed/manifest.json").read_text())["pieces"]
+    midi_of = {record["id"]: repo / "data/composed" / record["midi"] for record in composed}
+    out = repo / "data/synthesized" / family
+    pieces = [p for p in json.loads((out / "manifest.json").read_text())["pieces"]]
+    assert [p["id"] for p in pieces if p["kind"] == "composed"] == [composed[0]["id"]]
+    for piece in pieces:
+        audio, rate = sf.read(out / piece["audio"], dtype="float32")
+        assert float(np.sqrt(np.mean(audio**2))) > 1e-3, f"{family}: {piece['id']} is silent"
+        if piece["kind"] == "composed":
+            end = pretty_midi.PrettyMIDI(str(midi_of[piece["id"]])).get_end_time()
+            samples = max(round(min(end + tail, limit) * rate), hop)
+            assert len(audio) == -(-samples // hop) * hop
+    metrics = json.loads((repo / "reports/synthesize" / family / "metrics.json").read_text())
+    assert metrics["real_time_factor"][family] > 0 and "soundfont" in metrics["composed"]
 
 
 def test_experiment_with_a_param_override(repo, venv_env) -> None:

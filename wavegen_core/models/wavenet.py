@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wavegen_core.config import ConditioningConfig, WaveNetConfig
+from wavegen_core.config import ConditioningConfig, SamplingTemperatures, WaveNetConfig
 from wavegen_core.models.blocks import DilatedConv1d, GatedResidualLayer, GatedResidualStack
 from wavegen_core.models.conditioning import ROLL_CHANNELS, ConditioningNetwork
 from wavegen_core.progress import progress_bar
@@ -378,7 +378,7 @@ class WaveNetVocoder(nn.Module):
         at a time, so memory stays bounded for any length.
         """
         self._check_roll(roll)
-        temperature = self.config.temperature if temperature is None else temperature
+        temperature = SamplingTemperatures().wavenet if temperature is None else temperature
         stepper = make_stepper(self, roll.shape[0], temperature, method)
         return _generate(self, stepper, roll, generator, progress, block_frames)
 
@@ -396,7 +396,7 @@ class WaveNetVocoder(nn.Module):
         The reference for tests and benchmarks: same random numbers, same samples.
         """
         self._check_roll(roll)
-        temperature = self.config.temperature if temperature is None else temperature
+        temperature = SamplingTemperatures().wavenet if temperature is None else temperature
         batch, samples = roll.shape[0], roll.shape[-1] * self.hop_length
         cond = self.conditioning(roll)
         uniforms = UniformStream(batch, draws_per_sample(self.config), generator, roll.device)

@@ -1,0 +1,259 @@
+"""Stage `synthesize@<family>`: MIDI to audio with a trained vocoder, scored against the truth.
+
+`python -m stages.synthesize FAMILY` renders (a) the test split's MIDI, to compare with
+its true audio, and (b) the Music Transformer's composed MIDI from `compose`, the last
+link of the Wave2Midi2Wave chain. Each piece is cut to `vocoder.synthesize.max_seconds`.
+The FluidSynth render of the same MIDI with the data stage's soundfont (what a user has
+without any vocoder) is always scored beside it. Writes `data/synthesized/<family>/`:
+`test/` and `composed/` with `<id>.wav` and a spectrogram-over-piano-roll `<id>.png`,
+`soundfont/` with the reference renders, and `manifest.json`; scores go to
+`reports/synthesize/<family>/metrics.json`:
+
+* `test.<family>` and `test.soundfont`: multi-resolution STFT distance, log-mel L1 and
+  transcription consistency (onset F1 of the trained transcriber) against the true
+  audio and its MIDI; `test.true_audio.onset_f1` is the transcriber's own ceiling;
+* `composed.<family>` and `composed.soundfont`: transcription consistency;
+* `real_time_factor`: seconds of audio generated per wall-clock second, for the family
+  (on the stage's device) and for FluidSynth.
+
+With the bundled chorales the true audio is the same soundfont's render of the same
+notes (the MIDI file rounds their times to its ticks, about 2 ms), so there the
+reference is close to perfect: the ceiling the vocoders aim at. With real recordings
+(MAESTRO, a folder corpus) it is the baseline they must beat.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pretty_midi
+import torch
+
+from stages._common import run_family_stage
+from wavegen_core import __version__
+from wavegen_core.audio.io import load_audio, write_wav
+from wavegen_core.audio.render import render_midi
+from wavegen_core.config import Params
+from wavegen_core.data import read_manifest
+from wavegen_core.data.pairs import roll_for_midi
+from wavegen_core.errors import WavegenError
+from wavegen_core.evaluation.plots import plot_audio_and_midi
+from wavegen_core.evaluation.synthesis import (
+    audio_distances,
+    mean_scores,
+    notes_before,
+    transcription_consistency,
+)
+from wavegen_core.files import atomic_path, replace_dir, staging_dir, write_json
+from wavegen_core.midi.io import load_midi
+from wavegen_core.models.conditioning import crop_or_pad
+from wavegen_core.models.vocoders import load_vocoder, render_pieces
+from wavegen_core.progress import log
+from wavegen_core.training import choose_device
+from wavegen_core.training.transcriber import load_transcriber
+
+CORPUS = Path("data/prepared")
+COMPOSED = Path("data/composed")
+TRANSCRIBER = Path("models/transcriber/checkpoint.pt")
+
+
+def checkpoint_path(family: str) -> Path:
+    return Path("models/vocoder") / family / "checkpoint.pt"
+
+
+def out_dir(family: str) -> Path:
+    return Path("data/synthesized") / family
+
+
+def report_dir(family: str) -> Path:
+    return Path("reports/synthesize") / family
+
+
+@dataclass
+class Job:
+    """One piece to render: its MIDI, its roll, and the true audio when there is one."""
+
+    kind: str  # "test" or "composed"
+    id: str
+    midi: pretty_midi.PrettyMIDI
+    roll: np.ndarray
+    seconds: float
+    true_audio: np.ndarray | None
+
+
+def _first(items: list[Any], count: int | None) -> list[Any]:
+    return items if count is None else items[:count]
+
+
+def _jobs(params: Params) -> list[Job]:
+    config = params.vocoder.synthesize
+    rate, hop = params.audio.sample_rate, params.vocoder.conditioning.hop_length
+    limit = config.max_seconds
+    jobs = []
+    test = [p for p in read_manifest(CORPUS) if p.split == "test" and p.midi is not None]
+    for piece in _first(sorted(test, key=lambda p: p.id), config.test_pieces):
+        assert piece.midi is not None
+        audio = load_audio(CORPUS / piece.audio, rate)
+        if limit is not None:
+            audio = audio[: int(round(limit * rate))]
+        midi = load_midi(CORPUS / piece.midi)
+        roll = roll_for_midi(midi, len(audio), rate, hop)
+        truth = crop_or_pad(torch.from_numpy(audio), roll.shape[1] * hop).numpy()
+        jobs.append(Job("test", piece.id, midi, roll, len(audio) / rate, truth))
+    manifest = COMPOSED / "manifest.json"
+    composed = json.loads(manifest.read_text())["pieces"] if manifest.is_file() else []
+    for record in _first(composed, config.composed_pieces):
+        midi = load_midi(COMPOSED / record["midi"])
+        seconds = midi.get_end_time() + params.data.render.release_tail
+        if limit is not None:
+            seconds = min(seconds, limit)
+        samples = max(int(round(seconds * rate)), hop)
+        roll = roll_for_midi(midi, samples, rate, hop)
+        jobs.append(Job("composed", record["id"], midi, roll, samples / rate, None))
+    if not jobs:
+        raise WavegenError(
+            "nothing to synthesize: no test-split piece with MIDI in data/prepared and no "
+            "composed piece in data/composed (vocoder.synthesize.test_pieces/composed_pieces)"
+        )
+    return jobs
+
+
+def _soundfont(params: Params, job: Job, samples: int) -> tuple[np.ndarray, float]:
+    """The FluidSynth render of the whole piece, as the data stage makes it (so it is
+    normalised like the true audio), cut to ``samples``; and the seconds rendered."""
+    render = params.data.render
+    if not any(instrument.notes for instrument in job.midi.instruments):
+        return np.zeros(samples, dtype=np.float32), 0.0
+    audio = render_midi(
+        job.midi,
+        sample_rate=params.audio.sample_rate,
+        soundfont=render.soundfont,
+        release_tail=render.release_tail,
+        peak=render.peak,
+    )
+    return crop_or_pad(torch.from_numpy(audio), samples).numpy(), len(
+        audio
+    ) / params.audio.sample_rate
+
+
+def synthesize(params: Params, family: str) -> None:
+    config = params.vocoder.synthesize
+    section = getattr(params.vocoder, family)
+    rate = params.audio.sample_rate
+    device = choose_device(
+        section.train.device or params.device, param=f"vocoder.{family}.train.device"
+    )
+    model = load_vocoder(checkpoint_path(family), device).model
+    transcriber = load_transcriber(TRANSCRIBER, str(device))
+    jobs = _jobs(params)
+    log.info(
+        "synthesize@%s: %d test and %d composed pieces on %s",
+        family,
+        sum(job.kind == "test" for job in jobs),
+        sum(job.kind == "composed" for job in jobs),
+        device,
+    )
+    generator = torch.Generator(device=device).manual_seed(params.seed)
+    started = time.perf_counter()
+    rendered = render_pieces(
+        family,
+        model,
+        [job.roll for job in jobs],
+        chunk_frames=config.chunk_frames,
+        context_frames=config.context_frames,
+        generator=generator,
+        temperature=getattr(config.temperature, family, None),
+    )
+    model_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    soundfont = [
+        _soundfont(params, job, len(audio)) for job, audio in zip(jobs, rendered, strict=True)
+    ]
+    soundfont_seconds = time.perf_counter() - started
+    references = [audio for audio, _ in soundfont]
+    audio_seconds = sum(len(audio) for audio in rendered) / rate
+
+    staging = staging_dir(out_dir(family), f"{params.seed}-{__version__}")
+    scores: dict[str, dict[str, list[dict[str, float]]]] = {
+        "test": {family: [], "soundfont": [], "true_audio": []},
+        "composed": {family: [], "soundfont": []},
+    }
+    records: list[dict[str, Any]] = []
+    for job, audio, reference in zip(jobs, rendered, references, strict=True):
+        seconds = len(audio) / rate
+        notes = notes_before(job.midi, seconds)
+        for name, signal in ((family, audio), ("soundfont", reference)):
+            entry = {
+                "onset_f1": transcription_consistency(
+                    signal, notes, transcriber, params.transcription, rate
+                )
+            }
+            if job.true_audio is not None:
+                entry.update(audio_distances(signal, job.true_audio, rate))
+            scores[job.kind][name].append(entry)
+        if job.true_audio is not None:
+            scores["test"]["true_audio"].append(
+                {
+                    "onset_f1": transcription_consistency(
+                        job.true_audio, notes, transcriber, params.transcription, rate
+                    )
+                }
+            )
+        write_wav(staging / job.kind / f"{job.id}.wav", audio, rate)
+        write_wav(staging / "soundfont" / f"{job.kind}_{job.id}.wav", reference, rate)
+        clipped = pretty_midi.PrettyMIDI()
+        instrument = pretty_midi.Instrument(program=0)
+        instrument.notes.extend(notes)
+        clipped.instruments.append(instrument)
+        plot_audio_and_midi(
+            staging / job.kind / f"{job.id}.png", audio, rate, clipped, f"{family}: {job.id}"
+        )
+        records.append(
+            {
+                "id": job.id,
+                "kind": job.kind,
+                "audio": f"{job.kind}/{job.id}.wav",
+                "soundfont": f"soundfont/{job.kind}_{job.id}.wav",
+                "seconds": round(seconds, 3),
+                "notes": len(notes),
+            }
+        )
+    write_json(staging / "manifest.json", {"family": family, "pieces": records})
+    metrics: dict[str, Any] = {
+        kind: {name: mean_scores(entries) for name, entries in by_name.items() if entries}
+        for kind, by_name in scores.items()
+        if any(by_name.values())
+    }
+    metrics["real_time_factor"] = {
+        family: audio_seconds / model_seconds,
+        "soundfont": sum(seconds for _, seconds in soundfont) / max(soundfont_seconds, 1e-9),
+    }
+    metrics["device"] = str(device)
+    metrics["audio_seconds"] = audio_seconds
+    replace_dir(staging, out_dir(family))
+    first = records[0]
+    with atomic_path(report_dir(family) / "example.png") as example:
+        shutil.copyfile(out_dir(family) / Path(first["audio"]).with_suffix(".png"), example)
+    write_json(report_dir(family) / "metrics.json", metrics)
+    log.info(
+        "synthesize@%s: %.1f s of audio at %.3gx real time -> %s",
+        family,
+        audio_seconds,
+        audio_seconds / model_seconds,
+        out_dir(family),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_family_stage("synthesize", synthesize, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

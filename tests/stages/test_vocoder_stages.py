@@ -1,0 +1,238 @@
+"""train_vocoder@<family> and synthesize@<family>, run as stages on rendered chorale excerpts.
+
+The corpus: the first seconds of a few Bach chorales, rendered with FluidSynth as the
+data stage does (four train pieces, one validation, one test), one composed piece, and
+an untrained transcriber checkpoint (transcription consistency only needs one to run).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile as sf
+import yaml
+
+from stages import synthesize, train_vocoder
+from tests.conftest import untrained_checkpoint
+from wavegen_core.audio.io import write_wav
+from wavegen_core.audio.render import render_midi
+from wavegen_core.config import ChoralesConfig, RenderConfig
+from wavegen_core.data.manifest import Piece, write_manifest
+from wavegen_core.files import write_json
+from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+from wavegen_core.midi.io import write_midi
+from wavegen_core.training.metrics import read_curves
+
+pytestmark = pytest.mark.slow
+
+RATE = 16000
+SPLITS = ["train"] * 4 + ["validation", "test"]
+EXCERPT_SECONDS = 6.0
+HOP = 64
+# Small models and short excerpts: each family trains in seconds on 2 cores.
+FAMILIES = {
+    "wavenet": {
+        "layers": 6,
+        "dilation_cycle": 6,
+        "residual_channels": 16,
+        "gate_channels": 32,
+        "skip_channels": 32,
+        "segment_frames": 16,
+    },
+    "flow": {"flows": 2, "coupling_layers": 3, "coupling_channels": 16, "segment_frames": 32},
+    "gan": {
+        "initial_channels": 32,
+        "upsample_rates": [8, 8],
+        "upsample_kernel_sizes": [16, 16],
+        "resblock_kernel_sizes": [3, 7],
+        "resblock_dilations": [[1, 3], [1, 3]],
+        "periods": [2, 3],
+        "scales": 2,
+        "discriminator_channels": 4,
+        "mel_n_fft": 512,
+        "mel_hop_length": 64,
+        "mel_bins": 40,
+        "segment_frames": 32,
+    },
+}
+STEPS = {"wavenet": 60, "flow": 60, "gan": 60}
+LEARNING_RATE = {"wavenet": 0.003, "flow": 0.001, "gan": 0.001}
+
+
+def _excerpt(midi: pretty_midi.PrettyMIDI, seconds: float) -> pretty_midi.PrettyMIDI:
+    for instrument in midi.instruments:
+        instrument.notes = [n for n in instrument.notes if n.start < seconds]
+        for note in instrument.notes:
+            note.end = min(note.end, seconds)
+    return midi
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("vocoders")
+    prepared = root / "data/prepared"
+    render = RenderConfig()
+    pieces = []
+    for index, corpus_id in enumerate(chorale_ids()[: len(SPLITS)]):
+        midi = _excerpt(chorale_to_midi(corpus_id, ChoralesConfig(), seed=index), EXCERPT_SECONDS)
+        audio = render_midi(
+            midi,
+            sample_rate=RATE,
+            soundfont=render.soundfont,
+            release_tail=render.release_tail,
+            peak=render.peak,
+        )
+        name = f"c{index}"
+        write_midi(prepared / "midi" / f"{name}.mid", midi)
+        write_wav(prepared / "audio" / f"{name}.wav", audio, RATE)
+        pieces.append(
+            Piece(
+                id=name,
+                audio=f"audio/{name}.wav",
+                midi=f"midi/{name}.mid",
+                duration=len(audio) / RATE,
+                split=SPLITS[index],
+                source="test",
+                has_midi=True,
+                notes=sum(len(i.notes) for i in midi.instruments),
+                origin=corpus_id,
+            )
+        )
+    write_manifest(prepared, pieces)
+    composed = root / "data/composed"
+    melody = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    piano.notes += [pretty_midi.Note(90, 60 + 2 * i, 0.3 * i, 0.3 * i + 0.25) for i in range(8)]
+    melody.instruments.append(piano)
+    write_midi(composed / "midi/unconditional_000.mid", melody)
+    write_json(
+        composed / "manifest.json",
+        {"pieces": [{"id": "unconditional_000", "midi": "midi/unconditional_000.mid"}]},
+    )
+    untrained_checkpoint(root / "models/transcriber/checkpoint.pt")
+    return root
+
+
+def _write_params(root: Path, **synthesize_values: object) -> None:
+    from wavegen_core.config import Params
+
+    params = Params().model_dump(mode="json")
+    params["device"] = "cpu"
+    vocoder = params["vocoder"]
+    vocoder["conditioning"].update({"hop_length": HOP, "channels": 16})
+    loop = {"batch_size": 4, "checkpoint_every": 30, "log_every": 5, "eval_every": 30}
+    for family, model in FAMILIES.items():
+        vocoder[family].update(model)
+        vocoder[family]["train"].update(
+            loop, steps=STEPS[family], learning_rate=LEARNING_RATE[family]
+        )
+    vocoder["synthesize"].update(
+        {"test_pieces": 1, "composed_pieces": 1, "max_seconds": 0.5, **synthesize_values}
+    )
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def trained(workdir) -> Path:
+    """All three families trained once (the tests below read what the stages wrote)."""
+    _write_params(workdir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)
+        for family in FAMILIES:
+            assert train_vocoder.main([family]) == 0
+    return workdir
+
+
+# The figure each family's loss is judged by: the GAN's total mixes the two players'
+# losses, whose sum need not fall; its mel L1 must.
+FALLING = {"wavenet": "train/nll", "flow": "train/nll", "gan": "train/mel_l1"}
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_each_family_learns_from_rendered_chorales(trained, family) -> None:
+    report = trained / "reports/train_vocoder" / family
+    curves = read_curves(report)
+    _, values = curves[FALLING[family]]
+    first, last = np.mean(values[:2]), np.mean(values[-2:])
+    assert last < first - 0.1 * abs(first), (family, values)
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["step"] == STEPS[family]
+    assert "eval/generated_mel_l1" in metrics
+    assert (report / "loss_curves.png").stat().st_size > 0
+    assert (trained / "models/vocoder" / family / "checkpoint.pt").is_file()
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_synthesize_writes_audible_audio_of_the_right_length_and_scores_it(trained, family) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(trained)
+        assert synthesize.main([family]) == 0
+    out = trained / "data/synthesized" / family
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [p["kind"] for p in manifest["pieces"]] == ["test", "composed"]
+    frames = -(-int(0.5 * RATE) // HOP)
+    for piece in manifest["pieces"]:
+        audio, rate = sf.read(out / piece["audio"], dtype="float32")
+        assert rate == RATE and len(audio) == frames * HOP
+        assert np.sqrt(np.mean(audio**2)) > 1e-3, f"{family} {piece['id']} is silent"
+        assert np.isfinite(audio).all() and np.abs(audio).max() <= 1.0
+        reference, _ = sf.read(out / piece["soundfont"], dtype="float32")
+        assert len(reference) == len(audio)
+        assert (out / piece["audio"]).with_suffix(".png").stat().st_size > 0
+    metrics = json.loads((trained / "reports/synthesize" / family / "metrics.json").read_text())
+    for name in (family, "soundfont"):
+        assert set(metrics["test"][name]) == {
+            "onset_f1",
+            "mr_stft",
+            "spectral_convergence",
+            "log_magnitude_l1",
+            "mel_l1",
+        }
+        assert 0.0 <= metrics["composed"][name]["onset_f1"] <= 1.0
+    # The chorales' true audio is the soundfont's render of the same notes (before the
+    # MIDI file's tick rounding): the reference is far closer than a briefly trained model.
+    assert metrics["test"]["soundfont"]["mr_stft"] < 0.5 * metrics["test"][family]["mr_stft"]
+    assert metrics["real_time_factor"][family] > 0
+    assert (trained / "reports/synthesize" / family / "example.png").stat().st_size > 0
+
+
+def test_a_family_not_listed_in_params_is_refused(trained, capsys) -> None:
+    params = yaml.safe_load((trained / "params.yaml").read_text())
+    params["vocoder"]["families"] = ["gan"]
+    other = trained / "only_gan.yaml"
+    other.write_text(yaml.safe_dump(params))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(trained)
+        assert train_vocoder.main(["flow", "--params", str(other)]) == 2
+    assert "does not list 'flow'" in capsys.readouterr().err
+
+
+def test_a_resumed_gan_run_ends_where_an_uninterrupted_one_does(workdir, tmp_path) -> None:
+    """The adversarial family too: two networks, one optimizer, weight-norm parametrizations."""
+    import shutil
+
+    import torch
+
+    from wavegen_core.training.checkpoint import load_checkpoint
+
+    states = {}
+    for name, stops in (("straight", [4]), ("resumed", [2, 4])):
+        run_dir = tmp_path / name
+        shutil.copytree(workdir / "data", run_dir / "data")
+        for steps in stops:
+            _write_params(run_dir)
+            params = yaml.safe_load((run_dir / "params.yaml").read_text())
+            params["vocoder"]["gan"]["train"].update(steps=steps, checkpoint_every=2, eval_every=2)
+            (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            with pytest.MonkeyPatch.context() as patch:
+                patch.chdir(run_dir)
+                assert train_vocoder.main(["gan"]) == 0
+        checkpoint = load_checkpoint(run_dir / "models/vocoder/gan/checkpoint.pt")
+        assert checkpoint["step"] == 4
+        states[name] = checkpoint["state"]
+    for key, tensor in states["straight"].items():
+        assert torch.equal(tensor, states["resumed"][key]), key

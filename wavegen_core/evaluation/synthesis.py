@@ -1,0 +1,73 @@
+"""How close synthesized audio comes to the truth: spectral distances and transcription consistency.
+
+Against true audio: the multi-resolution STFT distance and the log-mel L1
+(``wavegen_core.audio.spectral``). Against the MIDI that conditioned it, which is all a
+composed piece has: *transcription consistency*, the note-onset F1 (mir_eval, 50 ms)
+of the trained transcriber's notes on the synthesized audio against the conditioning
+MIDI's notes. A vocoder that renders the right notes at the right times scores as
+high as the transcriber does on real recordings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pretty_midi
+import torch
+
+from wavegen_core.audio.spectral import evaluation_mel, mel_l1, multi_resolution_stft
+from wavegen_core.config import TranscriptionConfig
+from wavegen_core.evaluation.transcription import note_onset_f1
+from wavegen_core.midi.rolls import piano_notes
+from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_audio
+
+
+def audio_distances(
+    estimate: np.ndarray, reference: np.ndarray, sample_rate: int
+) -> dict[str, float]:
+    """Spectral distances between two equal-length mono signals (lower is closer)."""
+    est = torch.from_numpy(np.asarray(estimate, dtype=np.float32))
+    ref = torch.from_numpy(np.asarray(reference, dtype=np.float32))
+    with torch.no_grad():
+        stft = multi_resolution_stft(est, ref)
+        mel = mel_l1(est, ref, evaluation_mel(sample_rate))
+    return {
+        "mr_stft": float(stft["total"]),
+        "spectral_convergence": float(stft["spectral_convergence"]),
+        "log_magnitude_l1": float(stft["log_magnitude"]),
+        "mel_l1": float(mel),
+    }
+
+
+def notes_before(midi: pretty_midi.PrettyMIDI, seconds: float) -> list[pretty_midi.Note]:
+    """The piano notes of ``midi`` that start before ``seconds``, ending by then at the latest."""
+    return [
+        pretty_midi.Note(note.velocity, note.pitch, note.start, min(note.end, seconds))
+        for note in piano_notes(midi)
+        if note.start < seconds
+    ]
+
+
+def transcription_consistency(
+    audio: np.ndarray,
+    reference: list[pretty_midi.Note],
+    transcriber: OnsetsAndFrames,
+    transcription: TranscriptionConfig,
+    sample_rate: int,
+) -> float:
+    """Note-onset F1 of the transcription of ``audio`` against ``reference``."""
+    transcribed = transcribe_audio(
+        transcriber,
+        np.asarray(audio, dtype=np.float32),
+        sample_rate,
+        transcription.decoding,
+        transcription.chunk_seconds,
+        transcription.overlap_seconds,
+    )
+    return note_onset_f1(reference, piano_notes(transcribed))
+
+
+def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of each score over pieces (an empty dict for no pieces)."""
+    if not scores:
+        return {}
+    return {name: float(np.mean([entry[name] for entry in scores])) for name in scores[0]}
