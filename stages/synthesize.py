@@ -7,13 +7,14 @@ The FluidSynth render of the same MIDI with the data stage's soundfont (what a u
 without any vocoder) is always scored beside it. Writes `data/synthesized/<family>/`:
 `test/` and `composed/` with `<id>.wav` and a spectrogram-over-piano-roll `<id>.png`,
 `soundfont/` with the reference renders, and `manifest.json`; scores go to
-`reports/synthesize/<family>/metrics.json`:
+`reports/synthesize/<family>/metrics.json` and `speed.json`:
 
 * `test.<family>` and `test.soundfont`: multi-resolution STFT distance, log-mel L1 and
   transcription consistency (onset F1 of the trained transcriber) against the true
   audio and its MIDI; `test.true_audio.onset_f1` is the transcriber's own ceiling;
 * `composed.<family>` and `composed.soundfont`: transcription consistency;
-* `real_time_factor`: seconds of audio generated per wall-clock second, for the family
+* in `speed.json` (it varies from run to run, unlike everything else here):
+  `real_time_factor`, seconds of audio generated per wall-clock second, for the family
   (on the stage's device) and for FluidSynth.
 
 With the bundled chorales the true audio is the same soundfont's render of the same
@@ -231,17 +232,22 @@ def synthesize(params: Params, family: str) -> None:
         for kind, by_name in scores.items()
         if any(by_name.values())
     }
-    metrics["real_time_factor"] = {
-        family: audio_seconds / model_seconds,
-        "soundfont": sum(seconds for _, seconds in soundfont) / max(soundfont_seconds, 1e-9),
+    # Wall-clock figures differ from run to run, so they live in a file of their own:
+    # everything else the stage writes is the same for the same inputs and seed.
+    speed = {
+        "real_time_factor": {
+            family: audio_seconds / model_seconds,
+            "soundfont": sum(seconds for _, seconds in soundfont) / max(soundfont_seconds, 1e-9),
+        },
+        "device": str(device),
+        "audio_seconds": audio_seconds,
     }
-    metrics["device"] = str(device)
-    metrics["audio_seconds"] = audio_seconds
     replace_dir(staging, out_dir(family))
     first = records[0]
     with atomic_path(report_dir(family) / "example.png") as example:
         shutil.copyfile(out_dir(family) / Path(first["audio"]).with_suffix(".png"), example)
     write_json(report_dir(family) / "metrics.json", metrics)
+    write_json(report_dir(family) / "speed.json", speed)
     log.info(
         "synthesize@%s: %.1f s of audio at %.3gx real time -> %s",
         family,

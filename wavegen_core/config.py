@@ -397,7 +397,7 @@ class WaveNetConfig(Strict):
     quantization_channels: int = Field(256, ge=2, le=65536)
     mixtures: int = Field(10, ge=1, le=64)
     # Training excerpts, in conditioning frames (frames x hop_length samples).
-    segment_frames: int = Field(16, ge=1, le=4096)
+    segment_frames: int = Field(8, ge=1, le=4096)
     train: TrainLoopConfig = TrainLoopConfig(
         steps=300, batch_size=8, learning_rate=1e-3, checkpoint_every=100, eval_every=100
     )
@@ -476,7 +476,7 @@ class GanConfig(Strict):
     mel_hop_length: int = Field(256, gt=0, le=16384)
     mel_bins: int = Field(80, ge=4, le=512)
     adam_betas: tuple[Probability, Probability] = (0.8, 0.99)
-    segment_frames: int = Field(32, ge=1, le=4096)
+    segment_frames: int = Field(16, ge=1, le=4096)
     train: TrainLoopConfig = TrainLoopConfig(
         steps=300, batch_size=8, learning_rate=2e-4, checkpoint_every=100, eval_every=100
     )
