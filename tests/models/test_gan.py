@@ -193,7 +193,7 @@ def _sine_batch(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_short_training_lowers_the_mel_distance() -> None:
     model = _model(seed=1)
-    audio, roll = _sine_batch(frames=32)
+    audio, roll = _sine_batch(frames=16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, betas=CONFIG.adam_betas)
 
     def mel_l1() -> float:
@@ -201,10 +201,10 @@ def test_short_training_lowers_the_mel_distance() -> None:
             return (model.mel(audio) - model.mel(model.generate(roll))).abs().mean().item()
 
     initial = mel_l1()
-    for _ in range(100):
+    for _ in range(60):
         optimizer.zero_grad()
         loss, _ = model.loss(audio, roll)
         loss.backward()
         optimizer.step()
-    # About 4.4 -> 2.0 (and still falling) on this seed.
-    assert mel_l1() < 0.6 * initial
+    final = mel_l1()
+    assert final < 0.7 * initial, (initial, final)
