@@ -73,6 +73,9 @@ demo: setup
 	@echo "  data/transcribed/        MIDI transcribed from the unlabelled and train audio"
 	@echo "  models/                  trained models (self-describing checkpoints)"
 	@echo "  reports/evaluate_transcriber/  transcription scores, ours vs basic-pitch, rolls/*.png"
+	@echo "  data/composed/           new MIDI pieces from the Music Transformer"
+	@echo "  data/synthesized/<family>/  test and composed MIDI rendered by each vocoder (WAV + PNG)"
+	@echo "  reports/synthesize/      vocoders against the true audio and FluidSynth"
 	@echo "  reports/*/metrics.json   metrics    (dvc metrics show)"
 	@echo "  reports/*/*.png          pictures   (dvc plots show)"
 
