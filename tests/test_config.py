@@ -56,6 +56,21 @@ BAD_VALUES = [
         "data.root='/no/such/corpus'",
         "not a directory",
     ),
+    (
+        lambda p: p["vocoder"]["gan"].update(resblock_kernel_sizes=[3, 4]),
+        "vocoder.gan.resblock_kernel_sizes.1 = 4",
+        "must be odd",
+    ),
+    (
+        lambda p: p["vocoder"].update(families=["wavenet", "diffusion"]),
+        "vocoder.families.1 = 'diffusion'",
+        "'wavenet', 'flow' or 'gan'",
+    ),
+    (
+        lambda p: p["vocoder"]["gan"].update(upsample_rates=[8, 8, 2]),
+        "vocoder",
+        "multiply to 128, but conditioning.hop_length is 256",
+    ),
 ]
 
 

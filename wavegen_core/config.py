@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 PARAMS_FILE = "params.yaml"
 
@@ -347,6 +355,15 @@ class MusicTransformerConfig(Strict):
 
 # --------------------------------------------------------------------------- vocoders
 
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError("must be odd, so that a centred convolution reaches as far either way")
+    return value
+
+
+# Kernel sizes of centred convolutions (conditioning, flow couplings, GAN residual blocks).
+OddKernel = Annotated[int, AfterValidator(_odd)]
+
 VocoderFamily = Literal["wavenet", "flow", "gan"]
 VOCODER_FAMILIES: tuple[str, ...] = ("wavenet", "flow", "gan")
 
@@ -365,15 +382,8 @@ class ConditioningConfig(Strict):
     hop_length: int = Field(256, ge=2, le=4096)
     channels: int = Field(32, gt=0, le=1024)
     layers: int = Field(2, ge=1, le=16)
-    kernel_size: int = Field(3, ge=1, le=31)
+    kernel_size: OddKernel = Field(3, ge=1, le=31)
     upsample: Literal["transposed", "repeat"] = "transposed"
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd_kernel(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError("must be odd, so that a frame's features are centred on it")
-        return value
 
 
 class WaveNetConfig(Strict):
@@ -420,20 +430,13 @@ class FlowConfig(Strict):
     early_channels: int = Field(2, ge=0, le=64)
     coupling_layers: int = Field(4, ge=1, le=64)
     coupling_channels: int = Field(32, gt=0, le=2048)
-    kernel_size: int = Field(3, ge=1, le=31)
+    kernel_size: OddKernel = Field(3, ge=1, le=31)
     # Standard deviation of the Gaussian prior in training.
     sigma: float = Field(1.0, gt=0.0, le=10.0)
     segment_frames: int = Field(32, ge=1, le=4096)
     train: TrainLoopConfig = TrainLoopConfig(
         steps=300, batch_size=8, learning_rate=1e-3, checkpoint_every=100, eval_every=100
     )
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd_kernel(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError("must be odd (the coupling convolutions are centred)")
-        return value
 
     @model_validator(mode="after")
     def _early_outputs_fit(self) -> FlowConfig:
@@ -461,7 +464,7 @@ class GanConfig(Strict):
     initial_channels: int = Field(64, gt=0, le=4096)
     upsample_rates: list[Annotated[int, Field(ge=1, le=64)]] = [8, 8, 4]
     upsample_kernel_sizes: list[Annotated[int, Field(ge=1, le=128)]] = [16, 16, 8]
-    resblock_kernel_sizes: list[Annotated[int, Field(ge=1, le=63)]] = [3, 7, 11]
+    resblock_kernel_sizes: list[Annotated[OddKernel, Field(ge=1, le=63)]] = [3, 7, 11]
     resblock_dilations: list[list[Annotated[int, Field(ge=1, le=64)]]] = [[1, 3, 5]] * 3
     periods: list[Annotated[int, Field(ge=1, le=64)]] = [2, 3, 5, 7, 11]
     scales: int = Field(3, ge=1, le=8)
@@ -497,11 +500,6 @@ class GanConfig(Strict):
                 )
         if len(self.resblock_kernel_sizes) != len(self.resblock_dilations):
             raise ValueError("resblock_dilations needs one list of dilations per resblock kernel")
-        if any(kernel % 2 == 0 for kernel in self.resblock_kernel_sizes):
-            raise ValueError(
-                f"resblock_kernel_sizes {self.resblock_kernel_sizes}: each must be odd, so "
-                "that the residual convolutions are centred"
-            )
         if self.initial_channels % 2 ** len(self.upsample_rates):
             raise ValueError(
                 f"initial_channels={self.initial_channels} halves at each of the "

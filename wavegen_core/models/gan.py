@@ -173,6 +173,20 @@ class Generator(nn.Module):
 # --------------------------------------------------------------------------- discriminators
 
 
+def _scores_and_features(
+    x: torch.Tensor, convs: nn.ModuleList, conv_post: nn.Module
+) -> tuple[torch.Tensor, Features]:
+    """A sub-discriminator's layers: each conv then LeakyReLU, then the score conv; every
+    layer's output is a feature map for feature matching, the last one the scores."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LEAKY_SLOPE)
+        features.append(x)
+    x = conv_post(x)
+    features.append(x)
+    return x.flatten(1), features
+
+
 class PeriodDiscriminator(nn.Module):
     """Audio (batch, samples) seen as (samples / period, period) -> (scores, feature maps).
 
@@ -207,13 +221,7 @@ class PeriodDiscriminator(nn.Module):
         if remainder:
             x = F.pad(x, (0, self.period - remainder), mode="reflect")
         x = x.view(x.shape[0], 1, x.shape[-1] // self.period, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LEAKY_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _scores_and_features(x, self.convs, self.conv_post)
 
 
 class ScaleDiscriminator(nn.Module):
@@ -245,13 +253,7 @@ class ScaleDiscriminator(nn.Module):
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, Features]:
         x = audio.unsqueeze(1)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LEAKY_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return x.flatten(1), features
+        return _scores_and_features(x, self.convs, self.conv_post)
 
 
 class MultiPeriodDiscriminator(nn.Module):
