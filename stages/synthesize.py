@@ -54,8 +54,9 @@ from wavegen_core.evaluation.synthesis import (
 )
 from wavegen_core.files import atomic_path, replace_dir, staging_dir, write_json
 from wavegen_core.midi.io import load_midi
+from wavegen_core.midi.rolls import notes_to_midi
 from wavegen_core.models.conditioning import crop_or_pad
-from wavegen_core.models.vocoders import load_vocoder, render_pieces
+from wavegen_core.models.vocoders import family_config, load_vocoder, render_pieces
 from wavegen_core.progress import log
 from wavegen_core.training import choose_device
 from wavegen_core.training.transcriber import load_transcriber
@@ -146,7 +147,7 @@ def _soundfont(params: Params, job: Job, samples: int) -> tuple[np.ndarray, floa
 
 def synthesize(params: Params, family: str) -> None:
     config = params.vocoder.synthesize
-    section = getattr(params.vocoder, family)
+    section = family_config(params.vocoder, family)
     rate = params.audio.sample_rate
     device = choose_device(
         section.train.device or params.device, param=f"vocoder.{family}.train.device"
@@ -209,12 +210,12 @@ def synthesize(params: Params, family: str) -> None:
             )
         write_wav(staging / job.kind / f"{job.id}.wav", audio, rate)
         write_wav(staging / "soundfont" / f"{job.kind}_{job.id}.wav", reference, rate)
-        clipped = pretty_midi.PrettyMIDI()
-        instrument = pretty_midi.Instrument(program=0)
-        instrument.notes.extend(notes)
-        clipped.instruments.append(instrument)
         plot_audio_and_midi(
-            staging / job.kind / f"{job.id}.png", audio, rate, clipped, f"{family}: {job.id}"
+            staging / job.kind / f"{job.id}.png",
+            audio,
+            rate,
+            notes_to_midi(notes),
+            f"{family}: {job.id}",
         )
         records.append(
             {

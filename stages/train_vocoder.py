@@ -14,6 +14,7 @@ from stages._common import run_family_stage
 from wavegen_core.config import Params
 from wavegen_core.data import read_manifest
 from wavegen_core.data.pairs import load_pairs
+from wavegen_core.models.vocoders import family_config
 from wavegen_core.progress import log
 from wavegen_core.training import choose_device
 from wavegen_core.training.vocoder import train_vocoder
@@ -31,7 +32,7 @@ def report_dir(family: str) -> Path:
 
 def train(params: Params, family: str) -> None:
     config = params.vocoder
-    section = getattr(config, family)
+    section = family_config(config, family)
     hop = config.conditioning.hop_length
     pieces = read_manifest(CORPUS)
     train_pieces = [p for p in pieces if p.split == "train"]
