@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,23 @@ def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
     ):
         run(cmd, target, env)
     return target
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """A tiny repo copy after its first `dvc repro`: the repo, that run's stdout, and
+    the lock file it wrote (kept, since tests go on to change the repo)."""
+
+    repo: Path
+    stdout: str
+    lock: str
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, venv_env) -> TinyRun:
+    """One real `dvc repro` of the tiny pipeline, shared by the whole-pipeline tests (the
+    dvc test goes on from it; the Prefect flow's outputs are compared with its lock):
+    each run costs about a minute on 2 cores."""
+    repo = tiny_repo_copy(REPO_ROOT, tmp_path_factory.mktemp("tiny") / "wavegen", venv_env)
+    first = run(["dvc", "repro"], repo, {**venv_env, "PYTHONPATH": str(repo)})
+    return TinyRun(repo, first.stdout, (repo / "dvc.lock").read_text())

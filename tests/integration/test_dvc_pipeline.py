@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from tests.conftest import run, set_params, tiny_repo_copy
+from tests.conftest import TinyRun, run, set_params, tiny_repo_copy
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +23,12 @@ def repo(tmp_path, repo_root, venv_env) -> Path:
     return tiny_repo_copy(repo_root, tmp_path / "wavegen", venv_env)
 
 
-def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(repo, venv_env) -> None:
+def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
+    tiny_run: TinyRun, venv_env
+) -> None:
+    repo = tiny_run.repo  # after its first `dvc repro`; this test is the one that changes it
     env = {**venv_env, "PYTHONPATH": str(repo)}
-    first = run(["dvc", "repro"], repo, env)
-    assert "Running stage 'prepare_data'" in first.stdout
+    assert "Running stage 'prepare_data'" in tiny_run.stdout
     manifest = repo / "data/prepared/manifest.json"
     pieces = json.loads(manifest.read_text())["pieces"]
     assert len(pieces) == 3

@@ -11,7 +11,7 @@ import yaml
 
 from pipelines.dvc_runner import StageFailed
 from pipelines.flow import pipeline
-from tests.conftest import run, tiny_repo_copy
+from tests.conftest import TinyRun, run, tiny_repo_copy
 from tests.pipelines.toy_repo import make_toy_repo
 
 pytestmark = pytest.mark.slow
@@ -63,10 +63,10 @@ def test_overrides_run_as_a_dvc_experiment(tmp_path, prefect_api, venv_env) -> N
     assert "quick-a" in shown
 
 
-def _outs(repo) -> dict[str, str]:
+def _outs(lock_text: str) -> dict[str, str]:
     """Every output's hash, but for wall-clock measurements (``speed.json``), which
     differ between any two runs."""
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    lock = yaml.safe_load(lock_text)
     return {
         out["path"]: out["md5"]
         for stage in lock["stages"].values()
@@ -75,14 +75,15 @@ def _outs(repo) -> dict[str, str]:
     }
 
 
-def test_flow_matches_dvc_repro_on_the_tiny_pipeline(tmp_path, repo_root, prefect_api, venv_env):
-    by_dvc = tiny_repo_copy(repo_root, tmp_path / "by_dvc", venv_env)
+def test_flow_matches_dvc_repro_on_the_tiny_pipeline(
+    tmp_path, repo_root, prefect_api, venv_env, tiny_run: TinyRun
+):
     by_flow = tiny_repo_copy(repo_root, tmp_path / "by_flow", venv_env)
-    run(["dvc", "repro"], by_dvc, venv_env)
     outcomes = pipeline(repo=str(by_flow))
     assert {o.status for o in outcomes} == {"ran"}
-    assert _outs(by_flow) == _outs(by_dvc)
-    assert "data/prepared" in _outs(by_flow)
+    flow_outs = _outs((by_flow / "dvc.lock").read_text())
+    assert flow_outs == _outs(tiny_run.lock)  # what `dvc repro` of the same copy wrote
+    assert "data/prepared" in flow_outs
     second = pipeline(repo=str(by_flow), return_state=True)
     assert {o.status for o in second.result()} == {"skipped"}
 
