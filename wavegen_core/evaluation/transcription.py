@@ -8,7 +8,8 @@ precision/recall/F1 of the piano rolls on a fixed grid.
 
 from __future__ import annotations
 
-import mir_eval
+from types import ModuleType
+
 import numpy as np
 import pretty_midi
 
@@ -24,6 +25,14 @@ METRIC_NAMES = tuple(
 )
 
 
+def _mir_eval() -> ModuleType:
+    """mir_eval, imported on first use: through scipy.stats it takes a second, which every
+    stage importing this module without scoring anything would otherwise pay."""
+    import mir_eval
+
+    return mir_eval
+
+
 def intervals_and_hz(notes: list[pretty_midi.Note]) -> tuple[np.ndarray, np.ndarray]:
     """Notes as mir_eval wants them: (n, 2) onset/offset seconds and pitches in Hz."""
     if not notes:
@@ -34,6 +43,7 @@ def intervals_and_hz(notes: list[pretty_midi.Note]) -> tuple[np.ndarray, np.ndar
 
 def note_onset_f1(reference: list[pretty_midi.Note], estimated: list[pretty_midi.Note]) -> float:
     """Note F1 on onsets and pitch alone (offsets ignored); 0 when nothing is estimated."""
+    mir_eval = _mir_eval()
     if not reference or not estimated:
         return 0.0
     _, _, f1, _ = mir_eval.transcription.precision_recall_f1_overlap(
@@ -64,6 +74,7 @@ def frame_scores(
     reference: list[pretty_midi.Note], estimated: list[pretty_midi.Note]
 ) -> tuple[float, float, float]:
     """Frame precision, recall and F1 of the two piano rolls (mir_eval.multipitch)."""
+    mir_eval = _mir_eval()
     end = max((note.end for note in reference + estimated), default=0.0)
     n_frames = int(round(end * FRAME_RATE)) + 2
     times = np.arange(n_frames) / FRAME_RATE
@@ -82,6 +93,7 @@ def transcription_metrics(
     Velocity is compared as mir_eval does (after a least-squares rescaling of the
     estimate, within 10 % of the velocity range), since transcribers differ in scale.
     """
+    mir_eval = _mir_eval()
     if not reference:
         raise ValueError("the reference transcription holds no notes")
     scores: dict[str, float] = dict.fromkeys(METRIC_NAMES, 0.0)
