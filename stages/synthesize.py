@@ -46,12 +46,7 @@ from wavegen_core.data import read_manifest
 from wavegen_core.data.pairs import roll_for_midi
 from wavegen_core.errors import WavegenError
 from wavegen_core.evaluation.plots import plot_audio_and_midi
-from wavegen_core.evaluation.synthesis import (
-    audio_distances,
-    mean_scores,
-    notes_before,
-    transcription_consistency,
-)
+from wavegen_core.evaluation.synthesis import mean_scores, notes_before, score_renders
 from wavegen_core.files import atomic_path, replace_dir, staging_dir, write_json
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import notes_to_midi
@@ -191,23 +186,12 @@ def synthesize(params: Params, family: str) -> None:
     for job, audio, reference in zip(jobs, rendered, references, strict=True):
         seconds = len(audio) / rate
         notes = notes_before(job.midi, seconds)
-        for name, signal in ((family, audio), ("soundfont", reference)):
-            entry = {
-                "onset_f1": transcription_consistency(
-                    signal, notes, transcriber, params.transcription, rate
-                )
-            }
-            if job.true_audio is not None:
-                entry.update(audio_distances(signal, job.true_audio, rate))
+        renders = {family: audio, "soundfont": reference}
+        piece_scores = score_renders(
+            renders, notes, job.true_audio, transcriber, params.transcription, rate
+        )
+        for name, entry in piece_scores.items():
             scores[job.kind][name].append(entry)
-        if job.true_audio is not None:
-            scores["test"]["true_audio"].append(
-                {
-                    "onset_f1": transcription_consistency(
-                        job.true_audio, notes, transcriber, params.transcription, rate
-                    )
-                }
-            )
         write_wav(staging / job.kind / f"{job.id}.wav", audio, rate)
         write_wav(staging / "soundfont" / f"{job.kind}_{job.id}.wav", reference, rate)
         plot_audio_and_midi(

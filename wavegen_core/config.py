@@ -355,6 +355,7 @@ class MusicTransformerConfig(Strict):
 
 # --------------------------------------------------------------------------- vocoders
 
+
 def _odd(value: int) -> int:
     if value % 2 == 0:
         raise ValueError("must be odd, so that a centred convolution reaches as far either way")

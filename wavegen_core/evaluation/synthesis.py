@@ -66,6 +66,38 @@ def transcription_consistency(
     return note_onset_f1(reference, piano_notes(transcribed))
 
 
+def score_renders(
+    renders: dict[str, np.ndarray],
+    notes: list[pretty_midi.Note],
+    true_audio: np.ndarray | None,
+    transcriber: OnsetsAndFrames,
+    transcription: TranscriptionConfig,
+    sample_rate: int,
+) -> dict[str, dict[str, float]]:
+    """Every score of one piece for each named render of it (a vocoder's, the soundfont's).
+
+    Each render gets its transcription consistency against ``notes``; where the piece has
+    true audio (as long as the renders), also its spectral distances to it, and the
+    entry ``true_audio`` holds the transcriber's own onset F1 on it: the ceiling.
+    """
+    scores: dict[str, dict[str, float]] = {}
+    for name, audio in renders.items():
+        scores[name] = {
+            "onset_f1": transcription_consistency(
+                audio, notes, transcriber, transcription, sample_rate
+            )
+        }
+        if true_audio is not None:
+            scores[name].update(audio_distances(audio, true_audio, sample_rate))
+    if true_audio is not None:
+        scores["true_audio"] = {
+            "onset_f1": transcription_consistency(
+                true_audio, notes, transcriber, transcription, sample_rate
+            )
+        }
+    return scores
+
+
 def mean_scores(scores: list[dict[str, float]]) -> dict[str, float]:
     """The mean of each score over pieces (an empty dict for no pieces)."""
     if not scores:

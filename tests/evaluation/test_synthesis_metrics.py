@@ -1,0 +1,75 @@
+"""Scores of synthesized audio: spectral distances, cut notes, per-piece and mean scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pretty_midi
+import pytest
+import torch
+
+from tests.conftest import scale_midi, tone
+from wavegen_core.config import TranscriberModelConfig, TranscriptionConfig
+from wavegen_core.evaluation.synthesis import (
+    audio_distances,
+    mean_scores,
+    notes_before,
+    score_renders,
+)
+from wavegen_core.models.onsets_frames import OnsetsAndFrames
+
+RATE = 16000
+
+
+class _DeafTranscriber(OnsetsAndFrames):
+    """Hears nothing: every logit far below zero, so no note is ever decoded."""
+
+    def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
+        outputs = super().forward(mel)
+        return {
+            name: torch.full_like(value, -30.0) if name.endswith("_logits") else value
+            for name, value in outputs.items()
+        }
+
+
+def test_audio_distances_are_zero_for_the_truth_and_grow_with_the_error() -> None:
+    truth = tone(1.0, RATE)
+    noise = np.random.default_rng(0).standard_normal(len(truth)).astype(np.float32)
+    same = audio_distances(truth, truth, RATE)
+    assert set(same) == {"mr_stft", "spectral_convergence", "log_magnitude_l1", "mel_l1"}
+    assert all(value == pytest.approx(0.0, abs=1e-5) for value in same.values())
+    near = audio_distances(truth + 0.01 * noise, truth, RATE)
+    far = audio_distances(truth + 0.3 * noise, truth, RATE)
+    for name in same:
+        assert 0 < near[name] < far[name], name
+
+
+def test_notes_before_keeps_notes_that_start_in_time_and_cuts_their_ends() -> None:
+    midi = scale_midi([60, 62, 64, 65], step=0.5)  # notes at 0, 0.5, 1.0, 1.5 s
+    notes = notes_before(midi, 1.2)
+    assert [note.pitch for note in notes] == [60, 62, 64]
+    assert [note.end for note in notes] == [0.5, 1.0, 1.2]
+    assert notes_before(midi, 0.0) == []
+
+
+def test_mean_scores_averages_each_measure_over_pieces() -> None:
+    assert mean_scores([{"a": 1.0, "b": 0.0}, {"a": 3.0, "b": 1.0}]) == {"a": 2.0, "b": 0.5}
+    assert mean_scores([]) == {}
+
+
+def test_score_renders_scores_every_render_and_the_truth_only_where_there_is_one() -> None:
+    torch.manual_seed(0)
+    transcriber = _DeafTranscriber(TranscriberModelConfig()).eval()
+    config = TranscriptionConfig()
+    truth = tone(1.0, RATE)
+    renders = {"gan": truth.copy(), "soundfont": 0.5 * tone(1.0, RATE, freq=220.0)}
+    notes: list[pretty_midi.Note] = scale_midi([69], step=1.0).instruments[0].notes
+
+    scores = score_renders(renders, notes, truth, transcriber, config, RATE)
+    assert set(scores) == {"gan", "soundfont", "true_audio"}
+    assert scores["true_audio"] == {"onset_f1": 0.0}  # a deaf transcriber finds no onset
+    assert scores["gan"]["onset_f1"] == 0.0
+    assert scores["gan"]["mr_stft"] == pytest.approx(0.0, abs=1e-5)  # it is the truth
+    assert scores["soundfont"]["mr_stft"] > 0.1
+
+    composed = score_renders(renders, notes, None, transcriber, config, RATE)
+    assert composed == {"gan": {"onset_f1": 0.0}, "soundfont": {"onset_f1": 0.0}}
