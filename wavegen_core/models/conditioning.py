@@ -91,19 +91,23 @@ def upsample_factors(hop_length: int, largest: int = 16) -> list[int]:
 class ConditioningNetwork(nn.Module):
     """Roll (batch, ROLL_CHANNELS, frames) -> features (batch, channels, frames * hop_length).
 
+    Any frame-rate input works the same way: ``in_channels`` (the roll's by default)
+    is what the hierarchical WaveNet sets to its tier's code vectors.
+
     ``encode`` gives frame-rate features (what the GAN generator upsamples itself);
     ``upsample`` brings them to the sample rate (what the WaveNet and the flow add in
     every layer). ``context_frames`` is how many frames on either side of a frame
     can change its features, which is what chunked inference must carry along.
     """
 
-    def __init__(self, config: ConditioningConfig) -> None:
+    def __init__(self, config: ConditioningConfig, in_channels: int = ROLL_CHANNELS) -> None:
         super().__init__()
         self.config = config
+        self.in_channels = in_channels
         self.hop_length = config.hop_length
         self.channels = config.channels
         layers: list[nn.Module] = []
-        width = ROLL_CHANNELS
+        width = in_channels
         for _ in range(config.layers):
             layers += [
                 nn.Conv1d(width, config.channels, config.kernel_size, padding="same"),

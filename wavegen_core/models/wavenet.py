@@ -222,12 +222,16 @@ class WaveNetVocoder(nn.Module):
     """
 
     def __init__(
-        self, config: WaveNetConfig, conditioning: ConditioningConfig, sample_rate: int
+        self,
+        config: WaveNetConfig,
+        conditioning: ConditioningConfig,
+        sample_rate: int,
+        cond_in_channels: int = ROLL_CHANNELS,
     ) -> None:
         super().__init__()
         self.config = config
         self.sample_rate = sample_rate
-        self.conditioning = ConditioningNetwork(conditioning)
+        self.conditioning = ConditioningNetwork(conditioning, cond_in_channels)
         self.hop_length = conditioning.hop_length
         self.mu_law = config.output == "mu_law"
         input_channels = config.quantization_channels if self.mu_law else 1
@@ -353,10 +357,9 @@ class WaveNetVocoder(nn.Module):
             yield features[..., offset : offset + (last - first) * self.hop_length]
 
     def _check_roll(self, roll: torch.Tensor) -> None:
-        if roll.dim() != 3 or roll.shape[1] != ROLL_CHANNELS:
-            raise ValueError(
-                f"roll must be (batch, {ROLL_CHANNELS}, frames), got {tuple(roll.shape)}"
-            )
+        channels = self.conditioning.in_channels
+        if roll.dim() != 3 or roll.shape[1] != channels:
+            raise ValueError(f"roll must be (batch, {channels}, frames), got {tuple(roll.shape)}")
 
     @torch.no_grad()
     def generate(
