@@ -67,3 +67,30 @@ def _run(name: str, params_file: str, body: Callable[[Params], None]) -> int:
         return EXIT_FAILED
     log.info("%s: done", name)
     return 0
+
+
+def run_tier_stage(
+    name: str, body: Callable[[Params, int], None], argv: Sequence[str] | None = None
+) -> int:
+    """:func:`run_stage` for a stage run once per VQ-VAE tier (``stage@<k>``).
+
+    The tier number is the first argument; one that ``vqvae.tiers`` does not define is
+    refused like a bad param (exit 2), since DVC only creates stages for defined tiers.
+    """
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
+    parser.add_argument("tier", type=int, help="tier number (1 = on the waveform)")
+    parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    def body_for_tier(params: Params) -> None:
+        if str(args.tier) not in params.vqvae.tiers:
+            raise ParamsError(
+                args.params,
+                [
+                    f"vqvae.tiers defines tiers {', '.join(params.vqvae.tiers)}: "
+                    f"not {args.tier}, so {name}@{args.tier} has nothing to do"
+                ],
+            )
+        body(params, args.tier)
+
+    return _run(f"{name}@{args.tier}", args.params, body_for_tier)

@@ -74,6 +74,54 @@ def tone(seconds: float, sample_rate: int, channels: int = 1, freq: float = 440.
     return mono if channels == 1 else np.stack([mono] * channels, axis=1)
 
 
+def _excerpt(midi: pretty_midi.PrettyMIDI, seconds: float) -> pretty_midi.PrettyMIDI:
+    for instrument in midi.instruments:
+        instrument.notes = [n for n in instrument.notes if n.start < seconds]
+        for note in instrument.notes:
+            note.end = min(note.end, seconds)
+    return midi
+
+
+def write_chorale_corpus(prepared: Path, splits: list[str], seconds: float, rate: int) -> None:
+    """A prepared corpus of the first ``seconds`` of ``len(splits)`` Bach chorales,
+    rendered with FluidSynth as the data stage does, piece i in ``splits[i]``."""
+    from wavegen_core.audio.io import write_wav
+    from wavegen_core.audio.render import render_midi
+    from wavegen_core.config import ChoralesConfig, RenderConfig
+    from wavegen_core.data.manifest import Piece, write_manifest
+    from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+    from wavegen_core.midi.io import write_midi
+
+    render = RenderConfig()
+    pieces = []
+    for index, corpus_id in enumerate(chorale_ids()[: len(splits)]):
+        midi = _excerpt(chorale_to_midi(corpus_id, ChoralesConfig(), seed=index), seconds)
+        audio = render_midi(
+            midi,
+            sample_rate=rate,
+            soundfont=render.soundfont,
+            release_tail=render.release_tail,
+            peak=render.peak,
+        )
+        name = f"c{index}"
+        write_midi(prepared / "midi" / f"{name}.mid", midi)
+        write_wav(prepared / "audio" / f"{name}.wav", audio, rate)
+        pieces.append(
+            Piece(
+                id=name,
+                audio=f"audio/{name}.wav",
+                midi=f"midi/{name}.mid",
+                duration=len(audio) / rate,
+                split=splits[index],
+                source="test",
+                has_midi=True,
+                notes=sum(len(i.notes) for i in midi.instruments),
+                origin=corpus_id,
+            )
+        )
+    write_manifest(prepared, pieces)
+
+
 def untrained_checkpoint(path: Path) -> Path:
     """A transcriber checkpoint at step 0 (default tiny config), as train_transcriber writes."""
     import torch

@@ -571,6 +571,174 @@ class VocoderConfig(Strict):
         return self
 
 
+# --------------------------------------------------------------------------- VQ-VAE hierarchy
+
+# What tier 1 encodes (the prepared corpus's audio), and where encode@k writes tier k's
+# codes (the input of tier k + 1).
+VQVAE_AUDIO_INPUT = "data/prepared"
+
+
+def codes_dir(tier: int) -> str:
+    """Where `encode@<tier>` writes the tier's codes of the whole corpus."""
+    return f"data/codes/{tier}"
+
+
+def _power_of_two(value: int) -> int:
+    if value < 2 or value & (value - 1):
+        raise ValueError("must be a power of two (2, 4, 8, ...): each halving is one strided layer")
+    return value
+
+
+class QuantiserConfig(Strict):
+    """The vector quantiser every tier uses (one module, :mod:`wavegen_core.models.quantiser`).
+
+    The codebook follows exponential moving averages of the encoder outputs assigned to
+    each code (van den Oord et al. 2017, appendix A.1); codes whose average count per
+    batch falls below ``restart_threshold`` are moved to a random encoder output of the
+    batch (Jukebox, Dhariwal et al. 2020); ``kmeans_init`` starts the codebook from
+    k-means on the first training batch.
+    """
+
+    commitment: float = Field(0.02, ge=0.0, le=10.0)  # beta; Jukebox: 0.02
+    decay: float = Field(0.99, gt=0.0, lt=1.0)
+    restart_threshold: float = Field(1.0, ge=0.0)
+    kmeans_init: bool = True
+    kmeans_iterations: int = Field(10, ge=1, le=1000)
+
+
+class TierWaveNetConfig(Strict):
+    """The autoregressive decoder of a tier (``decoder: wavenet``): a WaveNet over the
+    level below (mu-law audio for tier 1, the codes of tier k - 1 above it), conditioned
+    on this tier's code vectors upsampled by ``hop``."""
+
+    layers: int = Field(10, ge=1, le=128)
+    dilation_cycle: int = Field(10, ge=1, le=24)
+    kernel_size: int = Field(2, ge=2, le=8)
+    residual_channels: int = Field(32, gt=0, le=2048)
+    gate_channels: int = Field(64, gt=0, le=4096)
+    skip_channels: int = Field(64, gt=0, le=4096)
+    # The code vectors' encoder before upsampling (centred convolutions over code steps).
+    cond_channels: int = Field(32, gt=0, le=1024)
+    cond_layers: int = Field(1, ge=1, le=16)
+
+
+class TierConfig(Strict):
+    """One tier of the hierarchy: a VQ-VAE on the level below, trained on its own.
+
+    Tier 1 encodes the waveform; tier k > 1 encodes the code vectors of tier k - 1. The
+    encoder halves the length log2(``hop``) times; each code stands for ``hop``
+    steps of the level below.
+    """
+
+    # The level below, as DVC tracks it: data/prepared for tier 1, data/codes/<k-1> above.
+    input: str
+    hop: Annotated[int, AfterValidator(_power_of_two)] = Field(8, le=1024)
+    codebook_size: int = Field(64, ge=2, le=65536)
+    code_dim: int = Field(32, gt=0, le=4096)
+    # Channels of the strided encoder and the feed-forward decoder, and residual blocks
+    # (dilations 1, 3, 9, ...) after each halving.
+    width: int = Field(32, gt=0, le=4096)
+    depth: int = Field(2, ge=0, le=16)
+    # feedforward: one pass, trained on a multi-resolution spectral loss (tier 1) or
+    # the cross-entropy of the codes below (tier k); wavenet: the autoregressive
+    # conditional model of the level below, p(x | codes_1) and p(codes_k-1 | codes_k).
+    decoder: Literal["feedforward", "wavenet"] = "feedforward"
+    wavenet: TierWaveNetConfig = TierWaveNetConfig()
+    # Tier 1, feed-forward: loss = mse + spectral_weight * multi-resolution STFT.
+    spectral_weight: float = Field(1.0, ge=0.0, le=1000.0)
+    # Training excerpts, in steps of the level below (samples for tier 1); a multiple of hop.
+    segment: int = Field(4096, ge=2, le=10_000_000)
+    train: TrainLoopConfig = TrainLoopConfig(steps=300, batch_size=8, learning_rate=1e-3)
+
+    @model_validator(mode="after")
+    def _segment_fits_hop(self) -> TierConfig:
+        if self.segment % self.hop:
+            raise ValueError(f"segment={self.segment} is not a multiple of hop={self.hop}")
+        return self
+
+
+class PriorConfig(Strict):
+    """The stage `train_prior`: an autoregressive transformer over the top tier's codes,
+    built from the Music Transformer's decoder layers (relative attention)."""
+
+    model: MusicTransformerModelConfig = MusicTransformerModelConfig()
+    train: TrainLoopConfig = TrainLoopConfig(steps=300, batch_size=8, learning_rate=1e-3)
+
+
+class HierarchySamplingConfig(Strict):
+    """The stage `sample_hierarchy`: new audio from the prior down through the tiers,
+    and test audio encoded and decoded back (the reconstruction metrics)."""
+
+    samples: int = Field(2, ge=0, le=1000)
+    seconds: float = Field(2.0, gt=0.0, le=3600.0)
+    # The prior's softmax temperature; WaveNet decoders draw at decoder_temperature.
+    temperature: float = Field(1.0, gt=0.0, le=10.0)
+    decoder_temperature: float = Field(1.0, gt=0.0, le=10.0)
+    # Test pieces reconstructed through tiers 1..k (null = all), each cut to its first
+    # reconstruct_seconds (null = whole).
+    reconstruct_pieces: int | None = Field(2, ge=1)
+    reconstruct_seconds: float | None = Field(4.0, gt=0.0, le=36000.0)
+
+
+class VQVAEConfig(Strict):
+    """The learnt hierarchy: `train_vqvae@<k>` and `encode@<k>` per tier, `train_prior`,
+    `sample_hierarchy`. Tiers are keyed "1", "2", ... (quoted: DVC names the stages
+    and params by them)."""
+
+    quantiser: QuantiserConfig = QuantiserConfig()
+    tiers: dict[str, TierConfig] = {
+        "1": TierConfig(input=VQVAE_AUDIO_INPUT, hop=8),
+        "2": TierConfig(input=codes_dir(1), hop=4, segment=512),
+    }
+    prior: PriorConfig = PriorConfig()
+    sample: HierarchySamplingConfig = HierarchySamplingConfig()
+
+    @field_validator("tiers", mode="before")
+    @classmethod
+    def _quoted_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            bare = [key for key in value if not isinstance(key, str)]
+            if bare:
+                raise ValueError(
+                    f'tier keys must be quoted strings ("1", "2", ...), got {bare}: '
+                    "DVC looks the params of train_vqvae@<k> up by that text"
+                )
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_in_order(cls, value: dict[str, TierConfig]) -> dict[str, TierConfig]:
+        expected = [str(k) for k in range(1, len(value) + 1)]
+        if not value or sorted(value, key=lambda key: (len(key), key)) != expected:
+            raise ValueError(
+                f'tiers are keyed {list(value)}; they must be "1" to "n", n >= 1, without gaps'
+            )
+        for key, tier in value.items():
+            wanted = VQVAE_AUDIO_INPUT if key == "1" else codes_dir(int(key) - 1)
+            if tier.input != wanted:
+                raise ValueError(
+                    f"tiers.{key}.input is {tier.input!r}; tier {key} encodes "
+                    f"{'the audio' if key == '1' else f'tier {int(key) - 1} codes'}, "
+                    f"so it must be {wanted!r}"
+                )
+        return value
+
+    @property
+    def top(self) -> int:
+        """The number of the highest tier (the one the prior models)."""
+        return len(self.tiers)
+
+    def tier(self, number: int) -> TierConfig:
+        return self.tiers[str(number)]
+
+    def total_hop(self, number: int) -> int:
+        """Samples per code of tier ``number`` (the product of the hops up to it)."""
+        total = 1
+        for k in range(1, number + 1):
+            total *= self.tier(k).hop
+        return total
+
+
 # --------------------------------------------------------------------------- the file
 
 
@@ -584,6 +752,7 @@ class Params(Strict):
     transcription: TranscriptionConfig = TranscriptionConfig()
     music_transformer: MusicTransformerConfig = MusicTransformerConfig()
     vocoder: VocoderConfig = VocoderConfig()
+    vqvae: VQVAEConfig = VQVAEConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -17,13 +17,8 @@ import soundfile as sf
 import yaml
 
 from stages import synthesize, train_vocoder
-from tests.conftest import untrained_checkpoint
-from wavegen_core.audio.io import write_wav
-from wavegen_core.audio.render import render_midi
-from wavegen_core.config import ChoralesConfig, RenderConfig
-from wavegen_core.data.manifest import Piece, write_manifest
+from tests.conftest import untrained_checkpoint, write_chorale_corpus
 from wavegen_core.files import write_json
-from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
 from wavegen_core.midi.io import write_midi
 from wavegen_core.training.metrics import read_curves
 
@@ -63,46 +58,10 @@ STEPS = {"wavenet": 60, "flow": 60, "gan": 60}
 LEARNING_RATE = {"wavenet": 0.003, "flow": 0.001, "gan": 0.001}
 
 
-def _excerpt(midi: pretty_midi.PrettyMIDI, seconds: float) -> pretty_midi.PrettyMIDI:
-    for instrument in midi.instruments:
-        instrument.notes = [n for n in instrument.notes if n.start < seconds]
-        for note in instrument.notes:
-            note.end = min(note.end, seconds)
-    return midi
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("vocoders")
-    prepared = root / "data/prepared"
-    render = RenderConfig()
-    pieces = []
-    for index, corpus_id in enumerate(chorale_ids()[: len(SPLITS)]):
-        midi = _excerpt(chorale_to_midi(corpus_id, ChoralesConfig(), seed=index), EXCERPT_SECONDS)
-        audio = render_midi(
-            midi,
-            sample_rate=RATE,
-            soundfont=render.soundfont,
-            release_tail=render.release_tail,
-            peak=render.peak,
-        )
-        name = f"c{index}"
-        write_midi(prepared / "midi" / f"{name}.mid", midi)
-        write_wav(prepared / "audio" / f"{name}.wav", audio, RATE)
-        pieces.append(
-            Piece(
-                id=name,
-                audio=f"audio/{name}.wav",
-                midi=f"midi/{name}.mid",
-                duration=len(audio) / RATE,
-                split=SPLITS[index],
-                source="test",
-                has_midi=True,
-                notes=sum(len(i.notes) for i in midi.instruments),
-                origin=corpus_id,
-            )
-        )
-    write_manifest(prepared, pieces)
+    write_chorale_corpus(root / "data/prepared", SPLITS, EXCERPT_SECONDS, RATE)
     composed = root / "data/composed"
     melody = pretty_midi.PrettyMIDI()
     piano = pretty_midi.Instrument(program=0)

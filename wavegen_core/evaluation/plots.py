@@ -180,3 +180,36 @@ def plot_piano_roll(
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
     return Path(path)
+
+
+def plot_hierarchy(
+    path: str | os.PathLike[str],
+    audio: np.ndarray,
+    sample_rate: int,
+    codes: list[np.ndarray],
+    samples_per_code: list[int],
+    title: str,
+) -> None:
+    """One piece of the learnt hierarchy as PNG: the codes of every tier over time (the
+    top tier first, one dot per code, its index on the y axis) above the spectrogram of
+    the waveform decoded from them, all on one time axis."""
+    rows = len(codes) + 1
+    figure = Figure(figsize=(12, 1.8 * len(codes) + 3.2))
+    axes = figure.subplots(
+        rows, 1, sharex=True, squeeze=False, height_ratios=[1.0] * len(codes) + [1.8]
+    )
+    for row, tier in enumerate(range(len(codes), 0, -1)):
+        values = codes[tier - 1]
+        seconds = np.arange(len(values)) * samples_per_code[tier - 1] / sample_rate
+        axes[row, 0].scatter(seconds, values, s=2, c=values, cmap="viridis", marker="s")
+        axes[row, 0].set_ylabel(f"tier {tier}\ncode")
+    axes[0, 0].set_title(title)
+    axes[-1, 0].specgram(
+        audio, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", scale="dB", vmin=-120
+    )
+    axes[-1, 0].set_ylabel("frequency (Hz)")
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 0].set_xlim(0, len(audio) / sample_rate)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100, format="png")

@@ -13,6 +13,9 @@ from wavegen_core.config import validate_params
 from wavegen_core.files import atomic_open
 
 PROFILE_DIR = Path(__file__).parent
+# Mappings a profile replaces whole rather than key by key: the number of tiers differs
+# between profiles, so the tiers a profile lists are all the tiers there are.
+REPLACED_WHOLE = frozenset({"vqvae.tiers"})
 
 
 def available() -> list[str]:
@@ -43,7 +46,9 @@ def merge_into(target: Any, changes: dict[str, Any], where: str = "") -> None:
         path = f"{where}{key}"
         if key not in target:
             raise KeyError(f"profile sets {path}, which params.yaml does not have")
-        if isinstance(value, dict):
+        if path in REPLACED_WHOLE:
+            target[key] = value
+        elif isinstance(value, dict):
             merge_into(target[key], value, f"{path}.")
         else:
             target[key] = value

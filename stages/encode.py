@@ -1,0 +1,140 @@
+"""Stage `encode@<k>`: every piece of the level below turned into tier k's codes.
+
+`python -m stages.encode K` runs tier K's encoder and quantiser (its checkpoint from
+`train_vqvae@<K>`) over the whole corpus at the level below (all splits) and writes
+`data/codes/<K>/` (codes per piece, the code vectors, a manifest; see
+:mod:`wavegen_core.data.codes`): the only input of tier K+1 and, for the top tier, of
+the prior. `reports/encode/<K>/metrics.json` has the codebook usage (fraction of codes
+used) and perplexity per split, the codes per second and the bitrate;
+`reports/encode/<K>/usage.png` shows how often each code occurs on the test split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from stages._common import run_tier_stage
+from stages.train_vqvae import checkpoint_path
+from wavegen_core import __version__
+from wavegen_core.config import Params, codes_dir
+from wavegen_core.data.codes import LevelPiece, level_digest, load_level, write_codes
+from wavegen_core.files import atomic_path, replace_dir, staging_dir, write_json
+from wavegen_core.models.hierarchy import encode_piece
+from wavegen_core.models.quantiser import code_histogram, perplexity, usage
+from wavegen_core.progress import log, progress_bar
+from wavegen_core.training import choose_device
+from wavegen_core.training.vqvae import load_tier
+
+SPLITS = ("train", "validation", "test", "unlabelled")
+
+
+def report_dir(tier: int) -> Path:
+    return Path("reports/encode") / str(tier)
+
+
+def split_scores(pieces: list[LevelPiece], codebook_size: int) -> dict[str, dict[str, float]]:
+    """Codebook usage and perplexity of the codes of each split that has pieces."""
+    scores = {}
+    for split in SPLITS:
+        codes = [piece.values for piece in pieces if piece.split == split]
+        if codes:
+            joined = torch.from_numpy(np.concatenate(codes))
+            scores[split] = {
+                "usage": float(usage(joined, codebook_size)),
+                "perplexity": float(perplexity(joined, codebook_size)),
+                "codes": int(joined.numel()),
+            }
+    return scores
+
+
+def plot_usage(path: Path, counts: np.ndarray, tier: int, split: str) -> None:
+    """Code counts, most used first, on a log scale: a flat curve is a well-used codebook."""
+    figure = Figure(figsize=(8, 3))
+    axes = figure.subplots()
+    ordered = np.sort(counts)[::-1]
+    axes.bar(np.arange(len(ordered)), np.maximum(ordered, 0.5), width=1.0, color="tab:blue")
+    axes.set_yscale("log")
+    axes.set_xlabel("codes, most used first")
+    axes.set_ylabel("occurrences")
+    used = int((counts > 0).sum())
+    axes.set_title(f"tier {tier}: {used} of {len(counts)} codes used on the {split} split")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=100, format="png")
+
+
+def encode(params: Params, tier: int) -> None:
+    config = params.vqvae
+    level, rejected = load_level(config.tier(tier).input, params.audio.sample_rate)
+    device = choose_device(
+        config.tier(tier).train.device or params.device, param=f"vqvae.tiers.{tier}.train.device"
+    )
+    model = load_tier(checkpoint_path(tier), device)
+    pieces = []
+    bar = progress_bar(total=len(level.pieces), desc=f"encode@{tier}", unit="piece")
+    for piece in level.pieces:
+        pieces.append(LevelPiece(piece.id, piece.split, encode_piece(model, piece.values)))
+        bar.update(1)
+    bar.close()
+    codebook_size = model.quantiser.codebook_size
+    codes_per_second = params.audio.sample_rate / config.total_hop(tier)
+    info = {
+        "level": f"tier {tier} codes",
+        "tier": tier,
+        "hop": model.hop,
+        "samples_per_step": config.total_hop(tier),
+        "sample_rate": params.audio.sample_rate,
+        "codes_per_second": codes_per_second,
+        "codebook_size": codebook_size,
+        "code_dim": model.quantiser.dim,
+        "wavegen_version": __version__,
+    }
+    target = Path(codes_dir(tier))
+    key = hashlib.sha256(
+        level_digest(config.tier(tier).input).encode() + checkpoint_path(tier).read_bytes()
+    ).hexdigest()[:16]
+    staging = staging_dir(target, key)
+    write_codes(staging, pieces, model.quantiser.codebook.cpu().numpy(), info)
+    replace_dir(staging, target)
+
+    scores = split_scores(pieces, codebook_size)
+    shown = "test" if "test" in scores else next(iter(scores))
+    counts = code_histogram(
+        torch.from_numpy(np.concatenate([p.values for p in pieces if p.split == shown])),
+        codebook_size,
+    ).numpy()
+    report = report_dir(tier)
+    plot_usage(report / "usage.png", counts, tier, shown)
+    write_json(
+        report / "metrics.json",
+        {
+            **scores,
+            "codebook_size": codebook_size,
+            "codes_per_second": codes_per_second,
+            "bitrate": codes_per_second * math.log2(codebook_size),
+            "pieces": len(pieces),
+            "rejected": rejected,
+        },
+    )
+    log.info(
+        "encode@%d: %d pieces, %.1f codes/s, usage %s",
+        tier,
+        len(pieces),
+        codes_per_second,
+        ", ".join(f"{split} {s['usage']:.2f}" for split, s in scores.items()),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_tier_stage("encode", encode, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

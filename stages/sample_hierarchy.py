@@ -1,0 +1,167 @@
+"""Stage `sample_hierarchy`: audio from the learnt hierarchy, and test audio through it.
+
+`python -m stages.sample_hierarchy`:
+
+* **samples**: `vqvae.sample.samples` pieces of `seconds`: the prior draws the top
+  tier's codes, then each tier's decoder turns them into the codes of the tier below,
+  down to tier 1's decoder and the waveform. `data/hierarchy/samples/<i>.wav` and a
+  `<i>.png` with the codes of every tier over time above the spectrogram.
+* **reconstructions**: test pieces (cut to `reconstruct_seconds`) encoded up to tier k
+  and decoded back down, for every k: `data/hierarchy/reconstructions/tier<k>/<id>.wav`
+  (and `original/<id>.wav`). Their multi-resolution STFT distance and log-mel L1 to the
+  original, per tier, are `reports/sample_hierarchy/metrics.json`, with each tier's
+  bitrate; `speed.json` holds the sampling speed (seconds of audio per wall-clock
+  second), kept apart because it is the one output that varies by run.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stages._common import run_stage
+from stages.train_prior import CHECKPOINT as PRIOR_CHECKPOINT
+from stages.train_vqvae import checkpoint_path
+from wavegen_core.audio.io import load_audio, write_wav
+from wavegen_core.audio.spectral import evaluation_mel, mel_l1, multi_resolution_stft
+from wavegen_core.config import VQVAE_AUDIO_INPUT, Params
+from wavegen_core.data import read_manifest
+from wavegen_core.evaluation.plots import plot_hierarchy
+from wavegen_core.files import replace_dir, staging_dir, write_json
+from wavegen_core.models.hierarchy import Hierarchy
+from wavegen_core.progress import log
+from wavegen_core.training import choose_device
+from wavegen_core.training.prior import load_prior
+from wavegen_core.training.vqvae import load_tier
+
+OUTPUT = Path("data/hierarchy")
+REPORTS = Path("reports/sample_hierarchy")
+
+
+def test_audio(params: Params, multiple: int) -> list[tuple[str, np.ndarray]]:
+    """The test pieces' audio (the first `reconstruct_pieces`), each cut to
+    `reconstruct_seconds` and to a whole number of top-tier codes."""
+    sample = params.vqvae.sample
+    root = Path(VQVAE_AUDIO_INPUT)
+    pieces = [p for p in read_manifest(root) if p.split == "test"] or [
+        p for p in read_manifest(root) if p.split == "validation"
+    ]
+    if sample.reconstruct_pieces is not None:
+        pieces = pieces[: sample.reconstruct_pieces]
+    cut = (
+        None
+        if sample.reconstruct_seconds is None
+        else round(sample.reconstruct_seconds * params.audio.sample_rate)
+    )
+    chosen = []
+    for piece in pieces:
+        audio = load_audio(root / piece.audio, params.audio.sample_rate)[:cut]
+        audio = audio[: len(audio) // multiple * multiple]
+        if len(audio):
+            chosen.append((piece.id, audio.astype(np.float32)))
+    return chosen
+
+
+def sample(params: Params) -> None:
+    config = params.vqvae
+    rate = params.audio.sample_rate
+    device = choose_device(
+        config.prior.train.device or params.device, param="vqvae.prior.train.device"
+    )
+    tiers = [load_tier(checkpoint_path(k), device) for k in range(1, config.top + 1)]
+    hierarchy = Hierarchy(tiers, load_prior(PRIOR_CHECKPOINT, device))
+    hops = [hierarchy.total_hop(k) for k in range(1, config.top + 1)]
+    staging = staging_dir(OUTPUT, "run")
+
+    # New pieces, from the prior down.
+    generator = torch.Generator(device=device).manual_seed(params.seed)
+    started = time.perf_counter()
+    drawn = (
+        hierarchy.sample(
+            config.sample.samples,
+            config.sample.seconds,
+            rate,
+            generator=generator,
+            temperature=config.sample.temperature,
+            decoder_temperature=config.sample.decoder_temperature,
+            progress=True,
+        )
+        if config.sample.samples
+        else None
+    )
+    elapsed = time.perf_counter() - started
+    (staging / "samples").mkdir(exist_ok=True)
+    sampled_seconds = 0.0
+    if drawn is not None:
+        for index in range(config.sample.samples):
+            audio = drawn.audio[index].cpu().numpy()
+            sampled_seconds += len(audio) / rate
+            write_wav(staging / "samples" / f"{index}.wav", audio, rate)
+            plot_hierarchy(
+                staging / "samples" / f"{index}.png",
+                audio,
+                rate,
+                [codes[index].cpu().numpy() for codes in drawn.codes],
+                hops,
+                f"sample {index}: prior over tier {config.top}, decoded tier by tier",
+            )
+
+    # Test audio up to tier k and back, for every k.
+    mel = evaluation_mel(rate)
+    pieces = test_audio(params, hops[-1])
+    scores: dict[str, dict[str, float]] = {}
+    (staging / "reconstructions" / "original").mkdir(parents=True, exist_ok=True)
+    for piece_id, audio in pieces:
+        write_wav(staging / "reconstructions" / "original" / f"{piece_id}.wav", audio, rate)
+    for tier in range(1, config.top + 1):
+        directory = staging / "reconstructions" / f"tier{tier}"
+        directory.mkdir(parents=True, exist_ok=True)
+        distances, mels = [], []
+        for piece_id, audio in pieces:
+            truth = torch.from_numpy(audio).to(device)[None]
+            codes = hierarchy.encode(truth, tier)
+            decoded = hierarchy.decode(
+                codes[-1],
+                tier,
+                generator=torch.Generator(device=device).manual_seed(params.seed),
+                temperature=config.sample.decoder_temperature,
+            )
+            estimate = decoded.audio[:, : truth.shape[-1]]
+            write_wav(directory / f"{piece_id}.wav", estimate[0].cpu().numpy(), rate)
+            distances.append(float(multi_resolution_stft(estimate, truth)["total"]))
+            mels.append(float(mel_l1(estimate, truth, mel)))
+            if tier == config.top and piece_id == pieces[0][0]:
+                plot_hierarchy(
+                    REPORTS / "example.png",
+                    estimate[0].cpu().numpy(),
+                    rate,
+                    [c[0].cpu().numpy() for c in codes],
+                    hops,
+                    f"{piece_id} encoded to tier {tier} and decoded back",
+                )
+        codebook_size = tiers[tier - 1].quantiser.codebook_size
+        scores[f"tier_{tier}"] = {
+            "mr_stft": float(np.mean(distances)) if distances else math.nan,
+            "mel_l1": float(np.mean(mels)) if mels else math.nan,
+            "bitrate": rate / hops[tier - 1] * math.log2(codebook_size),
+        }
+        log.info("sample_hierarchy: through tier %d: %s", tier, scores[f"tier_{tier}"])
+    replace_dir(staging, OUTPUT)
+    write_json(REPORTS / "metrics.json", {**scores, "test_pieces": len(pieces)})
+    write_json(
+        REPORTS / "speed.json",
+        {"seconds_per_second": sampled_seconds / elapsed if elapsed > 0 else None},
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage("sample_hierarchy", sample, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""The levels of the learnt hierarchy on disk: codes directories, excerpts, digests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wavegen_core.data.codes import (
+    Level,
+    LevelPiece,
+    excerpt_batch,
+    held_out_split,
+    level_digest,
+    load_level,
+    read_codes,
+    training_split,
+    write_codes,
+)
+
+
+def _pieces() -> list[LevelPiece]:
+    rng = np.random.default_rng(0)
+    return [
+        LevelPiece("a", "train", rng.integers(0, 300, 50)),
+        LevelPiece("b", "test", rng.integers(0, 300, 7)),
+        LevelPiece("c", "unlabelled", rng.integers(0, 300, 20)),
+    ]
+
+
+def test_codes_round_trip_with_their_vectors_and_manifest(tmp_path) -> None:
+    pieces = _pieces()
+    codebook = np.random.default_rng(1).normal(size=(300, 4)).astype(np.float32)
+    write_codes(tmp_path, pieces, codebook, {"tier": 1, "codes_per_second": 2000.0})
+    level = read_codes(tmp_path)
+    assert [p.id for p in level.pieces] == ["a", "b", "c"]
+    for written, read in zip(pieces, level.pieces, strict=True):
+        assert read.split == written.split and read.values.dtype == np.int64
+        assert np.array_equal(read.values, written.values)
+    assert np.array_equal(level.codebook, codebook)
+    assert level.info == {"tier": 1, "codes_per_second": 2000.0}
+    # A codes directory is what load_level finds there, whatever the sample rate.
+    assert np.array_equal(load_level(tmp_path, 16000)[0].pieces[0].values, pieces[0].values)
+
+
+def test_digest_follows_the_codes(tmp_path) -> None:
+    pieces = _pieces()
+    codebook = np.zeros((300, 4), dtype=np.float32)
+    write_codes(tmp_path, pieces, codebook, {})
+    before = level_digest(tmp_path)
+    assert level_digest(tmp_path) == before
+    pieces[1].values[0] += 1
+    write_codes(tmp_path, pieces, codebook, {})
+    assert level_digest(tmp_path) != before
+
+
+def test_training_uses_train_and_unlabelled_and_held_out_falls_back() -> None:
+    level = Level(_pieces(), None, {})
+    assert [p.id for p in training_split(level)] == ["a", "c"]
+    assert [p.id for p in held_out_split(level, "test")] == ["b"]
+    assert [p.id for p in held_out_split(level, "validation")] == ["a", "c"]
+    with pytest.raises(ValueError, match="no piece"):
+        training_split(Level([LevelPiece("b", "test", np.zeros(3))], None, {}))
+
+
+def test_excerpts_depend_on_seed_and_step_only_and_pad_short_pieces() -> None:
+    pieces = _pieces()
+    first = excerpt_batch(pieces, seed=3, step=5, batch_size=16, segment=30)
+    assert first.shape == (16, 30)
+    assert np.array_equal(first, excerpt_batch(pieces, seed=3, step=5, batch_size=16, segment=30))
+    assert not np.array_equal(
+        first, excerpt_batch(pieces, seed=3, step=6, batch_size=16, segment=30)
+    )
+    joined = {tuple(p.values) for p in pieces}
+    for row in first.numpy():
+        # Every excerpt is a window of one piece, zeros past its end.
+        assert any(
+            any(
+                np.array_equal(row[: min(30, len(v) - s)], np.array(v[s : s + 30]))
+                and not row[min(30, len(v) - s) :].any()
+                for s in range(max(len(v) - 30, 0) + 1)
+            )
+            for v in joined
+        )
