@@ -16,6 +16,7 @@ from benchmarks import (
     bench_prepare,
     bench_transcription,
     bench_vocoder,
+    bench_vqvae,
 )
 from wavegen_core.files import write_json
 
@@ -28,6 +29,7 @@ def main() -> None:
         + bench_transcription.run()
         + bench_music_transformer.run()
         + bench_vocoder.run()
+        + bench_vqvae.run()
         + bench_dvc.run()
         + bench_flow.run()
     )

@@ -79,14 +79,13 @@ def sample(params: Params) -> None:
     staging = staging_dir(OUTPUT, "run")
 
     # New pieces, from the prior down.
-    generator = torch.Generator(device=device).manual_seed(params.seed)
     started = time.perf_counter()
     drawn = (
         hierarchy.sample(
             config.sample.samples,
             config.sample.seconds,
             rate,
-            generator=generator,
+            seed=params.seed,
             temperature=config.sample.temperature,
             decoder_temperature=config.sample.decoder_temperature,
             progress=True,

@@ -206,6 +206,14 @@ def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
     synthesis = {"test_pieces": 1, "composed_pieces": 1, "max_seconds": 0.25}
     vocoder.update({f"synthesize.{k}": v for k, v in synthesis.items()})
     set_params(target, "vocoder", **vocoder)
+    # The learnt hierarchy at a few steps, one short sample and one test second.
+    hierarchy: dict[str, object] = {
+        f"tiers.{tier}.train.{k}": v for tier in ("1", "2") for k, v in steps.items()
+    }
+    hierarchy.update({f"prior.train.{k}": v for k, v in steps.items()})
+    sampling = {"samples": 1, "seconds": 0.25, "reconstruct_pieces": 1, "reconstruct_seconds": 1.0}
+    hierarchy.update({f"sample.{k}": v for k, v in sampling.items()})
+    set_params(target, "vqvae", **hierarchy)
     for cmd in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],

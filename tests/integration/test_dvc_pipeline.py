@@ -87,6 +87,48 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     run(["dvc", "pull"], clone, {**env, "PYTHONPATH": str(clone)})
     assert (clone / "data/prepared/manifest.json").read_text() == manifest.read_text()
     assert "up to date" in run(["dvc", "status"], clone, env).stdout
+    _check_hierarchy(repo, env, tiny_run.stdout)
+
+
+HIERARCHY = ("train_vqvae@1", "encode@1", "train_vqvae@2", "encode@2", "train_prior")
+
+
+def _ran(stdout: str) -> set[str]:
+    return {line.split("'")[1] for line in stdout.splitlines() if "Running stage" in line}
+
+
+def _outs_of(repo: Path, stage: str) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"][stage]
+    return {out["path"]: out["md5"] for out in lock["outs"]}
+
+
+def _check_hierarchy(repo: Path, env: dict[str, str], first_run: str) -> None:
+    """The first run trained tier 1, encoded, trained tier 2 and the prior, and sampled;
+    a tier-2 param then reruns tier 2 and what stands on it, never tier 1."""
+    assert set(HIERARCHY) | {"sample_hierarchy"} <= _ran(first_run)
+    params = yaml.safe_load((repo / "params.yaml").read_text())["vqvae"]
+    top_hop = params["tiers"]["1"]["hop"] * params["tiers"]["2"]["hop"]
+    (sample,) = (repo / "data/hierarchy/samples").glob("*.wav")
+    audio, rate = sf.read(sample, dtype="float32")
+    assert len(audio) == -(-round(0.25 * rate) // top_hop) * top_hop
+    assert sample.with_suffix(".png").is_file()
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)[""]["data"]
+    assert set(shown["reports/sample_hierarchy/metrics.json"]["data"]) >= {"tier_1", "tier_2"}
+    assert 0 < shown["reports/encode/2/metrics.json"]["data"]["test"]["usage"] <= 1
+
+    tier_one = {**_outs_of(repo, "train_vqvae@1"), **_outs_of(repo, "encode@1")}
+    set_params(repo, "vqvae", **{"tiers.2.codebook_size": 32})
+    status = json.loads(run(["dvc", "status", "--json"], repo, env).stdout)
+    assert "train_vqvae@2" in status
+    assert not {"train_vqvae@1", "encode@1", "prepare_data"} & set(status), status
+    rerun = run(["dvc", "repro", "encode@2"], repo, env)
+    assert _ran(rerun.stdout) == {"train_vqvae@2", "encode@2"}
+    assert {**_outs_of(repo, "train_vqvae@1"), **_outs_of(repo, "encode@1")} == tier_one
+    assert json.loads((repo / "data/codes/2/manifest.json").read_text())["codebook_size"] == 32
+    # What stands on tier 2's codes is now stale; tier 1 still is not.
+    stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+    assert {"train_prior", "sample_hierarchy"} <= stale
+    assert not {"train_vqvae@1", "encode@1", "train_vqvae@2", "encode@2"} & stale, stale
 
 
 def _check_synthesized(repo: Path, family: str) -> None:

@@ -107,24 +107,29 @@ class Hierarchy:
         seconds: float,
         sample_rate: int,
         *,
-        generator: torch.Generator | None = None,
+        seed: int,
         temperature: float = 1.0,
         decoder_temperature: float = 1.0,
         progress: bool = False,
     ) -> Decoded:
         """``batch`` new pieces of at least ``seconds``: top codes from the prior, then
-        decoded tier by tier."""
+        decoded tier by tier. The prior draws on the CPU and the decoders on their
+        device, each from its own generator seeded with ``seed``."""
         if self.prior is None:
             raise ValueError("sampling needs the prior over the top tier's codes")
         steps = max(math.ceil(seconds * sample_rate / self.total_hop(self.top)), 1)
         top = self.prior.sample(
-            batch, steps, temperature=temperature, generator=generator, progress=progress
+            batch,
+            steps,
+            temperature=temperature,
+            generator=torch.Generator().manual_seed(seed),
+            progress=progress,
         )
-        top = top.to(self.tiers[-1].codebook_below.device)
+        device = self.tiers[-1].codebook_below.device
         return self.decode(
-            top,
+            top.to(device),
             self.top,
-            generator=generator,
+            generator=torch.Generator(device=device).manual_seed(seed),
             temperature=decoder_temperature,
             progress=progress,
         )
