@@ -75,32 +75,32 @@ def _outs(lock_text: str) -> dict[str, str]:
     }
 
 
-# Two branches of the tiny pipeline that meet only at prepare_data: the transcriber's,
-# and the learnt hierarchy's chain of per-tier (foreach) stages down to its samples.
-FLOW_TARGETS = ["evaluate_transcriber", "sample_hierarchy"]
+# The first stages of the tiny pipeline, down to a per-tier (foreach) stage: each stage
+# costs the flow seconds of start-up, so the whole pipeline would cost the suite
+# minutes; the graph is tested whole in test_dag, every stage by `dvc repro` in
+# tests/integration, and a second run's skipping in the test above.
+FLOW_TARGETS = ["train_vqvae@1"]
 
 
 def test_flow_matches_dvc_repro_on_the_tiny_pipeline(
     tmp_path, repo_root, prefect_api, venv_env, tiny_run: TinyRun
 ):
     by_flow = tiny_repo_copy(repo_root, tmp_path / "by_flow", venv_env)
-    outcomes = pipeline(repo=str(by_flow), targets=FLOW_TARGETS)
-    assert {o.status for o in outcomes} == {"ran"}
-    assert {o.stage for o in outcomes} >= {"train_vqvae@2", "encode@1", "train_transcriber"}
+    state = pipeline(repo=str(by_flow), targets=FLOW_TARGETS, return_state=True)
+    outcomes = state.result()
+    assert [(o.stage, o.status) for o in outcomes] == [
+        ("prepare_data", "ran"), ("train_vqvae@1", "ran")
+    ]  # fmt: skip
     flow_outs = _outs((by_flow / "dvc.lock").read_text())
     # What `dvc repro` of the same copy wrote for those stages.
-    assert flow_outs == {
-        path: md5 for path, md5 in _outs(tiny_run.lock).items() if path in flow_outs
-    }
-    assert {"data/prepared", "data/codes/2", "data/hierarchy"} <= set(flow_outs)
-    assert "data/composed" not in flow_outs  # not upstream of the targets
-    second = pipeline(repo=str(by_flow), targets=FLOW_TARGETS, return_state=True)
-    assert {o.status for o in second.result()} == {"skipped"}
+    dvc_outs = _outs(tiny_run.lock)
+    assert flow_outs == {path: dvc_outs[path] for path in flow_outs}
+    assert {"data/prepared", "models/vqvae/1/checkpoint.pt"} <= set(flow_outs)
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-    this_run = ArtifactFilterFlowRunId(any_=[second.state_details.flow_run_id])
+    this_run = ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=this_run))
     artifacts = {artifact.key: artifact for artifact in found}

@@ -18,7 +18,6 @@ from typing import cast
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from wavegen_core.config import MusicTransformerModelConfig, PriorConfig
 from wavegen_core.models.prior import IGNORE, CodePrior
@@ -107,14 +106,10 @@ def evaluate_nll(
     try:
         for window in windows.split(batch_size):
             window = window.to(device)
-            inputs, targets = window[:, :-1], window[:, 1:]
-            logits = model(inputs.masked_fill(inputs < 0, model.start)).float()
-            total += float(
-                F.cross_entropy(
-                    logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum"
-                )
-            )
-            count += int((targets != IGNORE).sum())
+            codes = int((window[:, 1:] >= 0).sum())
+            nll, _ = model.loss(window)
+            total += float(nll) * codes
+            count += codes
     finally:
         model.train(was_training)
     if count == 0:
