@@ -1,4 +1,5 @@
-"""`transcribe` and `evaluate_transcriber` under the real `dvc repro`, at the tiny profile.
+"""`transcribe` and `evaluate_transcriber` at the tiny profile, from prepare_data on, each
+stage run as `dvc repro` would (in this process: the graph itself has its own test).
 
 The corpus is a folder: three MIDI files (rendered by prepare_data into one train,
 one validation and one test piece) and one audio file without MIDI (the unlabelled
@@ -13,6 +14,7 @@ from pathlib import Path
 import pretty_midi
 import pytest
 
+from stages import evaluate_transcriber, prepare_data, train_transcriber, transcribe
 from tests.conftest import run, set_data_params, set_params, tiny_repo_copy, tone
 from wavegen_core.audio.io import write_wav
 from wavegen_core.evaluation.transcription import METRIC_NAMES
@@ -44,8 +46,10 @@ def repo(tmp_path_factory, repo_root, venv_env) -> Path:
     write_wav(raw / "unlabelled.wav", tone(4.0, 16000, freq=261.63), 16000)
     set_data_params(repo, source="folder", root="data/raw", max_pieces=None)
     set_params(repo, "transcription", compare_basic_pitch=True)
-    env = {**venv_env, "PYTHONPATH": str(repo)}
-    run(["dvc", "repro", "transcribe", "evaluate_transcriber"], repo, env)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repo)
+        for stage in (prepare_data, train_transcriber, transcribe, evaluate_transcriber):
+            assert stage.main([]) == 0
     return repo
 
 
@@ -93,13 +97,13 @@ def test_evaluation_scores_every_measure_per_piece_and_on_average(repo, venv_env
 
 
 @pytest.mark.skipif(not basic_pitch_available(), reason="the basic-pitch extra is not installed")
-def test_basic_pitch_transcribes_the_test_chords_and_can_be_the_backend(repo, venv_env) -> None:
+def test_basic_pitch_transcribes_the_test_chords_and_can_be_the_backend(repo) -> None:
     metrics = json.loads((repo / "reports/evaluate_transcriber/metrics.json").read_text())
     assert metrics["basic_pitch"]["onset_f1"] > 0.8  # plain piano chords: easy for it
-    env = {**venv_env, "PYTHONPATH": str(repo)}
     set_params(repo, "transcription", backend="basic_pitch")
-    rerun = run(["dvc", "repro", "transcribe"], repo, env)
-    assert "Running stage 'transcribe'" in rerun.stdout
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repo)
+        assert transcribe.main([]) == 0
     assert _manifest(repo, "data/transcribed")["transcriber"] == "basic_pitch"
     agreement = json.loads((repo / "reports/transcribe/metrics.json").read_text())
     assert agreement["agreement_with_reference"]["onset_f1"] > 0.8
