@@ -28,7 +28,8 @@ weights are a few MB in every row).
 that ``Hierarchy.sample`` produces for 4 s of audio, batch 1 (prior, then tier by tier
 down to the waveform), for the tiny profile's hierarchy with feed-forward decoders and
 with WaveNet decoders at both tiers, untrained (the speed does not depend on the
-weights), after an untimed 0.5 s run.
+weights), after an untimed 0.5 s run; then the two phases timed apart (the prior's
+2,000 codes one by one through its key/value caches, and the decoders).
 
 Torch uses its default thread count unless ``OMP_NUM_THREADS`` says otherwise (written
 into every row). Figures vary by 10 to 20 % from run to run on a shared machine.
@@ -156,12 +157,23 @@ def sampling(seconds: float = 4.0) -> list[dict[str, Any]]:
         started = time.perf_counter()
         drawn = hierarchy.sample(1, seconds, SAMPLE_RATE, seed=0)
         elapsed = time.perf_counter() - started
+        # The same draw in its two phases: the prior's codes, then the decoders.
+        assert hierarchy.prior is not None
+        started = time.perf_counter()
+        top = hierarchy.prior.sample(1, drawn.codes[-1].shape[-1], generator=torch.Generator())
+        prior_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        hierarchy.decode(top, hierarchy.top, generator=torch.Generator().manual_seed(0))
+        decoder_seconds = time.perf_counter() - started
+        audio_seconds = drawn.audio.shape[-1] / SAMPLE_RATE
         results.append(
             {
                 "decoders": decoder,
-                "audio_seconds": drawn.audio.shape[-1] / SAMPLE_RATE,
+                "audio_seconds": audio_seconds,
                 "wall_seconds": elapsed,
-                "seconds_per_second": drawn.audio.shape[-1] / SAMPLE_RATE / elapsed,
+                "seconds_per_second": audio_seconds / elapsed,
+                "prior_seconds_per_second": audio_seconds / prior_seconds,
+                "decoders_seconds_per_second": audio_seconds / decoder_seconds,
                 "threads": torch.get_num_threads(),
             }
         )
