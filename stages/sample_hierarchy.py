@@ -48,8 +48,9 @@ def test_audio(params: Params, multiple: int) -> list[tuple[str, np.ndarray]]:
     `reconstruct_seconds` and to a whole number of top-tier codes."""
     sample = params.vqvae.sample
     root = Path(VQVAE_AUDIO_INPUT)
-    pieces = [p for p in read_manifest(root) if p.split == "test"] or [
-        p for p in read_manifest(root) if p.split == "validation"
+    manifest = read_manifest(root)
+    pieces = [p for p in manifest if p.split == "test"] or [
+        p for p in manifest if p.split == "validation"
     ]
     if sample.reconstruct_pieces is not None:
         pieces = pieces[: sample.reconstruct_pieces]

@@ -387,14 +387,9 @@ class ConditioningConfig(Strict):
     upsample: Literal["transposed", "repeat"] = "transposed"
 
 
-class WaveNetConfig(Strict):
-    """A MIDI-conditioned WaveNet (van den Oord et al. 2016; Hawthorne et al. 2019).
-
-    Defaults are the tiny profile. Layer ``i`` has dilation
-    ``2 ** (i % dilation_cycle)``; the full profile is 30 layers in 3 cycles of 10,
-    as the WaveNet vocoder of Tacotron 2 (Shen et al. 2018), whose output is a
-    mixture of 10 logistics.
-    """
+class WaveNetStackConfig(Strict):
+    """The dilated stack of a WaveNet, shared by the vocoder and the tiers' decoders:
+    layer ``i`` has dilation ``2 ** (i % dilation_cycle)``."""
 
     layers: int = Field(10, ge=1, le=128)
     dilation_cycle: int = Field(10, ge=1, le=24)
@@ -402,6 +397,16 @@ class WaveNetConfig(Strict):
     residual_channels: int = Field(32, gt=0, le=2048)
     gate_channels: int = Field(64, gt=0, le=4096)
     skip_channels: int = Field(64, gt=0, le=4096)
+
+
+class WaveNetConfig(WaveNetStackConfig):
+    """A MIDI-conditioned WaveNet (van den Oord et al. 2016; Hawthorne et al. 2019).
+
+    Defaults are the tiny profile. The full profile is 30 layers in 3 cycles of 10,
+    as the WaveNet vocoder of Tacotron 2 (Shen et al. 2018), whose output is a
+    mixture of 10 logistics.
+    """
+
     # mu_law: 8-bit mu-law classes with a softmax (the original WaveNet);
     # logistic_mixture: a discretised mixture of logistics (PixelCNN++, Parallel WaveNet).
     output: Literal["mu_law", "logistic_mixture"] = "mu_law"
@@ -606,17 +611,11 @@ class QuantiserConfig(Strict):
     kmeans_iterations: int = Field(10, ge=1, le=1000)
 
 
-class TierWaveNetConfig(Strict):
+class TierWaveNetConfig(WaveNetStackConfig):
     """The autoregressive decoder of a tier (``decoder: wavenet``): a WaveNet over the
     level below (mu-law audio for tier 1, the codes of tier k - 1 above it), conditioned
     on this tier's code vectors upsampled by ``hop``."""
 
-    layers: int = Field(10, ge=1, le=128)
-    dilation_cycle: int = Field(10, ge=1, le=24)
-    kernel_size: int = Field(2, ge=2, le=8)
-    residual_channels: int = Field(32, gt=0, le=2048)
-    gate_channels: int = Field(64, gt=0, le=4096)
-    skip_channels: int = Field(64, gt=0, le=4096)
     # The code vectors' encoder before upsampling (centred convolutions over code steps).
     cond_channels: int = Field(32, gt=0, le=1024)
     cond_layers: int = Field(1, ge=1, le=16)

@@ -26,6 +26,7 @@ from wavegen_core.config import (
     TierConfig,
     TierWaveNetConfig,
     WaveNetConfig,
+    WaveNetStackConfig,
 )
 from wavegen_core.models.quantiser import Quantised, VectorQuantiser
 from wavegen_core.models.wavenet import WaveNetVocoder
@@ -142,12 +143,7 @@ def tier_wavenet(
     """The autoregressive decoder of a tier: over mu-law audio (``classes`` None, tier 1)
     or over ``classes`` codes, conditioned on code vectors of ``code_dim`` every ``hop``."""
     wavenet = WaveNetConfig(
-        layers=config.layers,
-        dilation_cycle=config.dilation_cycle,
-        kernel_size=config.kernel_size,
-        residual_channels=config.residual_channels,
-        gate_channels=config.gate_channels,
-        skip_channels=config.skip_channels,
+        **config.model_dump(include=set(WaveNetStackConfig.model_fields)),
         output="mu_law",
         quantization_channels=256 if classes is None else classes,
     )
