@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wavegen_core.config import validate_params
-from wavegen_core.data import prepare_corpus
+from wavegen_core.data.prepare import prepare_corpus
 
 PIECES = 48
 
@@ -22,7 +22,7 @@ def measure(workers: int, pieces: int = PIECES) -> dict[str, Any]:
     params = validate_params({"data": {"max_pieces": pieces, "num_workers": workers}})
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        result = prepare_corpus(params, Path(tmp) / "prepared")
+        result = prepare_corpus(params.prepare_job(), Path(tmp) / "prepared")
         wall = time.perf_counter() - start
     audio_seconds = sum(piece.duration for piece in result.pieces)
     return {

@@ -30,10 +30,10 @@ import numpy as np
 from wavegen_core import profiles
 from wavegen_core.audio.io import write_wav
 from wavegen_core.audio.render import render_midi
-from wavegen_core.config import ChoralesConfig, Params, TranscriptionConfig, load_params
-from wavegen_core.data import read_manifest
+from wavegen_core.config import Params, TranscriptionConfig, load_params
+from wavegen_core.data.manifest import read_manifest
 from wavegen_core.evaluation.transcription import mean_metrics, transcription_metrics
-from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+from wavegen_core.midi.chorales import ChoralesConfig, chorale_ids, chorale_to_midi
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import piano_notes
 from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_file
@@ -104,7 +104,12 @@ def speed(work: Path) -> list[dict[str, Any]]:
     for name in ("tiny", "cpu"):
         config = _profile_params(name, params)
         # Speed depends on the architecture, not on the weights: untrained will do.
-        ours = OnsetsAndFramesTranscriber(OnsetsAndFrames(config.model).eval(), config)
+        ours = OnsetsAndFramesTranscriber(
+            OnsetsAndFrames(config.model).eval(),
+            config.decoding,
+            config.chunk_seconds,
+            config.overlap_seconds,
+        )
         rate = _audio_per_second(ours, path, SPEED_SECONDS)
         rows.append({"name": f"transcribe speed, ours ({name} profile)", "audio_s_per_s": rate})
     if basic_pitch_available():
@@ -199,7 +204,9 @@ def quality(repo: Path, work: Path) -> dict[str, Any]:
     config = params.transcription
     evaluated = json.loads((repo / "reports/evaluate_transcriber/metrics.json").read_text())
     transcribers: list[Transcriber] = [
-        make_transcriber("model", config, repo / "models/transcriber/checkpoint.pt")
+        make_transcriber(
+            "model", repo / "models/transcriber/checkpoint.pt", **config.inference_settings()
+        )
     ]
     if basic_pitch_available():
         transcribers.append(BasicPitchTranscriber())

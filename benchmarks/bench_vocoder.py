@@ -49,11 +49,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from wavegen_core.config import VOCODER_FAMILIES, ConditioningConfig, Params, WaveNetConfig
-from wavegen_core.models import parameter_count
-from wavegen_core.models.conditioning import ROLL_CHANNELS
-from wavegen_core.models.vocoders import build_vocoder, render_pieces
-from wavegen_core.models.wavenet import WaveNetVocoder, compiled_block_loop
+from wavegen_core.config import Params
+from wavegen_core.data.pairs import ROLL_CHANNELS
+from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.configs.wavenet import WaveNetConfig
+from wavegen_core.models.onsets_frames import parameter_count
+from wavegen_core.models.vocoders import VOCODERS, render_pieces
+from wavegen_core.models.wavenet import WaveNetVocoder
+from wavegen_core.models.wavenet_generation import compiled_block_loop
 
 SAMPLE_RATE = 16000
 CONDITIONING = ConditioningConfig()
@@ -166,9 +169,8 @@ FAMILY_SECONDS = 10.0
 
 
 def _chorale_roll(seconds: float, hop_length: int) -> tuple[np.ndarray, Any]:
-    from wavegen_core.config import ChoralesConfig
     from wavegen_core.data.pairs import roll_for_midi
-    from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+    from wavegen_core.midi.chorales import ChoralesConfig, chorale_ids, chorale_to_midi
 
     midi = chorale_to_midi(chorale_ids()[0], ChoralesConfig(), seed=0)
     samples = int(seconds * SAMPLE_RATE)
@@ -191,15 +193,17 @@ def run_families() -> list[dict[str, Any]]:
         vocoder = _profile_params(profile).vocoder
         roll, _ = _chorale_roll(FAMILY_SECONDS, vocoder.conditioning.hop_length)
         warm_up = roll[:, : int(SAMPLE_RATE / vocoder.conditioning.hop_length)]
-        for family in VOCODER_FAMILIES:
+        for family, spec in VOCODERS.items():
             torch.manual_seed(0)
-            config = getattr(vocoder, family)
-            model = build_vocoder(family, config, vocoder.conditioning, SAMPLE_RATE).eval()
+            saved = spec.checkpoint_config(
+                vocoder.section(family), vocoder.conditioning, SAMPLE_RATE, seed=0
+            )
+            model = spec.build_for_inference(saved).eval()
             draw = dict(chunk_frames=512, context_frames=16, progress=False)
-            render_pieces(family, model, [warm_up], **draw)
+            render_pieces(spec, model, [warm_up], **draw)
             start = time.perf_counter()
             (audio,) = render_pieces(
-                family, model, [roll], generator=torch.Generator().manual_seed(0), **draw
+                spec, model, [roll], generator=torch.Generator().manual_seed(0), **draw
             )
             seconds = time.perf_counter() - start
             rows.append(
@@ -217,8 +221,7 @@ def run_families() -> list[dict[str, Any]]:
 
 
 def _soundfont_row() -> dict[str, Any]:
-    from wavegen_core.audio.render import render_midi
-    from wavegen_core.config import RenderConfig
+    from wavegen_core.audio.render import RenderConfig, render_midi
 
     _, midi = _chorale_roll(FAMILY_SECONDS, 256)
     for instrument in midi.instruments:

@@ -48,7 +48,8 @@ from typing import Any
 
 import torch
 
-from wavegen_core.config import Params, QuantiserConfig, TierConfig, TierWaveNetConfig
+from wavegen_core.config import Params
+from wavegen_core.models.configs.vqvae import QuantiserConfig, TierConfig, TierWaveNetConfig
 from wavegen_core.models.hierarchy import Hierarchy
 from wavegen_core.models.prior import CodePrior
 from wavegen_core.models.vqvae import Below, VQVAETier, tier_wavenet

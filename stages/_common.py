@@ -1,42 +1,64 @@
-"""What every stage module shares: argument parsing, params validation, exit codes."""
+"""What every stage module shares: arguments, params validation, exit codes.
+
+A stage's paths come from its command line, written once in ``dvc.yaml`` (as DVC's own
+examples do: ``cmd: python -m stages.train data/prepared models/...``), so that the
+graph is the only place a path is named. :func:`stage_parser` makes a parser with the
+stage's path options (all required) and ``--params``; :func:`run_stage`,
+:func:`run_family_stage` and :func:`run_tier_stage` validate the params first (exit 2),
+then run the stage's body with them and the parsed arguments.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from wavegen_core.config import PARAMS_FILE, VOCODER_FAMILIES, Params, ParamsError, load_params
 from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED, WavegenError
 from wavegen_core.progress import log, setup_logging
 
+Body = Callable[[Params, argparse.Namespace], None]
 
-def run_stage(name: str, body: Callable[[Params], None], argv: Sequence[str] | None = None) -> int:
-    """Validate params (exit 2 when invalid, before any compute), then run ``body``.
+
+def stage_parser(name: str, paths: Mapping[str, str]) -> argparse.ArgumentParser:
+    """A parser for ``python -m stages.<name>``: one required ``--<option> PATH`` per entry
+    of ``paths`` (option -> what the path is), and ``--params``."""
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
+    for option, help_text in paths.items():
+        parser.add_argument(f"--{option}", type=Path, required=True, metavar="PATH", help=help_text)
+    parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
+    return parser
+
+
+def run_stage(
+    name: str, paths: Mapping[str, str], body: Body, argv: Sequence[str] | None = None
+) -> int:
+    """Parse the arguments, validate params (exit 2 when invalid, before any compute), then
+    run ``body(params, args)``.
 
     A :class:`WavegenError` is reported as one message and exit code 1; anything else
     is a bug and keeps its traceback.
     """
-    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
-    parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
-    args = parser.parse_args(argv)
-    return _run(name, args.params, body)
+    args = stage_parser(name, paths).parse_args(argv)
+    return _run(name, args, body)
 
 
 def run_family_stage(
-    name: str, body: Callable[[Params, str], None], argv: Sequence[str] | None = None
+    name: str, paths: Mapping[str, str], body: Body, argv: Sequence[str] | None = None
 ) -> int:
     """:func:`run_stage` for a stage run once per vocoder family (``stage@family``).
 
-    The family is the first argument; one that ``vocoder.families`` does not list is
-    refused like a bad param (exit 2), since DVC only creates stages for listed ones.
+    The family is the first argument (``args.family``); one that ``vocoder.families``
+    does not list is refused like a bad param (exit 2), since DVC only creates stages
+    for listed ones.
     """
-    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
+    parser = stage_parser(name, paths)
     parser.add_argument("family", choices=VOCODER_FAMILIES, help="vocoder family")
-    parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    def body_for_family(params: Params) -> None:
+    def body_for_family(params: Params, args: argparse.Namespace) -> None:
         if args.family not in params.vocoder.families:
             raise ParamsError(
                 args.params,
@@ -45,44 +67,25 @@ def run_family_stage(
                     f"{args.family!r}, so {name}@{args.family} has nothing to do"
                 ],
             )
-        body(params, args.family)
+        body(params, args)
 
-    return _run(f"{name}@{args.family}", args.params, body_for_family)
-
-
-def _run(name: str, params_file: str, body: Callable[[Params], None]) -> int:
-    setup_logging()
-    try:
-        params = load_params(params_file)
-    except ParamsError as err:
-        print(f"{name}: {err}", file=sys.stderr)
-        return EXIT_BAD_PARAMS
-    try:
-        body(params)
-    except ParamsError as err:
-        print(f"{name}: {err}", file=sys.stderr)
-        return EXIT_BAD_PARAMS
-    except WavegenError as err:
-        print(f"{name}: error: {err}", file=sys.stderr)
-        return EXIT_FAILED
-    log.info("%s: done", name)
-    return 0
+    return _run(f"{name}@{args.family}", args, body_for_family)
 
 
 def run_tier_stage(
-    name: str, body: Callable[[Params, int], None], argv: Sequence[str] | None = None
+    name: str, paths: Mapping[str, str], body: Body, argv: Sequence[str] | None = None
 ) -> int:
     """:func:`run_stage` for a stage run once per VQ-VAE tier (``stage@<k>``).
 
-    The tier number is the first argument; one that ``vqvae.tiers`` does not define is
-    refused like a bad param (exit 2), since DVC only creates stages for defined tiers.
+    The tier number is the first argument (``args.tier``); one that ``vqvae.tiers``
+    does not define is refused like a bad param (exit 2), since DVC only creates stages
+    for defined tiers.
     """
-    parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
+    parser = stage_parser(name, paths)
     parser.add_argument("tier", type=int, help="tier number (1 = on the waveform)")
-    parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
     args = parser.parse_args(argv)
 
-    def body_for_tier(params: Params) -> None:
+    def body_for_tier(params: Params, args: argparse.Namespace) -> None:
         if str(args.tier) not in params.vqvae.tiers:
             raise ParamsError(
                 args.params,
@@ -91,6 +94,25 @@ def run_tier_stage(
                     f"not {args.tier}, so {name}@{args.tier} has nothing to do"
                 ],
             )
-        body(params, args.tier)
+        body(params, args)
 
-    return _run(f"{name}@{args.tier}", args.params, body_for_tier)
+    return _run(f"{name}@{args.tier}", args, body_for_tier)
+
+
+def _run(name: str, args: argparse.Namespace, body: Body) -> int:
+    setup_logging()
+    try:
+        params = load_params(args.params)
+    except ParamsError as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return EXIT_BAD_PARAMS
+    try:
+        body(params, args)
+    except ParamsError as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return EXIT_BAD_PARAMS
+    except WavegenError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    log.info("%s: done", name)
+    return 0

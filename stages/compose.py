@@ -1,61 +1,69 @@
 """Stage `compose`: new pieces from the Music Transformer, the input of the vocoders.
 
-Writes `data/composed/`: `midi/<name>.mid` for `compose.unconditional` pieces sampled
+`python -m stages.compose --prepared DIR --checkpoint FILE --out DIR --reports DIR`
+writes under `--out`: `midi/<name>.mid` for `compose.unconditional` pieces sampled
 from nothing and `compose.continuations` continuations of primers cut from the start of
 test-split pieces, a piano roll `rolls/<name>.png` of each, and `manifest.json`.
-`reports/compose/metrics.json` holds the model's test NLL per event and how the
+`metrics.json` under `--reports` holds the model's test NLL per event and how the
 composed pieces compare with the test set (pitch-class and inter-onset-interval
 histogram distances, note density, polyphony and range side by side); for
-continuations only the part after the primer counts.
+continuations only the part after the primer counts. Inference runs on the top-level
+`device`.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import pretty_midi
 
 from stages._common import run_stage
-from stages.train_music_transformer import test_files
 from wavegen_core import __version__
 from wavegen_core.config import Params
+from wavegen_core.data.manifest import midi_files
 from wavegen_core.evaluation.plots import plot_piano_roll
 from wavegen_core.evaluation.symbolic import compare_sets
 from wavegen_core.files import replace_dir, staging_dir, write_json
 from wavegen_core.midi.events import decode_events
 from wavegen_core.midi.io import write_midi
 from wavegen_core.midi.rolls import notes_to_midi
-from wavegen_core.models.music_transformer import SamplingConfig, primer_events, sample_events
+from wavegen_core.models.music_transformer import (
+    SPEC,
+    SamplingConfig,
+    primer_events,
+    sample_events,
+)
 from wavegen_core.progress import log, progress
-from wavegen_core.training import choose_device
+from wavegen_core.seeding import step_generator
+from wavegen_core.training.device import choose_device
 from wavegen_core.training.music_transformer import (
     NotePiece,
     evaluation_windows,
-    load_music_transformer,
     load_pieces,
     score_windows,
 )
-from wavegen_core.training.seeding import step_generator
 
-CHECKPOINT = Path("models/music_transformer/checkpoint.pt")
-OUT_DIR = Path("data/composed")
-REPORT_DIR = Path("reports/compose")
+PATHS = {
+    "prepared": "the prepared corpus (its test split: the primers and the test NLL)",
+    "checkpoint": "the Music Transformer's checkpoint",
+    "out": "the composed pieces",
+    "reports": "metrics",
+}
 # A model that never moves time forward would sample forever: a piece stops after this
 # many events per second asked for (piano performances have about 20 to 60).
 MAX_EVENTS_PER_SECOND = 200
 
 
-def compose(params: Params) -> None:
+def compose(params: Params, args: argparse.Namespace) -> None:
     config = params.music_transformer.compose
-    device = choose_device(
-        params.music_transformer.train.device or params.device,
-        param="music_transformer.train.device",
-    )
-    model, vocab = load_music_transformer(CHECKPOINT, device)
-    test, rejected = load_pieces(test_files(), vocab.config)
+    device = choose_device(params.device)
+    model = SPEC.load(args.checkpoint, device)
+    assert model.vocab is not None
+    vocab = model.vocab
+    test, rejected = load_pieces(midi_files(args.prepared, ("test",)), vocab.config)
     for entry in rejected:
         log.warning("skipped test piece %s: %s", entry["piece"], entry["reason"])
     metrics: dict[str, Any] = {}
@@ -84,7 +92,7 @@ def compose(params: Params) -> None:
     continuations = config.continuations if test else 0
     sampling = SamplingConfig(config.temperature, config.top_k, config.top_p)
     max_events = math.ceil(config.seconds * MAX_EVENTS_PER_SECOND)
-    staging = staging_dir(OUT_DIR, f"{params.seed}-{__version__}")
+    staging = staging_dir(args.out, f"{params.seed}-{__version__}")
     jobs: list[tuple[str, int, NotePiece | None]] = [
         ("unconditional", index, None) for index in range(config.unconditional)
     ]
@@ -142,13 +150,13 @@ def compose(params: Params) -> None:
     for label, pieces in (("unconditional", unconditional), ("continuations", continued)):
         if reference and any(pieces):
             metrics[label] = compare_sets([p for p in pieces if p], reference)
-    replace_dir(staging, OUT_DIR)
-    write_json(REPORT_DIR / "metrics.json", metrics)
-    log.info("compose: %d pieces -> %s", len(records), OUT_DIR)
+    replace_dir(staging, args.out)
+    write_json(args.reports / "metrics.json", metrics)
+    log.info("compose: %d pieces -> %s", len(records), args.out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage("compose", compose, argv)
+    return run_stage("compose", PATHS, compose, argv)
 
 
 if __name__ == "__main__":

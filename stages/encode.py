@@ -1,16 +1,18 @@
 """Stage `encode@<k>`: every piece of the level below turned into tier k's codes.
 
-`python -m stages.encode K` runs tier K's encoder and quantiser (its checkpoint from
-`train_vqvae@<K>`) over the whole corpus at the level below (all splits) and writes
-`data/codes/<K>/` (codes per piece, the code vectors, a manifest; see
+`python -m stages.encode K --input DIR --checkpoint FILE --out DIR --reports DIR` runs
+tier K's encoder and quantiser (its checkpoint from `train_vqvae@<K>`) on the top-level
+`device` over the whole corpus at the level below (`--input`, all splits) and writes
+`--out` (codes per piece, the code vectors, a manifest; see
 :mod:`wavegen_core.data.codes`): the only input of tier K+1 and, for the top tier, of
-the prior. `reports/encode/<K>/metrics.json` has the codebook usage (fraction of codes
-used) and perplexity per split, the codes per second and the bitrate;
-`reports/encode/<K>/usage.png` shows how often each code occurs on the test split.
+the prior. `metrics.json` under `--reports` has the codebook usage (fraction of codes
+used) and perplexity per split, the codes per second and the bitrate; `usage.png`
+shows how often each code occurs on the test split.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
 import sys
@@ -21,22 +23,30 @@ import torch
 from matplotlib.figure import Figure
 
 from stages._common import run_tier_stage
-from stages.train_vqvae import checkpoint_path
 from wavegen_core import __version__
-from wavegen_core.config import Params, codes_dir
-from wavegen_core.data.codes import LevelPiece, level_digest, load_level, write_codes
+from wavegen_core.config import Params
+from wavegen_core.data.codes import (
+    LevelPiece,
+    check_level_below,
+    level_digest,
+    load_level,
+    write_codes,
+)
 from wavegen_core.files import atomic_path, replace_dir, staging_dir, write_json
-from wavegen_core.models.hierarchy import encode_piece
 from wavegen_core.models.quantiser import code_histogram, perplexity, usage
+from wavegen_core.models.vqvae import SPEC, encode_piece
 from wavegen_core.progress import log, progress_bar
-from wavegen_core.training import choose_device
-from wavegen_core.training.vqvae import load_tier
+from wavegen_core.training.device import choose_device
 
 SPLITS = ("train", "validation", "test", "unlabelled")
 
 
-def report_dir(tier: int) -> Path:
-    return Path("reports/encode") / str(tier)
+PATHS = {
+    "input": "the level below: the prepared corpus for tier 1, tier K-1's codes above",
+    "checkpoint": "the tier's checkpoint",
+    "out": "the tier's codes of every piece",
+    "reports": "usage metrics and picture",
+}
 
 
 def split_scores(pieces: list[LevelPiece], codebook_size: int) -> dict[str, dict[str, float]]:
@@ -70,13 +80,12 @@ def plot_usage(path: Path, counts: np.ndarray, tier: int, split: str) -> None:
         figure.savefig(tmp, dpi=100, format="png")
 
 
-def encode(params: Params, tier: int) -> None:
-    config = params.vqvae
-    level, rejected = load_level(config.tier(tier).input, params.audio.sample_rate)
-    device = choose_device(
-        config.tier(tier).train.device or params.device, param=f"vqvae.tiers.{tier}.train.device"
-    )
-    model = load_tier(checkpoint_path(tier), device)
+def encode(params: Params, args: argparse.Namespace) -> None:
+    config, tier = params.vqvae, args.tier
+    level, rejected = load_level(args.input, params.audio.sample_rate)
+    check_level_below(level, tier, args.input)
+    device = choose_device(params.device)
+    model = SPEC.load(args.checkpoint, device)
     pieces = []
     bar = progress_bar(total=len(level.pieces), desc=f"encode@{tier}", unit="piece")
     for piece in level.pieces:
@@ -96,9 +105,9 @@ def encode(params: Params, tier: int) -> None:
         "code_dim": model.quantiser.dim,
         "wavegen_version": __version__,
     }
-    target = Path(codes_dir(tier))
+    target = Path(args.out)
     key = hashlib.sha256(
-        level_digest(config.tier(tier).input).encode() + checkpoint_path(tier).read_bytes()
+        level_digest(args.input).encode() + Path(args.checkpoint).read_bytes()
     ).hexdigest()[:16]
     staging = staging_dir(target, key)
     write_codes(staging, pieces, model.quantiser.codebook.cpu().numpy(), info)
@@ -110,7 +119,7 @@ def encode(params: Params, tier: int) -> None:
         torch.from_numpy(np.concatenate([p.values for p in pieces if p.split == shown])),
         codebook_size,
     ).numpy()
-    report = report_dir(tier)
+    report = Path(args.reports)
     plot_usage(report / "usage.png", counts, tier, shown)
     write_json(
         report / "metrics.json",
@@ -133,7 +142,7 @@ def encode(params: Params, tier: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_tier_stage("encode", encode, argv)
+    return run_tier_stage("encode", PATHS, encode, argv)
 
 
 if __name__ == "__main__":

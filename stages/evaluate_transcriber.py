@@ -5,25 +5,27 @@ note with offset and velocity, frame; precision, recall, F1), per piece and thei
 When `transcription.compare_basic_pitch` is on and basic-pitch is installed, it is
 scored on the same audio, so `dvc metrics show` puts both side by side.
 
-Writes `reports/evaluate_transcriber/metrics.json` (means, one block per transcriber),
-`per_piece.json`, and `rolls/<piece>.png` (each transcriber against the reference)
-for the first few test pieces.
+`python -m stages.evaluate_transcriber --corpus DIR --checkpoint FILE --reports DIR`
+writes `metrics.json` (means, one block per transcriber), `per_piece.json`, and
+`rolls/<piece>.png` (each transcriber against the reference) for the first few test
+pieces under `--reports`. Inference runs on the top-level `device`.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 from stages._common import run_stage
 from wavegen_core.config import Params
-from wavegen_core.data import read_manifest
+from wavegen_core.data.manifest import read_manifest
 from wavegen_core.errors import WavegenError
 from wavegen_core.evaluation.plots import plot_transcriptions
 from wavegen_core.evaluation.transcription import mean_metrics, transcription_metrics
 from wavegen_core.files import replace_dir, staging_dir, write_json
-from wavegen_core.midi import load_midi
+from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import piano_notes
 from wavegen_core.models.transcribers import (
     Transcriber,
@@ -31,61 +33,64 @@ from wavegen_core.models.transcribers import (
     make_transcriber,
 )
 from wavegen_core.progress import log, progress
-from wavegen_core.training import choose_device
+from wavegen_core.training.device import choose_device
 
-CORPUS = Path("data/prepared")
-CHECKPOINT = Path("models/transcriber/checkpoint.pt")
-REPORT_DIR = Path("reports/evaluate_transcriber")
+PATHS = {
+    "corpus": "the prepared corpus (its test split is scored)",
+    "checkpoint": "the transcriber's checkpoint",
+    "reports": "metrics, per-piece scores and rolls",
+}
 ROLLS = "rolls"
 PICTURED_PIECES = 3
 
 
-def _transcribers(params: Params) -> list[Transcriber]:
+def _transcribers(params: Params, checkpoint: Path) -> list[Transcriber]:
     config = params.transcription
-    device = choose_device(config.train.device or params.device, param="transcription.train.device")
-    chosen = [make_transcriber("model", config, CHECKPOINT, device)]
+    device = choose_device(params.device)
+    chosen = [make_transcriber("model", checkpoint, device, **config.inference_settings())]
     if config.compare_basic_pitch:
         if basic_pitch_available():
-            chosen.append(make_transcriber("basic_pitch", config))
+            chosen.append(make_transcriber("basic_pitch"))
         else:
             log.warning("evaluate_transcriber: basic-pitch is not installed; scoring ours alone")
     return chosen
 
 
-def _empty_rolls() -> Path:
+def _empty_rolls(report_dir: Path) -> Path:
     """The staging directory of the pictures, emptied of any a killed run left."""
-    rolls = staging_dir(REPORT_DIR / ROLLS, "pictures")
+    rolls = staging_dir(report_dir / ROLLS, "pictures")
     for stale in rolls.glob("*.png"):
         stale.unlink()
     return rolls
 
 
-def evaluate(params: Params) -> None:
-    test = [p for p in read_manifest(CORPUS) if p.split == "test" and p.midi is not None]
+def evaluate(params: Params, args: argparse.Namespace) -> None:
+    corpus, report_dir = args.corpus, args.reports
+    test = [p for p in read_manifest(corpus) if p.split == "test" and p.midi is not None]
     if not test:
         # A corpus too small for a test split (fewer than 3 labelled pieces) is not
         # an error of the pipeline: the scores are simply absent.
         log.warning(
             "evaluate_transcriber: %s has no test piece with MIDI, nothing to score "
             "(data.splits.test, or more labelled pieces)",
-            CORPUS,
+            corpus,
         )
-        replace_dir(_empty_rolls(), REPORT_DIR / ROLLS)
-        write_json(REPORT_DIR / "per_piece.json", {})
-        write_json(REPORT_DIR / "metrics.json", {"pieces": 0})
+        replace_dir(_empty_rolls(report_dir), report_dir / ROLLS)
+        write_json(report_dir / "per_piece.json", {})
+        write_json(report_dir / "metrics.json", {"pieces": 0})
         return
-    transcribers = _transcribers(params)
+    transcribers = _transcribers(params, args.checkpoint)
     names = [transcriber.name for transcriber in transcribers]
     log.info("evaluate_transcriber: %d test pieces, %s", len(test), " and ".join(names))
     per_piece: dict[str, dict[str, Any]] = {}
-    rolls = _empty_rolls()
+    rolls = _empty_rolls(report_dir)
     for index, piece in enumerate(progress(test, desc="evaluate_transcriber", unit="piece")):
         assert piece.midi is not None
-        reference = piano_notes(load_midi(CORPUS / piece.midi))
+        reference = piano_notes(load_midi(corpus / piece.midi))
         if not reference:
             log.warning("evaluate_transcriber: %s has no piano notes; skipped", piece.id)
             continue
-        estimates = {t.name: piano_notes(t(CORPUS / piece.audio)) for t in transcribers}
+        estimates = {t.name: piano_notes(t(corpus / piece.audio)) for t in transcribers}
         per_piece[piece.id] = {
             name: transcription_metrics(reference, notes) for name, notes in estimates.items()
         }
@@ -96,9 +101,9 @@ def evaluate(params: Params) -> None:
     metrics: dict[str, Any] = {"pieces": len(per_piece)}
     for name in names:
         metrics[name] = mean_metrics([scores[name] for scores in per_piece.values()])
-    replace_dir(rolls, REPORT_DIR / ROLLS)
-    write_json(REPORT_DIR / "per_piece.json", per_piece)
-    write_json(REPORT_DIR / "metrics.json", metrics)
+    replace_dir(rolls, report_dir / ROLLS)
+    write_json(report_dir / "per_piece.json", per_piece)
+    write_json(report_dir / "metrics.json", metrics)
     for name in names:
         mean = metrics[name]
         log.info(
@@ -111,7 +116,7 @@ def evaluate(params: Params) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage("evaluate_transcriber", evaluate, argv)
+    return run_stage("evaluate_transcriber", PATHS, evaluate, argv)
 
 
 if __name__ == "__main__":

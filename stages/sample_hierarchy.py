@@ -1,21 +1,24 @@
 """Stage `sample_hierarchy`: audio from the learnt hierarchy, and test audio through it.
 
-`python -m stages.sample_hierarchy`:
+`python -m stages.sample_hierarchy --audio DIR --tiers DIR --prior FILE --out DIR
+--reports DIR` (`--tiers` holds tier k's checkpoint at `<k>/checkpoint.pt`), on the
+top-level `device`:
 
 * **samples**: `vqvae.sample.samples` pieces of `seconds`: the prior draws the top
   tier's codes, then each tier's decoder turns them into the codes of the tier below,
-  down to tier 1's decoder and the waveform. `data/hierarchy/samples/<i>.wav` and a
+  down to tier 1's decoder and the waveform. `samples/<i>.wav` under `--out` and a
   `<i>.png` with the codes of every tier over time above the spectrogram.
 * **reconstructions**: test pieces (cut to `reconstruct_seconds`) encoded up to tier k
-  and decoded back down, for every k: `data/hierarchy/reconstructions/tier<k>/<id>.wav`
+  and decoded back down, for every k: `reconstructions/tier<k>/<id>.wav` under `--out`
   (and `original/<id>.wav`). Their multi-resolution STFT distance and log-mel L1 to the
-  original, per tier, are `reports/sample_hierarchy/metrics.json`, with each tier's
+  original, per tier, are `metrics.json` under `--reports`, with each tier's
   bitrate; `speed.json` holds the sampling speed (seconds of audio per wall-clock
   second), kept apart because it is the one output that varies by run.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 import time
@@ -25,29 +28,33 @@ import numpy as np
 import torch
 
 from stages._common import run_stage
-from stages.train_prior import CHECKPOINT as PRIOR_CHECKPOINT
-from stages.train_vqvae import checkpoint_path
 from wavegen_core.audio.io import load_audio, write_wav
 from wavegen_core.audio.spectral import evaluation_mel, mel_l1, multi_resolution_stft
-from wavegen_core.config import VQVAE_AUDIO_INPUT, Params
-from wavegen_core.data import read_manifest
+from wavegen_core.config import Params
+from wavegen_core.data.manifest import read_manifest
 from wavegen_core.evaluation.plots import plot_hierarchy
 from wavegen_core.files import replace_dir, staging_dir, write_json
 from wavegen_core.models.hierarchy import Hierarchy
+from wavegen_core.models.prior import SPEC as PRIOR
+from wavegen_core.models.vqvae import SPEC as TIER
 from wavegen_core.progress import log
-from wavegen_core.training import choose_device
-from wavegen_core.training.prior import load_prior
-from wavegen_core.training.vqvae import load_tier
+from wavegen_core.training.device import choose_device
 
-OUTPUT = Path("data/hierarchy")
-REPORTS = Path("reports/sample_hierarchy")
+PATHS = {
+    "audio": "the prepared corpus (its test audio is reconstructed)",
+    "tiers": "every tier's checkpoint (tier k's at <k>/checkpoint.pt)",
+    "prior": "the prior's checkpoint",
+    "out": "samples and reconstructions",
+    "reports": "metrics, speed and picture",
+}
+# What train_vqvae@<k> writes inside its directory of --tiers.
+TIER_CHECKPOINT = "checkpoint.pt"
 
 
-def test_audio(params: Params, multiple: int) -> list[tuple[str, np.ndarray]]:
+def test_audio(params: Params, root: Path, multiple: int) -> list[tuple[str, np.ndarray]]:
     """The test pieces' audio (the first `reconstruct_pieces`), each cut to
     `reconstruct_seconds` and to a whole number of top-tier codes."""
     sample = params.vqvae.sample
-    root = Path(VQVAE_AUDIO_INPUT)
     manifest = read_manifest(root)
     pieces = [p for p in manifest if p.split == "test"] or [
         p for p in manifest if p.split == "validation"
@@ -68,16 +75,17 @@ def test_audio(params: Params, multiple: int) -> list[tuple[str, np.ndarray]]:
     return chosen
 
 
-def sample(params: Params) -> None:
+def sample(params: Params, args: argparse.Namespace) -> None:
     config = params.vqvae
     rate = params.audio.sample_rate
-    device = choose_device(
-        config.prior.train.device or params.device, param="vqvae.prior.train.device"
-    )
-    tiers = [load_tier(checkpoint_path(k), device) for k in range(1, config.top + 1)]
-    hierarchy = Hierarchy(tiers, load_prior(PRIOR_CHECKPOINT, device))
+    reports = Path(args.reports)
+    device = choose_device(params.device)
+    tiers = [
+        TIER.load(args.tiers / str(k) / TIER_CHECKPOINT, device) for k in range(1, config.top + 1)
+    ]
+    hierarchy = Hierarchy(tiers, PRIOR.load(args.prior, device))
     hops = [hierarchy.total_hop(k) for k in range(1, config.top + 1)]
-    staging = staging_dir(OUTPUT, "run")
+    staging = staging_dir(args.out, "run")
 
     # New pieces, from the prior down.
     started = time.perf_counter()
@@ -113,7 +121,7 @@ def sample(params: Params) -> None:
 
     # Test audio up to tier k and back, for every k.
     mel = evaluation_mel(rate)
-    pieces = test_audio(params, hops[-1])
+    pieces = test_audio(params, args.audio, hops[-1])
     scores: dict[str, dict[str, float]] = {}
     (staging / "reconstructions" / "original").mkdir(parents=True, exist_ok=True)
     for piece_id, audio in pieces:
@@ -137,7 +145,7 @@ def sample(params: Params) -> None:
             mels.append(float(mel_l1(estimate, truth, mel)))
             if tier == config.top and piece_id == pieces[0][0]:
                 plot_hierarchy(
-                    REPORTS / "example.png",
+                    reports / "example.png",
                     estimate[0].cpu().numpy(),
                     rate,
                     [c[0].cpu().numpy() for c in codes],
@@ -151,16 +159,16 @@ def sample(params: Params) -> None:
             "bitrate": rate / hops[tier - 1] * math.log2(codebook_size),
         }
         log.info("sample_hierarchy: through tier %d: %s", tier, scores[f"tier_{tier}"])
-    replace_dir(staging, OUTPUT)
-    write_json(REPORTS / "metrics.json", {**scores, "test_pieces": len(pieces)})
+    replace_dir(staging, args.out)
+    write_json(reports / "metrics.json", {**scores, "test_pieces": len(pieces)})
     write_json(
-        REPORTS / "speed.json",
+        reports / "speed.json",
         {"seconds_per_second": sampled_seconds / elapsed if elapsed > 0 else None},
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage("sample_hierarchy", sample, argv)
+    return run_stage("sample_hierarchy", PATHS, sample, argv)
 
 
 if __name__ == "__main__":

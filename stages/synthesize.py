@@ -1,13 +1,14 @@
 """Stage `synthesize@<family>`: MIDI to audio with a trained vocoder, scored against the truth.
 
-`python -m stages.synthesize FAMILY` renders (a) the test split's MIDI, to compare with
-its true audio, and (b) the Music Transformer's composed MIDI from `compose`, the last
-link of the Wave2Midi2Wave chain. Each piece is cut to `vocoder.synthesize.max_seconds`.
-The FluidSynth render of the same MIDI with the data stage's soundfont (what a user has
-without any vocoder) is always scored beside it. Writes `data/synthesized/<family>/`:
-`test/` and `composed/` with `<id>.wav` and a spectrogram-over-piano-roll `<id>.png`,
-`soundfont/` with the reference renders, and `manifest.json`; scores go to
-`reports/synthesize/<family>/metrics.json` and `speed.json`:
+`python -m stages.synthesize FAMILY --corpus DIR --composed DIR --checkpoint FILE
+--transcriber FILE --out DIR --reports DIR` renders (a) the test split's MIDI, to
+compare with its true audio, and (b) the Music Transformer's composed MIDI from
+`compose`, the last link of the Wave2Midi2Wave chain, on the top-level `device`. Each
+piece is cut to `vocoder.synthesize.max_seconds`. The FluidSynth render of the same
+MIDI with the data stage's soundfont (what a user has without any vocoder) is always
+scored beside it. Writes under `--out`: `test/` and `composed/` with `<id>.wav` and a
+spectrogram-over-piano-roll `<id>.png`, `soundfont/` with the reference renders, and
+`manifest.json`; scores go to `metrics.json` and `speed.json` under `--reports`:
 
 * `test.<family>` and `test.soundfont`: multi-resolution STFT distance, log-mel L1 and
   transcription consistency (onset F1 of the trained transcriber) against the true
@@ -25,6 +26,7 @@ reference is close to perfect: the ceiling the vocoders aim at. With real record
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -42,7 +44,7 @@ from wavegen_core import __version__
 from wavegen_core.audio.io import load_audio, write_wav
 from wavegen_core.audio.render import render_midi
 from wavegen_core.config import Params
-from wavegen_core.data import read_manifest
+from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import roll_for_midi
 from wavegen_core.errors import WavegenError
 from wavegen_core.evaluation.plots import plot_audio_and_midi
@@ -51,26 +53,19 @@ from wavegen_core.files import atomic_path, replace_dir, staging_dir, write_json
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import notes_to_midi
 from wavegen_core.models.conditioning import crop_or_pad
-from wavegen_core.models.vocoders import family_config, load_vocoder, render_pieces
+from wavegen_core.models.onsets_frames import SPEC as TRANSCRIBER
+from wavegen_core.models.vocoders import render_pieces, vocoder_spec
 from wavegen_core.progress import log
-from wavegen_core.training import choose_device
-from wavegen_core.training.transcriber import load_transcriber
+from wavegen_core.training.device import choose_device
 
-CORPUS = Path("data/prepared")
-COMPOSED = Path("data/composed")
-TRANSCRIBER = Path("models/transcriber/checkpoint.pt")
-
-
-def checkpoint_path(family: str) -> Path:
-    return Path("models/vocoder") / family / "checkpoint.pt"
-
-
-def out_dir(family: str) -> Path:
-    return Path("data/synthesized") / family
-
-
-def report_dir(family: str) -> Path:
-    return Path("reports/synthesize") / family
+PATHS = {
+    "corpus": "the prepared corpus (its test split)",
+    "composed": "the composed pieces",
+    "checkpoint": "the family's checkpoint",
+    "transcriber": "the transcriber's checkpoint (transcription consistency)",
+    "out": "the rendered audio and pictures",
+    "reports": "metrics, speed and picture",
+}
 
 
 @dataclass
@@ -89,25 +84,25 @@ def _first(items: list[Any], count: int | None) -> list[Any]:
     return items if count is None else items[:count]
 
 
-def _jobs(params: Params) -> list[Job]:
+def _jobs(params: Params, corpus: Path, composed_dir: Path) -> list[Job]:
     config = params.vocoder.synthesize
     rate, hop = params.audio.sample_rate, params.vocoder.conditioning.hop_length
     limit = config.max_seconds
     jobs = []
-    test = [p for p in read_manifest(CORPUS) if p.split == "test" and p.midi is not None]
+    test = [p for p in read_manifest(corpus) if p.split == "test" and p.midi is not None]
     for piece in _first(sorted(test, key=lambda p: p.id), config.test_pieces):
         assert piece.midi is not None
-        audio = load_audio(CORPUS / piece.audio, rate)
+        audio = load_audio(corpus / piece.audio, rate)
         if limit is not None:
             audio = audio[: int(round(limit * rate))]
-        midi = load_midi(CORPUS / piece.midi)
+        midi = load_midi(corpus / piece.midi)
         roll = roll_for_midi(midi, len(audio), rate, hop)
         truth = crop_or_pad(torch.from_numpy(audio), roll.shape[1] * hop).numpy()
         jobs.append(Job("test", piece.id, midi, roll, len(audio) / rate, truth))
-    manifest = COMPOSED / "manifest.json"
+    manifest = composed_dir / "manifest.json"
     composed = json.loads(manifest.read_text())["pieces"] if manifest.is_file() else []
     for record in _first(composed, config.composed_pieces):
-        midi = load_midi(COMPOSED / record["midi"])
+        midi = load_midi(composed_dir / record["midi"])
         seconds = midi.get_end_time() + params.data.render.release_tail
         if limit is not None:
             seconds = min(seconds, limit)
@@ -116,8 +111,9 @@ def _jobs(params: Params) -> list[Job]:
         jobs.append(Job("composed", record["id"], midi, roll, samples / rate, None))
     if not jobs:
         raise WavegenError(
-            "nothing to synthesize: no test-split piece with MIDI in data/prepared and no "
-            "composed piece in data/composed (vocoder.synthesize.test_pieces/composed_pieces)"
+            f"nothing to synthesize: no test-split piece with MIDI in {corpus} and no "
+            f"composed piece in {composed_dir} "
+            "(vocoder.synthesize.test_pieces/composed_pieces)"
         )
     return jobs
 
@@ -140,16 +136,15 @@ def _soundfont(params: Params, job: Job, samples: int) -> tuple[np.ndarray, floa
     ) / params.audio.sample_rate
 
 
-def synthesize(params: Params, family: str) -> None:
+def synthesize(params: Params, args: argparse.Namespace) -> None:
     config = params.vocoder.synthesize
-    section = family_config(params.vocoder, family)
+    family, out_dir, report_dir = args.family, args.out, args.reports
+    spec = vocoder_spec(family)
     rate = params.audio.sample_rate
-    device = choose_device(
-        section.train.device or params.device, param=f"vocoder.{family}.train.device"
-    )
-    model = load_vocoder(checkpoint_path(family), device).model
-    transcriber = load_transcriber(TRANSCRIBER, str(device))
-    jobs = _jobs(params)
+    device = choose_device(params.device)
+    model = spec.load(args.checkpoint, device)
+    transcriber = TRANSCRIBER.load(args.transcriber, device)
+    jobs = _jobs(params, args.corpus, args.composed)
     log.info(
         "synthesize@%s: %d test and %d composed pieces on %s",
         family,
@@ -160,13 +155,13 @@ def synthesize(params: Params, family: str) -> None:
     generator = torch.Generator(device=device).manual_seed(params.seed)
     started = time.perf_counter()
     rendered = render_pieces(
-        family,
+        spec,
         model,
         [job.roll for job in jobs],
         chunk_frames=config.chunk_frames,
         context_frames=config.context_frames,
         generator=generator,
-        temperature=getattr(config.temperature, family, None),
+        temperature=config.temperature_of(family),
     )
     model_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -177,7 +172,7 @@ def synthesize(params: Params, family: str) -> None:
     references = [audio for audio, _ in soundfont]
     audio_seconds = sum(len(audio) for audio in rendered) / rate
 
-    staging = staging_dir(out_dir(family), f"{params.seed}-{__version__}")
+    staging = staging_dir(out_dir, f"{params.seed}-{__version__}")
     scores: dict[str, dict[str, list[dict[str, float]]]] = {
         "test": {family: [], "soundfont": [], "true_audio": []},
         "composed": {family: [], "soundfont": []},
@@ -227,23 +222,23 @@ def synthesize(params: Params, family: str) -> None:
         "device": str(device),
         "audio_seconds": audio_seconds,
     }
-    replace_dir(staging, out_dir(family))
+    replace_dir(staging, out_dir)
     first = records[0]
-    with atomic_path(report_dir(family) / "example.png") as example:
-        shutil.copyfile(out_dir(family) / Path(first["audio"]).with_suffix(".png"), example)
-    write_json(report_dir(family) / "metrics.json", metrics)
-    write_json(report_dir(family) / "speed.json", speed)
+    with atomic_path(report_dir / "example.png") as example:
+        shutil.copyfile(out_dir / Path(first["audio"]).with_suffix(".png"), example)
+    write_json(report_dir / "metrics.json", metrics)
+    write_json(report_dir / "speed.json", speed)
     log.info(
         "synthesize@%s: %.1f s of audio at %.3gx real time -> %s",
         family,
         audio_seconds,
         audio_seconds / model_seconds,
-        out_dir(family),
+        out_dir,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_family_stage("synthesize", synthesize, argv)
+    return run_family_stage("synthesize", PATHS, synthesize, argv)
 
 
 if __name__ == "__main__":

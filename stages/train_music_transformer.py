@@ -5,60 +5,46 @@ the Wave2Midi2Wave recipe: the unlabelled pool and the train split) or on the pr
 corpus's own MIDI (`ground_truth`: the train split), and validates on the validation
 split of the same corpus, so that the validation curve follows the data the model fits.
 The test (`compose`) is the ground-truth MIDI of the test split for both, so that the
-two corpora are scored alike. Writes `models/music_transformer/checkpoint.pt` (kept across
-runs so a killed run resumes), the curves and loss picture under
-`reports/train_music_transformer/`, and `corpus.json` there: the pieces used and
-those skipped, with reasons.
+two corpora are scored alike. `python -m stages.train_music_transformer --prepared DIR
+--transcribed DIR --checkpoint FILE --reports DIR` writes the checkpoint (kept across
+runs so a killed run resumes), the curves and loss picture under `--reports`, and
+`corpus.json` there: the pieces used and those skipped, with reasons.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from pathlib import Path
 
 from stages._common import run_stage
 from wavegen_core.config import MusicTransformerConfig, Params
-from wavegen_core.data import read_manifest
+from wavegen_core.data.manifest import midi_files
 from wavegen_core.errors import WavegenError
 from wavegen_core.files import write_json
 from wavegen_core.progress import log
-from wavegen_core.training import choose_device
+from wavegen_core.training.device import choose_device
 from wavegen_core.training.music_transformer import NotePiece, load_pieces, train_music_transformer
 
-PREPARED = Path("data/prepared")
-TRANSCRIBED = Path("data/transcribed")
-CHECKPOINT = Path("models/music_transformer/checkpoint.pt")
-REPORT_DIR = Path("reports/train_music_transformer")
+PATHS = {
+    "prepared": "the prepared corpus (its MIDI: the ground_truth corpus)",
+    "transcribed": "the transcribed corpus (the transcribed corpus)",
+    "checkpoint": "the Music Transformer's checkpoint",
+    "reports": "metrics, curves and corpus.json",
+}
 
 
-def corpus_files(corpus: str, splits: tuple[str, ...]) -> list[tuple[str, Path]]:
-    """``(piece, MIDI path)`` of a corpus's pieces in ``splits``."""
-    root = TRANSCRIBED if corpus == "transcribed" else PREPARED
-    return [
-        (p.id, root / p.midi)
-        for p in read_manifest(root)
-        if p.split in splits and p.has_midi and p.midi
-    ]
-
-
-def test_files() -> list[tuple[str, Path]]:
-    """``(piece, MIDI path)`` of the test split's ground-truth MIDI."""
-    return corpus_files("ground_truth", ("test",))
-
-
-def load_corpus(config: MusicTransformerConfig) -> tuple[list[NotePiece], list[NotePiece]]:
+def load_corpus(
+    config: MusicTransformerConfig, args: argparse.Namespace
+) -> tuple[list[NotePiece], list[NotePiece]]:
     """Train and validation pieces; the skipped ones are logged and listed in corpus.json."""
-    train, rejected = load_pieces(
-        corpus_files(config.corpus, ("train", "unlabelled")), config.events
-    )
-    validation, rejected_validation = load_pieces(
-        corpus_files(config.corpus, ("validation",)), config.events
-    )
+    root = args.transcribed if config.corpus == "transcribed" else args.prepared
+    train, rejected = load_pieces(midi_files(root, ("train", "unlabelled")), config.events)
+    validation, rejected_validation = load_pieces(midi_files(root, ("validation",)), config.events)
     rejected += rejected_validation
     for entry in rejected:
         log.warning("skipped %s (%s): %s", entry["piece"], entry["path"], entry["reason"])
     write_json(
-        REPORT_DIR / "corpus.json",
+        args.reports / "corpus.json",
         {
             "corpus": config.corpus,
             "train": [piece.name for piece in train],
@@ -75,9 +61,9 @@ def load_corpus(config: MusicTransformerConfig) -> tuple[list[NotePiece], list[N
     return train, validation
 
 
-def train(params: Params) -> None:
+def train(params: Params, args: argparse.Namespace) -> None:
     config = params.music_transformer
-    train_set, validation = load_corpus(config)
+    train_set, validation = load_corpus(config, args)
     log.info(
         "train_music_transformer: %d %s pieces, %d validation pieces",
         len(train_set),
@@ -93,13 +79,13 @@ def train(params: Params) -> None:
         validation,
         seed=params.seed,
         device=device,
-        checkpoint_path=CHECKPOINT,
-        metrics_dir=REPORT_DIR,
+        checkpoint_path=args.checkpoint,
+        metrics_dir=args.reports,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage("train_music_transformer", train, argv)
+    return run_stage("train_music_transformer", PATHS, train, argv)
 
 
 if __name__ == "__main__":

@@ -1,35 +1,40 @@
 """Stage `train_prior`: the autoregressive prior over the top tier's codes.
 
-`python -m stages.train_prior` trains a transformer built from the Music Transformer's
-decoder layers on the codes `encode@<top>` wrote for the train split (the unlabelled
-pool included) and writes `models/prior/checkpoint.pt` (kept across runs so a killed run
-resumes), its curves under `reports/train_prior/`, and the test split's negative
-log-likelihood per code (nats and bits) and per second of audio in
-`reports/train_prior/test.json`.
+`python -m stages.train_prior --codes DIR --checkpoint FILE --reports DIR` trains a
+transformer built from the Music Transformer's decoder layers on the codes `encode@<top>`
+wrote for the train split (the unlabelled pool included; `--codes` holds every tier's
+codes, tier k's under `<k>/`, and the top tier is the last of `vqvae.tiers`) and writes
+its checkpoint (kept across runs so a killed run resumes), its curves under
+`--reports`, and the test split's negative log-likelihood per code (nats and bits) and
+per second of audio in `test.json` there.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
-from pathlib import Path
 
 from stages._common import run_stage
-from wavegen_core.config import Params, codes_dir
+from wavegen_core.config import Params
 from wavegen_core.data.codes import held_out_split, level_digest, read_codes, training_split
 from wavegen_core.files import write_json
+from wavegen_core.models.prior import SPEC
 from wavegen_core.progress import log
-from wavegen_core.training import choose_device
-from wavegen_core.training.prior import evaluate_nll, load_prior, train_prior
+from wavegen_core.training.device import choose_device
+from wavegen_core.training.prior import evaluate_nll, train_prior
 
-CHECKPOINT = Path("models/prior/checkpoint.pt")
-REPORTS = Path("reports/train_prior")
+PATHS = {
+    "codes": "every tier's codes (tier k's under <k>/)",
+    "checkpoint": "the prior's checkpoint",
+    "reports": "metrics, curves and the test NLL",
+}
 
 
-def train(params: Params) -> None:
+def train(params: Params, args: argparse.Namespace) -> None:
     config = params.vqvae
     top = config.top
-    source = codes_dir(top)
+    source = args.codes / str(top)
     level = read_codes(source)
     train_pieces, validation = training_split(level), held_out_split(level, "validation")
     test = held_out_split(level, "test")
@@ -52,11 +57,11 @@ def train(params: Params) -> None:
         [piece.values for piece in validation],
         seed=params.seed,
         device=device,
-        checkpoint_path=CHECKPOINT,
-        metrics_dir=REPORTS,
+        checkpoint_path=args.checkpoint,
+        metrics_dir=args.reports,
         input_digest=level_digest(source),
     )
-    model = load_prior(CHECKPOINT, device)
+    model = SPEC.load(args.checkpoint, device)
     nll = evaluate_nll(
         model,
         [piece.values for piece in test],
@@ -65,7 +70,7 @@ def train(params: Params) -> None:
     )
     codes_per_second = float(level.info["codes_per_second"])
     write_json(
-        REPORTS / "test.json",
+        args.reports / "test.json",
         {
             "tier": top,
             "nll_per_code": nll,
@@ -79,7 +84,7 @@ def train(params: Params) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage("train_prior", train, argv)
+    return run_stage("train_prior", PATHS, train, argv)
 
 
 if __name__ == "__main__":

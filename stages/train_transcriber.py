@@ -1,35 +1,39 @@
-"""Stage `train_transcriber`: Onsets and Frames on data/prepared's train split.
+"""Stage `train_transcriber`: Onsets and Frames on the prepared corpus's train split.
 
-Writes `models/transcriber/checkpoint.pt` (kept across runs so a killed run resumes)
-and its metrics, curves and loss picture under `reports/train_transcriber/`.
+`python -m stages.train_transcriber --corpus DIR --checkpoint FILE --reports DIR`
+writes the checkpoint (kept across runs so a killed run resumes) and its metrics,
+curves and loss picture under `--reports`.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from pathlib import Path
 
 from stages._common import run_stage
 from wavegen_core.config import Params
-from wavegen_core.data import read_manifest
+from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.segments import load_aligned
 from wavegen_core.progress import log
-from wavegen_core.training import choose_device
+from wavegen_core.training.device import choose_device
 from wavegen_core.training.transcriber import train_transcriber
 
-CORPUS = Path("data/prepared")
-CHECKPOINT = Path("models/transcriber/checkpoint.pt")
-REPORT_DIR = Path("reports/train_transcriber")
+PATHS = {
+    "corpus": "the prepared corpus",
+    "checkpoint": "the transcriber's checkpoint",
+    "reports": "metrics and curves",
+}
 
 
-def train(params: Params) -> None:
+def train(params: Params, args: argparse.Namespace) -> None:
     config = params.transcription
-    pieces = read_manifest(CORPUS)
-    train_set = load_aligned([p for p in pieces if p.split == "train"], CORPUS, config.model.mel)
+    corpus = args.corpus
+    pieces = read_manifest(corpus)
+    train_set = load_aligned([p for p in pieces if p.split == "train"], corpus, config.model.mel)
     validation = [p for p in pieces if p.split == "validation"] or [
         p for p in pieces if p.split == "train"
     ]
-    validation_set = load_aligned(validation, CORPUS, config.model.mel)
+    validation_set = load_aligned(validation, corpus, config.model.mel)
     log.info(
         "train_transcriber: %d train, %d validation pieces", len(train_set), len(validation_set)
     )
@@ -40,13 +44,13 @@ def train(params: Params) -> None:
         validation_set,
         seed=params.seed,
         device=device,
-        checkpoint_path=CHECKPOINT,
-        metrics_dir=REPORT_DIR,
+        checkpoint_path=args.checkpoint,
+        metrics_dir=args.reports,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage("train_transcriber", train, argv)
+    return run_stage("train_transcriber", PATHS, train, argv)
 
 
 if __name__ == "__main__":

@@ -1,44 +1,39 @@
-"""Stage `train_vocoder@<family>`: a MIDI-conditioned vocoder on data/prepared's audio/MIDI pairs.
+"""Stage `train_vocoder@<family>`: a MIDI-conditioned vocoder on the prepared audio/MIDI pairs.
 
-`python -m stages.train_vocoder FAMILY` (wavenet, flow or gan) writes
-`models/vocoder/<family>/checkpoint.pt` (kept across runs so a killed run resumes) and
-its metrics, curves and loss picture under `reports/train_vocoder/<family>/`.
+`python -m stages.train_vocoder FAMILY --corpus DIR --checkpoint FILE --reports DIR`
+(FAMILY one of `vocoder.families`) writes the family's checkpoint (kept across runs so
+a killed run resumes) and its metrics, curves and loss picture under `--reports`.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from pathlib import Path
 
 from stages._common import run_family_stage
 from wavegen_core.config import Params
-from wavegen_core.data import read_manifest
+from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import load_pairs
-from wavegen_core.models.vocoders import family_config
 from wavegen_core.progress import log
-from wavegen_core.training import choose_device
+from wavegen_core.training.device import choose_device
 from wavegen_core.training.vocoder import train_vocoder
 
-CORPUS = Path("data/prepared")
+PATHS = {
+    "corpus": "the prepared corpus",
+    "checkpoint": "the family's checkpoint",
+    "reports": "metrics and curves",
+}
 
 
-def checkpoint_path(family: str) -> Path:
-    return Path("models/vocoder") / family / "checkpoint.pt"
-
-
-def report_dir(family: str) -> Path:
-    return Path("reports/train_vocoder") / family
-
-
-def train(params: Params, family: str) -> None:
-    config = params.vocoder
-    section = family_config(config, family)
+def train(params: Params, args: argparse.Namespace) -> None:
+    config, family, corpus = params.vocoder, args.family, args.corpus
+    section = config.section(family)
     hop = config.conditioning.hop_length
-    pieces = read_manifest(CORPUS)
+    pieces = read_manifest(corpus)
     train_pieces = [p for p in pieces if p.split == "train"]
     validation = [p for p in pieces if p.split == "validation"] or train_pieces
-    train_set = load_pairs(train_pieces, CORPUS, params.audio.sample_rate, hop)
-    validation_set = load_pairs(validation, CORPUS, params.audio.sample_rate, hop)
+    train_set = load_pairs(train_pieces, corpus, params.audio.sample_rate, hop)
+    validation_set = load_pairs(validation, corpus, params.audio.sample_rate, hop)
     log.info(
         "train_vocoder@%s: %d train, %d validation pieces",
         family,
@@ -56,13 +51,13 @@ def train(params: Params, family: str) -> None:
         sample_rate=params.audio.sample_rate,
         seed=params.seed,
         device=device,
-        checkpoint_path=checkpoint_path(family),
-        metrics_dir=report_dir(family),
+        checkpoint_path=args.checkpoint,
+        metrics_dir=args.reports,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_family_stage("train_vocoder", train, argv)
+    return run_family_stage("train_vocoder", PATHS, train, argv)
 
 
 if __name__ == "__main__":

@@ -1,36 +1,42 @@
 """Stage `train_vqvae@<k>`: tier k of the VQ-VAE hierarchy, on its own.
 
-`python -m stages.train_vqvae K` trains tier K on the level below it
-(`vqvae.tiers.<K>.input`: the prepared audio for tier 1, what `encode@<K-1>` wrote for
-tier K > 1, never tier K-1's checkpoint) and writes `models/vqvae/<K>/checkpoint.pt`
-(kept across runs so a killed run resumes) and its metrics, curves and loss picture
-under `reports/train_vqvae/<K>/`.
+`python -m stages.train_vqvae K --input DIR --checkpoint FILE --reports DIR` trains
+tier K on the level below it (`--input`: the prepared audio for tier 1, what
+`encode@<K-1>` wrote for tier K > 1, never tier K-1's checkpoint) and writes its
+checkpoint (kept across runs so a killed run resumes) and its metrics, curves and loss
+picture under `--reports`.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from pathlib import Path
 
 from stages._common import run_tier_stage
 from wavegen_core.config import Params
-from wavegen_core.data.codes import held_out_split, level_digest, load_level, training_split
+from wavegen_core.data.codes import (
+    check_level_below,
+    held_out_split,
+    level_digest,
+    load_level,
+    training_split,
+)
 from wavegen_core.progress import log
-from wavegen_core.training import choose_device
+from wavegen_core.training.device import choose_device
 from wavegen_core.training.vqvae import train_tier
 
-
-def checkpoint_path(tier: int) -> Path:
-    return Path("models/vqvae") / str(tier) / "checkpoint.pt"
-
-
-def report_dir(tier: int) -> Path:
-    return Path("reports/train_vqvae") / str(tier)
+PATHS = {
+    "input": "the level below: the prepared corpus for tier 1, tier K-1's codes above",
+    "checkpoint": "the tier's checkpoint",
+    "reports": "metrics and curves",
+}
 
 
-def train(params: Params, tier: int) -> None:
+def train(params: Params, args: argparse.Namespace) -> None:
+    tier = args.tier
     config = params.vqvae.tier(tier)
-    level, rejected = load_level(config.input, params.audio.sample_rate)
+    level, rejected = load_level(args.input, params.audio.sample_rate)
+    check_level_below(level, tier, args.input)
     for bad in rejected:
         log.warning("train_vqvae@%d: skipped %s: %s", tier, bad["piece"], bad["reason"])
     train_pieces = training_split(level)
@@ -39,7 +45,7 @@ def train(params: Params, tier: int) -> None:
         "train_vqvae@%d: %s from %s, %d train and %d validation pieces",
         tier,
         level.info["level"],
-        config.input,
+        args.input,
         len(train_pieces),
         len(validation),
     )
@@ -55,14 +61,14 @@ def train(params: Params, tier: int) -> None:
         sample_rate=params.audio.sample_rate,
         seed=params.seed,
         device=device,
-        checkpoint_path=checkpoint_path(tier),
-        metrics_dir=report_dir(tier),
-        input_digest=level_digest(config.input),
+        checkpoint_path=args.checkpoint,
+        metrics_dir=args.reports,
+        input_digest=level_digest(args.input),
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_tier_stage("train_vqvae", train, argv)
+    return run_tier_stage("train_vqvae", PATHS, train, argv)
 
 
 if __name__ == "__main__":

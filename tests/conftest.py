@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
+import functools
+import importlib
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -34,6 +38,32 @@ def venv_env() -> dict[str, str]:
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     env["PYTHONPATH"] = str(REPO_ROOT)
     return env
+
+
+@functools.cache
+def _stage_commands() -> dict[str, list[str]]:
+    """Every stage's command line as dvc.yaml writes it (foreach items substituted)."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO_ROOT)) as repo:
+        return {stage.name: shlex.split(stage.cmd) for stage in repo.index.stages}
+
+
+def stage_argv(stage: str, *extra: str) -> list[str]:
+    """The arguments dvc.yaml gives ``stage`` (``train_vocoder@gan``...), after
+    ``python -m stages.<module>``, then ``extra``: a test runs a stage module's ``main``
+    with the paths the pipeline uses, written only in dvc.yaml."""
+    command = _stage_commands()[stage]
+    return [*command[3:], *extra]
+
+
+def stage_args(stage: str) -> argparse.Namespace:
+    """The parsed arguments dvc.yaml gives a stage that runs once (not a foreach item), for
+    tests that call the stage's body with params of their own."""
+    from stages._common import stage_parser
+
+    module = importlib.import_module(f"stages.{stage}")
+    return stage_parser(stage, module.PATHS).parse_args(stage_argv(stage))
 
 
 def make_params(**sections: object) -> Params:
@@ -86,10 +116,9 @@ def write_chorale_corpus(prepared: Path, splits: list[str], seconds: float, rate
     """A prepared corpus of the first ``seconds`` of ``len(splits)`` Bach chorales,
     rendered with FluidSynth as the data stage does, piece i in ``splits[i]``."""
     from wavegen_core.audio.io import write_wav
-    from wavegen_core.audio.render import render_midi
-    from wavegen_core.config import ChoralesConfig, RenderConfig
+    from wavegen_core.audio.render import RenderConfig, render_midi
     from wavegen_core.data.manifest import Piece, write_manifest
-    from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+    from wavegen_core.midi.chorales import ChoralesConfig, chorale_ids, chorale_to_midi
     from wavegen_core.midi.io import write_midi
 
     render = RenderConfig()
@@ -126,9 +155,9 @@ def untrained_checkpoint(path: Path) -> Path:
     """A transcriber checkpoint at step 0 (default tiny config), as train_transcriber writes."""
     import torch
 
-    from wavegen_core.config import TranscriberModelConfig
+    from wavegen_core.checkpoint import save_checkpoint
+    from wavegen_core.models.configs.onsets_frames import TranscriberModelConfig
     from wavegen_core.models.onsets_frames import OnsetsAndFrames
-    from wavegen_core.training.checkpoint import save_checkpoint
 
     config = TranscriberModelConfig()
     model = OnsetsAndFrames(config)

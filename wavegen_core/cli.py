@@ -55,25 +55,26 @@ def _transcribe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from wavegen_core.audio.io import AudioReadError
-    from wavegen_core.config import NoteDecodingConfig, TranscriptionConfig
     from wavegen_core.errors import WavegenError
     from wavegen_core.midi.io import write_midi
+    from wavegen_core.midi.rolls import NoteDecodingConfig
     from wavegen_core.models.transcribers import make_transcriber
     from wavegen_core.progress import progress
 
     if args.backend == "model" and args.checkpoint is None:
         print("wavegen transcribe: --checkpoint is required with --backend model", file=sys.stderr)
         return EXIT_BAD_PARAMS
-    config = TranscriptionConfig(
-        backend=args.backend,
-        decoding=NoteDecodingConfig(
-            onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold
-        ),
-        chunk_seconds=args.chunk_seconds,
-        overlap_seconds=args.overlap_seconds,
+    decoding = NoteDecodingConfig(
+        onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold
     )
     try:
-        transcriber = make_transcriber(args.backend, config, args.checkpoint)
+        transcriber = make_transcriber(
+            args.backend,
+            args.checkpoint,
+            decoding=decoding,
+            chunk_seconds=args.chunk_seconds,
+            overlap_seconds=args.overlap_seconds,
+        )
     except WavegenError as err:
         print(f"wavegen transcribe: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -95,13 +96,13 @@ def _compose(args: argparse.Namespace) -> int:
     from wavegen_core.midi.events import events_to_midi, performance_notes
     from wavegen_core.midi.io import MidiReadError, load_midi, write_midi
     from wavegen_core.models.music_transformer import (
+        SPEC,
         SamplingConfig,
         primer_events,
         sample_events,
     )
     from wavegen_core.progress import progress_bar
-    from wavegen_core.training import choose_device
-    from wavegen_core.training.music_transformer import load_music_transformer
+    from wavegen_core.training.device import choose_device
 
     try:
         sampling = SamplingConfig(args.temperature, args.top_k, args.top_p)
@@ -109,10 +110,12 @@ def _compose(args: argparse.Namespace) -> int:
         print(f"wavegen compose: {err}", file=sys.stderr)
         return EXIT_BAD_PARAMS
     try:
-        model, vocab = load_music_transformer(args.checkpoint, choose_device(args.device))
+        model = SPEC.load(args.checkpoint, choose_device(args.device))
     except (OSError, RuntimeError, KeyError) as err:
         print(f"wavegen compose: cannot load {args.checkpoint}: {err}", file=sys.stderr)
         return EXIT_FAILED
+    assert model.vocab is not None
+    vocab = model.vocab
     primer: list[int] = []
     if args.primer is not None:
         try:
@@ -149,7 +152,7 @@ def _synthesize(args: argparse.Namespace) -> int:
     from wavegen_core.data.pairs import roll_for_midi
     from wavegen_core.midi.io import MidiReadError, load_midi
     from wavegen_core.models.vocoders import load_vocoder, render_pieces
-    from wavegen_core.training import choose_device
+    from wavegen_core.training.device import choose_device
 
     if args.temperature is not None and args.temperature < 0:
         print("wavegen synthesize: --temperature must be >= 0", file=sys.stderr)
@@ -177,7 +180,7 @@ def _synthesize(args: argparse.Namespace) -> int:
         seconds = min(seconds, args.seconds)
     roll = roll_for_midi(midi, max(int(round(seconds * rate)), 1), rate, vocoder.hop_length)
     (audio,) = render_pieces(
-        vocoder.family,
+        vocoder.spec,
         vocoder.model,
         [roll],
         chunk_frames=args.chunk_frames,
@@ -186,7 +189,7 @@ def _synthesize(args: argparse.Namespace) -> int:
         temperature=args.temperature,
     )
     write_wav(args.out, audio, rate)
-    print(f"{args.out}: {len(audio) / rate:.2f} s at {rate} Hz ({vocoder.family})")
+    print(f"{args.out}: {len(audio) / rate:.2f} s at {rate} Hz ({vocoder.spec.name})")
     return 0
 
 

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import tone
-from wavegen_core.audio import AudioReadError, load_audio, write_wav
+from wavegen_core.audio.io import AudioReadError, load_audio, write_wav
 
 
 def test_stereo_44k_is_downmixed_and_resampled(tmp_path) -> None:

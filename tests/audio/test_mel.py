@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import tone
-from wavegen_core.audio.mel import LogMelSpectrogram, mel_band_edges, mel_filterbank
-from wavegen_core.config import MelConfig
+from wavegen_core.audio.mel import LogMelSpectrogram, MelConfig, mel_band_edges, mel_filterbank
 
 CONFIG = MelConfig(n_mels=64)
 

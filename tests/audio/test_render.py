@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import SOUNDFONT, scale_midi
-from wavegen_core.audio import RendererUnavailable, check_renderer, render_midi
-from wavegen_core.config import ChoralesConfig
-from wavegen_core.midi.chorales import chorale_to_midi
+from wavegen_core.audio.render import RendererUnavailable, check_renderer, render_midi
+from wavegen_core.midi.chorales import ChoralesConfig, chorale_to_midi
 
 
 def _render(midi, tail: float = 0.25) -> np.ndarray:

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from tests.conftest import scale_midi
+from wavegen_core.checkpoint import save_checkpoint
 from wavegen_core.cli import main
-from wavegen_core.config import MusicTransformerConfig, MusicTransformerModelConfig
+from wavegen_core.config import MusicTransformerConfig
 from wavegen_core.midi.events import EventVocabulary
 from wavegen_core.midi.io import write_midi
-from wavegen_core.models.music_transformer import MusicTransformer
-from wavegen_core.training.checkpoint import save_checkpoint
-from wavegen_core.training.music_transformer import checkpoint_config
+from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
+from wavegen_core.models.music_transformer import SPEC
 
 
 @pytest.fixture()
@@ -25,15 +25,20 @@ def checkpoint(tmp_path: Path) -> Path:
         model=MusicTransformerModelConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, context=64)
     )
     torch.manual_seed(0)
-    model = MusicTransformer(config.model, EventVocabulary(config.events).size)
+    saved = SPEC.checkpoint_config(
+        model=config.model,
+        events=config.events,
+        augmentation=config.augmentation,
+        corpus=config.corpus,
+        loop=config.train,
+        warmup_steps=config.warmup_steps,
+        seed=0,
+    )
+    model = SPEC.build(saved)
+    assert model.vocab is not None and model.vocab.size == EventVocabulary(config.events).size
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(
-        path,
-        model,
-        torch.optim.Adam(model.parameters()),
-        step=0,
-        config=checkpoint_config(config, seed=0),
-        metrics={},
+        path, model, torch.optim.Adam(model.parameters()), step=0, config=saved, metrics={}
     )
     return path
 

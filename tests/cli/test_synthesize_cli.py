@@ -10,11 +10,14 @@ import soundfile as sf
 import torch
 
 from tests.conftest import scale_midi
+from wavegen_core.checkpoint import save_checkpoint
 from wavegen_core.cli import main
-from wavegen_core.config import ConditioningConfig, FlowConfig, GanConfig, WaveNetConfig
 from wavegen_core.midi.io import write_midi
-from wavegen_core.models.vocoders import build_vocoder, checkpoint_config, load_vocoder
-from wavegen_core.training.checkpoint import save_checkpoint
+from wavegen_core.models.configs.flow import FlowConfig
+from wavegen_core.models.configs.gan import GanConfig
+from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.configs.wavenet import WaveNetConfig
+from wavegen_core.models.vocoders import load_vocoder, vocoder_spec
 
 RATE = 16000
 HOP = 64
@@ -38,15 +41,12 @@ SMALL = {
 def _checkpoint(tmp_path: Path, family: str) -> Path:
     """An untrained small vocoder's checkpoint, as train_vocoder writes them."""
     torch.manual_seed(0)
-    model = build_vocoder(family, SMALL[family], CONDITIONING, RATE)
+    spec = vocoder_spec(family)
+    saved = spec.checkpoint_config(SMALL[family], CONDITIONING, RATE, seed=0)
+    model = spec.build(saved)
     path = tmp_path / f"{family}.pt"
     save_checkpoint(
-        path,
-        model,
-        torch.optim.Adam(model.parameters()),
-        step=0,
-        config=checkpoint_config(family, SMALL[family], CONDITIONING, RATE, seed=0),
-        metrics={},
+        path, model, torch.optim.Adam(model.parameters()), step=0, config=saved, metrics={}
     )
     return path
 
@@ -61,10 +61,11 @@ def melody(tmp_path: Path) -> Path:
 def test_the_checkpoint_alone_rebuilds_the_model(tmp_path) -> None:
     for family in SMALL:
         loaded = load_vocoder(_checkpoint(tmp_path, family))
-        assert (loaded.family, loaded.sample_rate, loaded.hop_length) == (family, RATE, HOP)
+        assert (loaded.spec.name, loaded.sample_rate, loaded.hop_length) == (family, RATE, HOP)
         torch.manual_seed(0)
-        fresh = build_vocoder(family, SMALL[family], CONDITIONING, RATE)
-        for name, tensor in fresh.state_dict().items():
+        spec = vocoder_spec(family)
+        fresh = spec.build(spec.checkpoint_config(SMALL[family], CONDITIONING, RATE, seed=0))
+        for name, tensor in spec.inference_state(fresh.state_dict()).items():
             assert torch.equal(loaded.model.state_dict()[name], tensor), (family, name)
 
 

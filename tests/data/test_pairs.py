@@ -8,7 +8,7 @@ import torch
 
 from wavegen_core.data.pairs import pair_piece, segment_batch
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
-from wavegen_core.models.conditioning import ROLL_CHANNELS
+from wavegen_core.data.pairs import ROLL_CHANNELS
 
 
 def _piece(piece_id: str, seconds: float, rate: int, hop: int, onsets: list[float]):

@@ -11,10 +11,11 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import make_params, scale_midi, tone
-from wavegen_core.data import NothingUsable, prepare_corpus, read_manifest
+from wavegen_core.data.prepare import NothingUsable, prepare_corpus
+from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.prepare import assign_splits, fingerprint, prepare_piece
 from wavegen_core.data.sources import discover
-from wavegen_core.midi import load_midi, write_midi
+from wavegen_core.midi.io import load_midi, write_midi
 
 
 def _folder_corpus(root: Path) -> None:
@@ -37,7 +38,7 @@ def test_folder_source_skips_and_lists_bad_files(tmp_path) -> None:
     _folder_corpus(root)
     params = make_params(data={"source": "folder", "root": str(root), "num_workers": 2})
     out = tmp_path / "prepared"
-    result = prepare_corpus(params, out)
+    result = prepare_corpus(params.prepare_job(), out)
 
     rejected = {
         Path(r["origin"]).name: r["reason"] for r in json.loads((out / "rejected.json").read_text())
@@ -97,7 +98,7 @@ def test_maestro_layout_keeps_its_splits(tmp_path, as_json) -> None:
     root = tmp_path / "maestro"
     _maestro_tree(root, as_json)
     params = make_params(data={"source": "maestro", "root": str(root), "num_workers": 1})
-    result = prepare_corpus(params, tmp_path / "prepared")
+    result = prepare_corpus(params.prepare_job(), tmp_path / "prepared")
     splits = {p.id: p.split for p in result.pieces}
     assert splits == {
         "MIDI-Unprocessed_00_R1": "train",
@@ -111,7 +112,7 @@ def test_maestro_layout_keeps_its_splits(tmp_path, as_json) -> None:
 
 def test_chorales_are_rendered_with_aligned_midi(tmp_path) -> None:
     params = make_params(data={"max_pieces": 3, "num_workers": 2})
-    result = prepare_corpus(params, tmp_path / "prepared")
+    result = prepare_corpus(params.prepare_job(), tmp_path / "prepared")
     assert len(result.pieces) == 3 and not result.rejected
     assert sorted(p.split for p in result.pieces) == ["test", "train", "validation"]
     for piece in result.pieces:
@@ -126,7 +127,7 @@ def test_nothing_usable_fails(tmp_path) -> None:
     (root / "zero.wav").write_bytes(b"")
     params = make_params(data={"source": "folder", "root": str(root), "num_workers": 1})
     with pytest.raises(NothingUsable, match="zero.wav: empty file"):
-        prepare_corpus(params, tmp_path / "prepared")
+        prepare_corpus(params.prepare_job(), tmp_path / "prepared")
     assert not (tmp_path / "prepared").exists()
 
 
@@ -135,13 +136,13 @@ def test_killed_run_resumes_and_never_leaves_a_complete_looking_output(
 ) -> None:
     params = make_params(data={"max_pieces": 3, "num_workers": 1})
     out = tmp_path / "prepared"
-    reference = prepare_corpus(params, tmp_path / "reference")
+    reference = prepare_corpus(params.prepare_job(), tmp_path / "reference")
 
     # A run killed while writing: two pieces finished in staging, no manifest written.
     items = discover("bach_chorales", "unused")[:3]
-    staging = tmp_path / f".prepared.partial-{fingerprint(params)}"
+    staging = tmp_path / f".prepared.partial-{fingerprint(params.prepare_job())}"
     for item in items[:2]:
-        prepare_piece(item, params, staging)
+        prepare_piece(item, params.prepare_job(), staging)
     assert not out.exists()
 
     import wavegen_core.data.prepare as prepare_module
@@ -151,11 +152,11 @@ def test_killed_run_resumes_and_never_leaves_a_complete_looking_output(
 
     monkeypatch.setattr(prepare_module, "write_manifest", killed_before_manifest)
     with pytest.raises(KeyboardInterrupt):
-        prepare_corpus(params, out)
+        prepare_corpus(params.prepare_job(), out)
     assert not out.exists() and staging.is_dir()
 
     monkeypatch.undo()
-    resumed = prepare_corpus(params, out)
+    resumed = prepare_corpus(params.prepare_job(), out)
     assert resumed.resumed == 3
     assert [asdict(p) for p in resumed.pieces] == [asdict(p) for p in reference.pieces]
     for piece in resumed.pieces:

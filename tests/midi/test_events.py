@@ -5,13 +5,12 @@ from __future__ import annotations
 import pretty_midi
 import pytest
 
-from wavegen_core.config import ChoralesConfig, EventsConfig
-from wavegen_core.midi import MidiReadError
-from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+from wavegen_core.midi.chorales import ChoralesConfig, chorale_ids, chorale_to_midi
 from wavegen_core.midi.events import (
     END,
     PAD,
     START,
+    EventsConfig,
     EventVocabulary,
     augment_notes,
     decode_events,
@@ -22,6 +21,7 @@ from wavegen_core.midi.events import (
     events_to_midi,
     performance_notes,
 )
+from wavegen_core.midi.io import MidiReadError
 
 VOCAB = EventVocabulary(EventsConfig())
 STEP = VOCAB.config.time_step

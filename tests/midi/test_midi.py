@@ -6,9 +6,8 @@ import pretty_midi
 import pytest
 
 from tests.conftest import scale_midi
-from wavegen_core.config import ChoralesConfig
-from wavegen_core.midi import MidiReadError, load_midi, write_midi
-from wavegen_core.midi.chorales import _merge_unisons, chorale_ids, chorale_to_midi
+from wavegen_core.midi.chorales import ChoralesConfig, _merge_unisons, chorale_ids, chorale_to_midi
+from wavegen_core.midi.io import MidiReadError, load_midi, write_midi
 
 
 def test_truncated_midi_is_refused(tmp_path) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pretty_midi
 
-from wavegen_core.config import ChoralesConfig, NoteDecodingConfig
-from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+from wavegen_core.midi.chorales import ChoralesConfig, chorale_ids, chorale_to_midi
 from wavegen_core.midi.rolls import (
     KEY_COUNT,
     LOWEST_KEY,
     NoteDecoder,
+    NoteDecodingConfig,
     decode_notes,
     midi_to_targets,
     notes_to_midi,

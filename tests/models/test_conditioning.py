@@ -7,14 +7,10 @@ import pretty_midi
 import pytest
 import torch
 
-from wavegen_core.config import ConditioningConfig
+from wavegen_core.data.pairs import ROLL_CHANNELS, conditioning_roll, frames_for_samples
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
-from wavegen_core.models.conditioning import (
-    ROLL_CHANNELS,
-    ConditioningNetwork,
-    conditioning_roll,
-    frames_for_samples,
-)
+from wavegen_core.models.conditioning import ConditioningNetwork
+from wavegen_core.models.configs.vocoder import ConditioningConfig
 
 
 def _midi(*notes: tuple[int, float, float, int], pedal: tuple[float, float] | None = None):

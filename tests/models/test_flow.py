@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
-from wavegen_core.config import ConditioningConfig, FlowConfig
-from wavegen_core.models.conditioning import ROLL_CHANNELS
+from wavegen_core.data.pairs import ROLL_CHANNELS
+from wavegen_core.models.configs.flow import FlowConfig
+from wavegen_core.models.configs.vocoder import ConditioningConfig
 from wavegen_core.models.flow import (
     AffineCoupling,
     FlowVocoder,

@@ -7,9 +7,10 @@ import math
 import pytest
 import torch
 
-from wavegen_core.config import ConditioningConfig, GanConfig
+from wavegen_core.data.pairs import ROLL_CHANNELS
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
-from wavegen_core.models.conditioning import ROLL_CHANNELS
+from wavegen_core.models.configs.gan import GanConfig
+from wavegen_core.models.configs.vocoder import ConditioningConfig
 from wavegen_core.models.gan import (
     PERIOD_STRIDE,
     PERIOD_STRIDED_LAYERS,
@@ -109,42 +110,83 @@ def test_parameters_split_into_generator_and_discriminator_sides() -> None:
     assert {id(p) for p in model.conditioning.parameters()} <= generator
 
 
-def test_one_step_updates_both_networks_and_each_loss_reaches_only_its_own() -> None:
+def test_each_step_reaches_only_its_own_network() -> None:
+    """The discriminator step's loss has gradients in the discriminators alone (the
+    generated audio is detached); the generator step's in the generator alone (the
+    discriminators' parameters are detached)."""
     model = _model()
     roll = _random_roll(2, 12)
     audio = 0.5 * torch.randn(2, 12 * HOP).clamp(-1, 1)
     generator = list(model.generator_parameters())
     discriminator = list(model.discriminator_parameters())
-
-    terms = model.loss_terms(audio, roll)
-    generator_part = terms["generator_adversarial"] + terms["feature_matching"] + terms["mel_l1"]
-    grads = torch.autograd.grad(
-        terms["discriminator"], generator + discriminator, allow_unused=True, retain_graph=True
-    )
+    carry: dict = {}
+    d_loss, d_terms = model.discriminator_loss(audio, roll, carry)
+    assert set(d_terms) == {"discriminator"} and carry["fake"].requires_grad
+    grads = torch.autograd.grad(d_loss, generator + discriminator, allow_unused=True)
     assert all(g is None for g in grads[: len(generator)])
     assert all(g is not None for g in grads[len(generator) :])
-    grads = torch.autograd.grad(generator_part, generator + discriminator, allow_unused=True)
+    g_loss, g_terms = model.generator_loss(audio, roll, carry)
+    assert set(g_terms) == {"generator_adversarial", "feature_matching", "mel_l1"}
+    expected = (
+        g_terms["generator_adversarial"]
+        + CONFIG.feature_matching_weight * g_terms["feature_matching"]
+        + CONFIG.mel_weight * g_terms["mel_l1"]
+    )
+    assert torch.allclose(g_loss.detach(), expected)
+    grads = torch.autograd.grad(g_loss, generator + discriminator, allow_unused=True)
     assert all(g is not None for g in grads[: len(generator)])
     assert all(g is None for g in grads[len(generator) :])
 
-    before = [p.detach().clone() for p in model.parameters()]
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss, extras = model.loss(audio, roll)
-    assert set(extras) == {"discriminator", "generator_adversarial", "feature_matching", "mel_l1"}
-    expected = (
-        extras["discriminator"]
-        + extras["generator_adversarial"]
-        + CONFIG.feature_matching_weight * extras["feature_matching"]
-        + CONFIG.mel_weight * extras["mel_l1"]
-    )
-    assert torch.allclose(loss.detach(), expected)
-    loss.backward()
-    optimizer.step()
-    changed = {
-        id(p) for p, old in zip(model.parameters(), before, strict=True) if not torch.equal(p, old)
+
+def test_the_spec_gives_each_network_its_own_decaying_adamw_and_inference_no_discriminator(
+    tmp_path,
+) -> None:
+    """HiFi-GAN's optimisation: AdamW (0.8, 0.99) per network, each with its own
+    exponential decay; the checkpoint keeps the discriminators, inference drops them."""
+    from wavegen_core.checkpoint import save_checkpoint
+    from wavegen_core.models.gan import SPEC
+
+    section = CONFIG.model_copy(update={"lr_decay": 0.5, "lr_decay_every": 2})
+    saved = SPEC.checkpoint_config(section, CONDITIONING, SAMPLE_RATE, seed=0)
+    torch.manual_seed(0)
+    model = SPEC.build(saved)
+    optimisers = SPEC.optimisers(model, section.train, saved)
+    assert [o.name for o in optimisers] == ["discriminator", "generator"]
+    discriminator, generator = optimisers
+    assert {id(p) for p in discriminator.optimizer.param_groups[0]["params"]} == {
+        id(p) for p in model.discriminator_parameters()
     }
-    assert {id(p) for p in generator} <= changed
-    assert {id(p) for p in discriminator} <= changed
+    assert {id(p) for p in generator.optimizer.param_groups[0]["params"]} == {
+        id(p) for p in model.generator_parameters()
+    }
+    for entry in optimisers:
+        assert isinstance(entry.optimizer, torch.optim.AdamW)
+        assert entry.optimizer.param_groups[0]["betas"] == (0.8, 0.99)
+        assert entry.scheduler is not None
+        for _ in range(4):
+            entry.optimizer.step()
+            entry.scheduler.step()
+        assert entry.optimizer.param_groups[0]["lr"] == pytest.approx(
+            section.train.learning_rate * 0.25
+        )
+    path = tmp_path / "gan.pt"
+    save_checkpoint(
+        path,
+        model,
+        {o.name: o.optimizer for o in optimisers},
+        step=0,
+        config=saved,
+        metrics={},
+        scheduler={o.name: o.scheduler for o in optimisers},
+    )
+    loaded = SPEC.load(path)
+    assert loaded.mpd is None and loaded.msd is None
+    assert not any(name.startswith(("mpd.", "msd.")) for name in loaded.state_dict())
+    roll = _random_roll(1, 5)
+    with torch.no_grad():
+        assert torch.equal(loaded.generate(roll), model.eval().generate(roll))
+    with pytest.raises(RuntimeError, match="built for inference"):
+        loaded.discriminator_parameters()
 
 
 def test_loss_refuses_audio_that_the_roll_does_not_cover() -> None:
@@ -194,7 +236,10 @@ def _sine_batch(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_short_training_lowers_the_mel_distance() -> None:
     model = _model(seed=1)
     audio, roll = _sine_batch(frames=16)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, betas=CONFIG.adam_betas)
+    optimizers = [
+        torch.optim.AdamW(parameters, lr=5e-3, betas=CONFIG.adam_betas)
+        for parameters in (model.discriminator_parameters(), model.generator_parameters())
+    ]
 
     def mel_l1() -> float:
         with torch.no_grad():
@@ -202,9 +247,13 @@ def test_short_training_lowers_the_mel_distance() -> None:
 
     initial = mel_l1()
     for _ in range(60):
-        optimizer.zero_grad()
-        loss, _ = model.loss(audio, roll)
-        loss.backward()
-        optimizer.step()
+        carry: dict = {}
+        for optimizer, step_loss in zip(
+            optimizers, (model.discriminator_loss, model.generator_loss), strict=True
+        ):
+            optimizer.zero_grad()
+            loss, _ = step_loss(audio, roll, carry)
+            loss.backward()
+            optimizer.step()
     final = mel_l1()
     assert final < 0.7 * initial, (initial, final)

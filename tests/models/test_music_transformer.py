@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from wavegen_core.config import EventsConfig, MusicTransformerModelConfig
-from wavegen_core.midi.events import PAD, START, EventVocabulary, events_seconds
+from wavegen_core.midi.events import PAD, START, EventsConfig, EventVocabulary, events_seconds
+from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
 from wavegen_core.models.music_transformer import (
     MusicTransformer,
     SamplingConfig,

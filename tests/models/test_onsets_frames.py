@@ -8,18 +8,18 @@ import soundfile as sf
 import torch
 
 from wavegen_core.audio.io import load_audio, stream_audio
-from wavegen_core.config import NoteDecodingConfig, TranscriberModelConfig
-from wavegen_core.midi.rolls import KEY_COUNT, TARGET_NAMES
-from wavegen_core.models import (
+from wavegen_core.midi.rolls import KEY_COUNT, TARGET_NAMES, NoteDecodingConfig
+from wavegen_core.models.configs.onsets_frames import TranscriberModelConfig
+from wavegen_core.models.onsets_frames import (
     OnsetsAndFrames,
     iter_activations,
+    onset_weighted_frames,
     parameter_count,
     predict_activations,
     transcribe_audio,
     transcribe_file,
     transcription_loss,
 )
-from wavegen_core.models.onsets_frames import onset_weighted_frames
 
 CONFIG = TranscriberModelConfig(
     mel={"n_mels": 32}, conv_channels=(4, 4, 8), fc_units=16, lstm_units=8

@@ -10,13 +10,15 @@ import pytest
 import torch
 
 from wavegen_core.audio.io import load_audio
-from wavegen_core.config import NoteDecodingConfig, TranscriberModelConfig, validate_params
-from wavegen_core.data import prepare_corpus, read_manifest
+from wavegen_core.config import validate_params
+from wavegen_core.data.manifest import read_manifest
+from wavegen_core.data.prepare import prepare_corpus
 from wavegen_core.evaluation.transcription import note_onset_f1
 from wavegen_core.midi.io import load_midi
-from wavegen_core.midi.rolls import midi_to_targets, piano_notes
-from wavegen_core.models import OnsetsAndFrames, transcribe_audio, transcription_loss
-from wavegen_core.training import seed_everything
+from wavegen_core.midi.rolls import NoteDecodingConfig, midi_to_targets, piano_notes
+from wavegen_core.models.configs.onsets_frames import TranscriberModelConfig
+from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_audio, transcription_loss
+from wavegen_core.seeding import seed_everything
 
 CLIP_SECONDS = 2.0
 STEPS = 250
@@ -30,7 +32,8 @@ DECODING = NoteDecodingConfig(onset_threshold=0.5, frame_threshold=0.5)
 def clips(tmp_path_factory) -> list[tuple[np.ndarray, pretty_midi.PrettyMIDI]]:
     """The first seconds of three rendered chorales, with their MIDI."""
     corpus = Path(tmp_path_factory.mktemp("corpus"))
-    prepare_corpus(validate_params({"data": {"max_pieces": 3, "num_workers": 1}}), corpus)
+    params = validate_params({"data": {"max_pieces": 3, "num_workers": 1}})
+    prepare_corpus(params.prepare_job(), corpus)
     sample_rate = 16000
     return [
         (

@@ -10,10 +10,13 @@ import torch
 from torch.nn import functional as F
 
 import wavegen_core.training.prior as prior_training
-from wavegen_core.config import MusicTransformerModelConfig, PriorConfig, TrainLoopConfig
+from wavegen_core.checkpoint import load_checkpoint
+from wavegen_core.config import PriorConfig
+from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
 from wavegen_core.models.prior import IGNORE, CodePrior
-from wavegen_core.training.checkpoint import load_checkpoint
-from wavegen_core.training.prior import evaluate_nll, load_prior, prior_batch, train_prior
+from wavegen_core.models.prior import SPEC as PRIOR
+from wavegen_core.schema import TrainLoopConfig
+from wavegen_core.training.prior import evaluate_nll, prior_batch, train_prior
 
 CODEBOOK = 16
 
@@ -170,7 +173,7 @@ def test_training_on_a_periodic_sequence_learns_it(tmp_path) -> None:
     )
     assert result.step == 40
     assert result.metrics["eval/nll"] < 0.3 * math.log(CODEBOOK)
-    model = load_prior(tmp_path / "prior.pt")
+    model = PRIOR.load(tmp_path / "prior.pt")
     assert not model.training and model.codebook_size == CODEBOOK
     nll = evaluate_nll(model, validation, context=16, device="cpu")
     assert math.isclose(nll, result.metrics["eval/nll"], rel_tol=1e-5)
@@ -210,8 +213,8 @@ def test_training_resumes_from_the_checkpoint(tmp_path, monkeypatch) -> None:
     assert resumed.step == 10
     straight = run(10, "straight")
     assert straight.metrics["eval/nll"] == resumed.metrics["eval/nll"]
-    weights = load_prior(tmp_path / "resumed" / "prior.pt").state_dict()
-    for name, value in load_prior(tmp_path / "straight" / "prior.pt").state_dict().items():
+    weights = PRIOR.load(tmp_path / "resumed" / "prior.pt").state_dict()
+    for name, value in PRIOR.load(tmp_path / "straight" / "prior.pt").state_dict().items():
         torch.testing.assert_close(weights[name], value, rtol=0, atol=0)
     # A checkpoint trained on other codes is replaced, not resumed from.
     drawn_steps.clear()

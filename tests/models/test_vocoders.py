@@ -6,12 +6,28 @@ import numpy as np
 import pytest
 import torch
 
-from wavegen_core.config import ConditioningConfig, FlowConfig, GanConfig, WaveNetConfig
-from wavegen_core.models.conditioning import ROLL_CHANNELS
-from wavegen_core.models.vocoders import build_vocoder, render_pieces
+from wavegen_core.data.pairs import ROLL_CHANNELS
+from wavegen_core.models.configs.flow import FlowConfig
+from wavegen_core.models.configs.gan import GanConfig
+from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.configs.wavenet import WaveNetConfig
+from wavegen_core.models.vocoders import render_pieces, vocoder_spec
 
 HOP = 16
 CONDITIONING = ConditioningConfig(hop_length=HOP, channels=8)
+SMALL = {
+    "wavenet": WaveNetConfig(
+        layers=3, dilation_cycle=3, residual_channels=8, gate_channels=16, skip_channels=8
+    ),
+    "flow": FlowConfig(flows=2, coupling_layers=2, coupling_channels=8),
+    "gan": GanConfig(
+        initial_channels=8,
+        upsample_rates=[4, 4],
+        upsample_kernel_sizes=[8, 8],
+        resblock_kernel_sizes=[3],
+        resblock_dilations=[[1]],
+    ),
+}
 
 
 def _rolls(*frames: int) -> list[np.ndarray]:
@@ -19,9 +35,42 @@ def _rolls(*frames: int) -> list[np.ndarray]:
     return [(generator.random((ROLL_CHANNELS, n)) > 0.97).astype(np.float32) for n in frames]
 
 
+def _build(family: str, config) -> torch.nn.Module:
+    """A fresh model of ``family`` as training builds it: from its checkpoint config."""
+    spec = vocoder_spec(family)
+    return spec.build(spec.checkpoint_config(config, CONDITIONING, 16000, seed=0))
+
+
 def test_unknown_family_is_refused() -> None:
     with pytest.raises(ValueError, match="allowed: wavenet, flow, gan"):
-        build_vocoder("diffusion", GanConfig(), CONDITIONING, 16000)
+        vocoder_spec("diffusion")
+
+
+def test_every_family_is_found_with_its_spec_and_loads_from_its_checkpoint(tmp_path) -> None:
+    """The registry finds each family by its config class; a saved model loads as itself."""
+    from wavegen_core.checkpoint import save_checkpoint
+    from wavegen_core.models.vocoders import VOCODERS, load_vocoder
+
+    assert list(VOCODERS) == ["wavenet", "flow", "gan"]
+    assert [spec.autoregressive for spec in VOCODERS.values()] == [True, False, False]
+    for family, spec in VOCODERS.items():
+        torch.manual_seed(0)
+        saved = spec.checkpoint_config(SMALL[family], CONDITIONING, 16000, seed=0)
+        model = spec.build(saved)
+        optimisers = spec.optimisers(model, SMALL[family].train, saved)
+        save_checkpoint(
+            tmp_path / f"{family}.pt",
+            model,
+            optimisers[0].optimizer,
+            step=0,
+            config=saved,
+            metrics={},
+        )
+        loaded = load_vocoder(tmp_path / f"{family}.pt")
+        assert loaded.spec is spec and loaded.hop_length == HOP and not loaded.model.training
+        inference = spec.inference_state(model.state_dict())
+        for name, tensor in loaded.model.state_dict().items():
+            assert torch.equal(tensor, inference[name]), (family, name)
 
 
 def test_gan_chunks_join_into_the_whole_piece() -> None:
@@ -34,38 +83,27 @@ def test_gan_chunks_join_into_the_whole_piece() -> None:
         resblock_kernel_sizes=[3],
         resblock_dilations=[[1, 3]],
     )
-    model = build_vocoder("gan", config, CONDITIONING, 16000).eval()
+    model = _build("gan", config).eval()
     (roll,) = _rolls(50)
     (chunked,) = render_pieces(
-        "gan", model, [roll], chunk_frames=7, context_frames=12, progress=False
+        vocoder_spec("gan"), model, [roll], chunk_frames=7, context_frames=12, progress=False
     )
     with torch.no_grad():
         whole = model.generate(torch.from_numpy(roll)[None])[0].numpy()
     assert chunked.shape == whole.shape == (50 * HOP,)
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
-    (too_little,) = render_pieces("gan", model, [roll], chunk_frames=7, context_frames=0)
+    (too_little,) = render_pieces(
+        vocoder_spec("gan"), model, [roll], chunk_frames=7, context_frames=0
+    )
     assert not np.allclose(too_little, whole, atol=1e-5)
 
 
 def test_every_family_renders_pieces_of_their_own_lengths() -> None:
-    small = {
-        "wavenet": WaveNetConfig(
-            layers=3, dilation_cycle=3, residual_channels=8, gate_channels=16, skip_channels=8
-        ),
-        "flow": FlowConfig(flows=2, coupling_layers=2, coupling_channels=8),
-        "gan": GanConfig(
-            initial_channels=8,
-            upsample_rates=[4, 4],
-            upsample_kernel_sizes=[8, 8],
-            resblock_kernel_sizes=[3],
-            resblock_dilations=[[1]],
-        ),
-    }
-    for family, config in small.items():
+    for family, config in SMALL.items():
         torch.manual_seed(0)
-        model = build_vocoder(family, config, CONDITIONING, 16000).eval()
+        model = _build(family, config).eval()
         rendered = render_pieces(
-            family,
+            vocoder_spec(family),
             model,
             _rolls(9, 20),
             chunk_frames=8,

@@ -6,17 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from wavegen_core.config import QuantiserConfig, TierConfig, TierWaveNetConfig
-from wavegen_core.models.hierarchy import Hierarchy, encode_piece
+from wavegen_core.checkpoint import save_checkpoint
+from wavegen_core.models.configs.vqvae import QuantiserConfig, TierConfig, TierWaveNetConfig
+from wavegen_core.models.hierarchy import Hierarchy
+from wavegen_core.models.vqvae import SPEC as TIER
 from wavegen_core.models.vqvae import (
     Below,
     FeedforwardDecoder,
     TierEncoder,
     VQVAETier,
+    encode_piece,
     halvings,
 )
-from wavegen_core.training.checkpoint import save_checkpoint
-from wavegen_core.training.vqvae import load_tier, tier_checkpoint_config
 
 SMALL_WAVENET = TierWaveNetConfig(
     layers=4, dilation_cycle=4, residual_channels=8, gate_channels=16, skip_channels=16,
@@ -134,7 +135,7 @@ def test_a_saved_tier_loads_back_and_encodes_the_same(tmp_path) -> None:
     below = torch.randint(0, 10, (2, 64))
     tier.train()
     tier.loss(below)  # k-means and one EMA update change the codebook buffers
-    config = tier_checkpoint_config(
+    config = TIER.checkpoint_config(
         2, tier.config, QuantiserConfig(), Below(tier.codebook_below), sample_rate=16000,
         seed=0, input_digest="x",
     )  # fmt: skip
@@ -142,7 +143,7 @@ def test_a_saved_tier_loads_back_and_encodes_the_same(tmp_path) -> None:
     save_checkpoint(
         path, tier, torch.optim.Adam(tier.parameters()), step=1, config=config, metrics={}
     )
-    loaded = load_tier(path)
+    loaded = TIER.load(path)
     assert not loaded.training
     assert torch.equal(loaded.codebook_below, tier.codebook_below)
     assert torch.equal(loaded.encode(below), tier.encode(below))

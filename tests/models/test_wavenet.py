@@ -8,17 +8,18 @@ import math
 import pytest
 import torch
 
-from wavegen_core.config import ConditioningConfig, WaveNetConfig
-from wavegen_core.models import wavenet
-from wavegen_core.models.conditioning import ROLL_CHANNELS
+from wavegen_core.data.pairs import ROLL_CHANNELS
+from wavegen_core.models import wavenet_generation
+from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.configs.wavenet import WaveNetConfig
 from wavegen_core.models.wavenet import (
-    GENERATION_METHODS,
     LOGISTIC_BINS,
     WaveNetVocoder,
     logistic_mixture_log_prob,
     mu_law_decode,
     mu_law_encode,
 )
+from wavegen_core.models.wavenet_generation import GENERATION_METHODS
 
 OUTPUTS = ("mu_law", "logistic_mixture")
 HOP = 8
@@ -247,7 +248,7 @@ def test_generation_checks_its_arguments_and_shows_progress(
         bars.append(Bar(**kwargs))  # type: ignore[arg-type]
         return bars[-1]
 
-    monkeypatch.setattr(wavenet, "progress_bar", progress_bar)
+    monkeypatch.setattr(wavenet_generation, "progress_bar", progress_bar)
     model.generate(_roll(1, 3), progress=True, block_frames=2)
     assert len(bars) == 1 and bars[0].total == 3 * HOP and bars[0].unit == "sample"
     assert bars[0].updates == [2 * HOP, HOP] and bars[0].closed

@@ -13,14 +13,16 @@ import torch
 import yaml
 
 from stages import compose, train_music_transformer
-from wavegen_core.config import ChoralesConfig
+from tests.conftest import stage_argv
+from wavegen_core.checkpoint import load_checkpoint
 from wavegen_core.data.manifest import Piece, write_manifest
-from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
+from wavegen_core.midi.chorales import ChoralesConfig, chorale_ids, chorale_to_midi
 from wavegen_core.midi.io import write_midi
-from wavegen_core.training.checkpoint import load_checkpoint
 from wavegen_core.training.metrics import read_curves
 
 SPLITS = ["train"] * 4 + ["validation", "test"]
+# Where dvc.yaml has compose write its pieces (relative to a run's directory).
+COMPOSED = Path("data/composed")
 SMALL_MODEL = {"d_model": 32, "n_layers": 2, "n_heads": 4, "d_ff": 64, "context": 64}
 
 
@@ -92,9 +94,11 @@ def test_validation_nll_falls_and_a_resumed_run_ends_where_an_uninterrupted_one_
         monkeypatch.chdir(root)
         for steps in plan:
             _params(root, "ground_truth", steps)
-            assert train_music_transformer.main([]) == 0
-        runs[name] = load_checkpoint(train_music_transformer.CHECKPOINT)
-    _, nll = read_curves(tmp_path / "straight" / train_music_transformer.REPORT_DIR)["eval/nll"]
+            assert train_music_transformer.main(stage_argv("train_music_transformer")) == 0
+        runs[name] = load_checkpoint(Path("models/music_transformer/checkpoint.pt"))
+    _, nll = read_curves(tmp_path / "straight" / Path("reports/train_music_transformer"))[
+        "eval/nll"
+    ]
     assert len(nll) == 4 and nll[-1] < nll[0] - 0.5, nll
     straight, resumed = runs["straight"], runs["resumed"]
     assert straight["step"] == resumed["step"] == 60
@@ -108,29 +112,29 @@ def test_transcribed_corpus_skips_broken_midi_and_compose_writes_pieces_and_metr
     _corpus(tmp_path, chorales)
     monkeypatch.chdir(tmp_path)
     _params(tmp_path, "transcribed", 30, primer_seconds=3.0)
-    assert train_music_transformer.main([]) == 0
-    corpus = json.loads((train_music_transformer.REPORT_DIR / "corpus.json").read_text())
+    assert train_music_transformer.main(stage_argv("train_music_transformer")) == 0
+    corpus = json.loads((Path("reports/train_music_transformer") / "corpus.json").read_text())
     assert corpus["train"] == ["c0", "c1", "c2", "c3"] and corpus["validation"] == ["c4"]
     assert [entry["piece"] for entry in corpus["rejected"]] == ["broken"]
     assert "unreadable MIDI" in corpus["rejected"][0]["reason"]
 
-    assert compose.main([]) == 0
-    manifest = json.loads((compose.OUT_DIR / "manifest.json").read_text())["pieces"]
+    assert compose.main(stage_argv("compose")) == 0
+    manifest = json.loads((COMPOSED / "manifest.json").read_text())["pieces"]
     assert [p["kind"] for p in manifest] == ["unconditional", "continuation"]
     for record in manifest:
-        midi = pretty_midi.PrettyMIDI(str(compose.OUT_DIR / record["midi"]))
+        midi = pretty_midi.PrettyMIDI(str(COMPOSED / record["midi"]))
         assert midi.instruments and midi.instruments[0].notes
-        assert (compose.OUT_DIR / "rolls" / f"{record['id']}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (COMPOSED / "rolls" / f"{record['id']}.png").read_bytes()[:4] == b"\x89PNG"
     # The continuation starts with the test piece's first 3 seconds.
     continuation = manifest[1]
     assert continuation["primer"] == "c5" and continuation["primer_events"] > 0
     primer_notes = pretty_midi.PrettyMIDI(str(chorales[5])).instruments[0].notes
-    composed = pretty_midi.PrettyMIDI(str(compose.OUT_DIR / continuation["midi"]))
+    composed = pretty_midi.PrettyMIDI(str(COMPOSED / continuation["midi"]))
     onsets = sorted((round(n.start / 0.01), n.pitch) for n in composed.instruments[0].notes)
     expected = sorted((round(n.start / 0.01), n.pitch) for n in primer_notes if n.start < 2.9)
     assert [onset for onset in onsets if onset[0] < 290] == expected
 
-    metrics = json.loads((compose.REPORT_DIR / "metrics.json").read_text())
+    metrics = json.loads((Path("reports/compose") / "metrics.json").read_text())
     test = metrics["test"]
     assert test["pieces"] == 1 and math.isfinite(test["nll_per_event"])
     by_kind = test["nll_by_event_kind"]
@@ -150,8 +154,8 @@ def test_compose_without_a_test_split_writes_unconditional_pieces_only(
     manifest.write_text(manifest.read_text().replace('"test"', '"train"'))
     monkeypatch.chdir(tmp_path)
     _params(tmp_path, "ground_truth", 2)
-    assert train_music_transformer.main([]) == 0
-    assert compose.main([]) == 0
-    pieces = json.loads((compose.OUT_DIR / "manifest.json").read_text())["pieces"]
+    assert train_music_transformer.main(stage_argv("train_music_transformer")) == 0
+    assert compose.main(stage_argv("compose")) == 0
+    pieces = json.loads((COMPOSED / "manifest.json").read_text())["pieces"]
     assert [p["kind"] for p in pieces] == ["unconditional"]
-    assert "test" not in json.loads((compose.REPORT_DIR / "metrics.json").read_text())
+    assert "test" not in json.loads((Path("reports/compose") / "metrics.json").read_text())

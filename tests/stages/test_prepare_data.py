@@ -8,7 +8,7 @@ from pathlib import Path
 import soundfile as sf
 import yaml
 
-from tests.conftest import run
+from tests.conftest import run, stage_argv
 
 
 def _params(tmp_path: Path, repo_root: Path, **data: object) -> None:
@@ -19,7 +19,9 @@ def _params(tmp_path: Path, repo_root: Path, **data: object) -> None:
 
 def test_stage_writes_corpus_metrics_and_picture(tmp_path, repo_root, venv_env) -> None:
     _params(tmp_path, repo_root)
-    result = run(["python", "-m", "stages.prepare_data"], tmp_path, venv_env)
+    result = run(
+        ["python", "-m", "stages.prepare_data", *stage_argv("prepare_data")], tmp_path, venv_env
+    )
     assert "prepare_data: 2 pieces prepared, 0 rejected" in result.stderr
     assert "piece/s" in result.stderr  # the progress bar shows a rate
     manifest = json.loads((tmp_path / "data/prepared/manifest.json").read_text())["pieces"]
@@ -38,7 +40,12 @@ def test_missing_soundfont_names_what_to_install(tmp_path, repo_root, venv_env) 
         repo_root,
         render={"soundfont": str(tmp_path / "gone.sf2"), "release_tail": 0.25, "peak": 0.9},
     )
-    result = run(["python", "-m", "stages.prepare_data"], tmp_path, venv_env, check=False)
+    result = run(
+        ["python", "-m", "stages.prepare_data", *stage_argv("prepare_data")],
+        tmp_path,
+        venv_env,
+        check=False,
+    )
     assert result.returncode == 1
     assert "apt-get install fluidsynth timgm6mb-soundfont" in result.stderr
     assert "Traceback" not in result.stderr

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.conftest import make_params, tone, untrained_checkpoint
+from tests.conftest import make_params, stage_args, tone, untrained_checkpoint
 from wavegen_core.audio.io import write_wav
 from wavegen_core.data.manifest import Piece, write_manifest
 from wavegen_core.errors import WavegenError
@@ -69,7 +69,7 @@ def _kill_on_first(monkeypatch, name: str) -> list[str]:
 def test_unreadable_audio_is_listed_and_the_rest_transcribed(workdir) -> None:
     from stages.transcribe import transcribe
 
-    transcribe(make_params())
+    transcribe(make_params(), stage_args("transcribe"))
     out = workdir / "data/transcribed"
     manifest = json.loads((out / "manifest.json").read_text())
     assert [p["id"] for p in manifest["pieces"]] == ["good"]  # test split left alone
@@ -86,15 +86,17 @@ def test_a_rerun_resumes_from_the_pieces_already_done(workdir, monkeypatch) -> N
 
     calls = _kill_on_first(monkeypatch, "good.wav")
     with pytest.raises(KeyboardInterrupt):
-        stage.transcribe(make_params())
+        stage.transcribe(make_params(), stage_args("transcribe"))
     assert calls == ["broken.wav", "good.wav"]
     assert not (workdir / "data/transcribed").exists()  # nothing that looks finished
     calls.clear()
-    stage.transcribe(make_params())
+    stage.transcribe(make_params(), stage_args("transcribe"))
     assert calls == ["good.wav"]  # broken.wav's outcome was kept
     assert json.loads((workdir / "data/transcribed/rejected.json").read_text())[0]["id"] == "broken"
     calls.clear()
-    stage.transcribe(make_params())  # a finished run leaves nothing to resume from
+    stage.transcribe(
+        make_params(), stage_args("transcribe")
+    )  # a finished run leaves nothing to resume from
     assert calls == ["broken.wav", "good.wav"]
 
 
@@ -103,14 +105,14 @@ def test_nothing_readable_fails_with_the_reasons(workdir) -> None:
 
     (workdir / "data/prepared/audio/good.wav").write_bytes(b"")
     with pytest.raises(WavegenError, match="no piece could be transcribed.*good: empty file"):
-        transcribe(make_params())
+        transcribe(make_params(), stage_args("transcribe"))
     assert not (workdir / "data/transcribed").exists()
 
 
 def test_evaluation_without_a_test_split_scores_nothing_and_says_so(workdir, caplog) -> None:
     from stages.evaluate_transcriber import evaluate
 
-    evaluate(make_params())  # the one test piece has no MIDI
+    evaluate(make_params(), stage_args("evaluate_transcriber"))  # the one test piece has no MIDI
     report = workdir / "reports/evaluate_transcriber"
     assert json.loads((report / "metrics.json").read_text()) == {"pieces": 0}
     assert json.loads((report / "per_piece.json").read_text()) == {}
@@ -123,9 +125,9 @@ def test_a_killed_run_is_not_resumed_over_a_re_prepared_corpus(workdir, monkeypa
 
     _kill_on_first(monkeypatch, "good.wav")
     with pytest.raises(KeyboardInterrupt):
-        stage.transcribe(make_params())
+        stage.transcribe(make_params(), stage_args("transcribe"))
     # prepare_data reruns and the train piece is now readable audio.
     write_wav(workdir / "data/prepared/audio/broken.wav", tone(2.0, 16000), 16000)
-    stage.transcribe(make_params())
+    stage.transcribe(make_params(), stage_args("transcribe"))
     manifest = json.loads((workdir / "data/transcribed/manifest.json").read_text())
     assert [p["id"] for p in manifest["pieces"]] == ["broken", "good"]

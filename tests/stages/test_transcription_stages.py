@@ -15,7 +15,14 @@ import pretty_midi
 import pytest
 
 from stages import evaluate_transcriber, prepare_data, train_transcriber, transcribe
-from tests.conftest import run, set_data_params, set_params, tiny_repo_copy, tone
+from tests.conftest import (
+    run,
+    set_data_params,
+    set_params,
+    stage_argv,
+    tiny_repo_copy,
+    tone,
+)
 from wavegen_core.audio.io import write_wav
 from wavegen_core.evaluation.transcription import METRIC_NAMES
 from wavegen_core.midi.io import load_midi
@@ -49,7 +56,8 @@ def repo(tmp_path_factory, repo_root, venv_env) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(repo)
         for stage in (prepare_data, train_transcriber, transcribe, evaluate_transcriber):
-            assert stage.main([]) == 0
+            name = stage.__name__.removeprefix("stages.")
+            assert stage.main(stage_argv(name)) == 0
     return repo
 
 
@@ -103,7 +111,7 @@ def test_basic_pitch_transcribes_the_test_chords_and_can_be_the_backend(repo) ->
     set_params(repo, "transcription", backend="basic_pitch")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(repo)
-        assert transcribe.main([]) == 0
+        assert transcribe.main(stage_argv("transcribe")) == 0
     assert _manifest(repo, "data/transcribed")["transcriber"] == "basic_pitch"
     agreement = json.loads((repo / "reports/transcribe/metrics.json").read_text())
     assert agreement["agreement_with_reference"]["onset_f1"] > 0.8

@@ -17,7 +17,7 @@ import soundfile as sf
 import yaml
 
 from stages import synthesize, train_vocoder
-from tests.conftest import untrained_checkpoint, write_chorale_corpus
+from tests.conftest import stage_argv, untrained_checkpoint, write_chorale_corpus
 from wavegen_core.files import write_json
 from wavegen_core.midi.io import write_midi
 from wavegen_core.training.metrics import read_curves
@@ -102,7 +102,7 @@ def trained(workdir) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
         for family in FAMILIES:
-            assert train_vocoder.main([family]) == 0
+            assert train_vocoder.main(stage_argv(f"train_vocoder@{family}")) == 0
     return workdir
 
 
@@ -129,7 +129,7 @@ def test_each_family_learns_from_rendered_chorales(trained, family) -> None:
 def test_synthesize_writes_audible_audio_of_the_right_length_and_scores_it(trained, family) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(trained)
-        assert synthesize.main([family]) == 0
+        assert synthesize.main(stage_argv(f"synthesize@{family}")) == 0
     out = trained / "data/synthesized" / family
     manifest = json.loads((out / "manifest.json").read_text())
     assert [p["kind"] for p in manifest["pieces"]] == ["test", "composed"]
@@ -167,7 +167,7 @@ def test_a_family_not_listed_in_params_is_refused(trained, capsys) -> None:
     other.write_text(yaml.safe_dump(params))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(trained)
-        assert train_vocoder.main(["flow", "--params", str(other)]) == 2
+        assert train_vocoder.main(stage_argv("train_vocoder@flow", "--params", str(other))) == 2
     assert "does not list 'flow'" in capsys.readouterr().err
 
 
@@ -177,7 +177,7 @@ def test_a_resumed_gan_run_ends_where_an_uninterrupted_one_does(workdir, tmp_pat
 
     import torch
 
-    from wavegen_core.training.checkpoint import load_checkpoint
+    from wavegen_core.checkpoint import load_checkpoint
 
     states = {}
     for name, stops in (("straight", [4]), ("resumed", [2, 4])):
@@ -190,7 +190,7 @@ def test_a_resumed_gan_run_ends_where_an_uninterrupted_one_does(workdir, tmp_pat
             (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
             with pytest.MonkeyPatch.context() as patch:
                 patch.chdir(run_dir)
-                assert train_vocoder.main(["gan"]) == 0
+                assert train_vocoder.main(stage_argv("train_vocoder@gan")) == 0
         checkpoint = load_checkpoint(run_dir / "models/vocoder/gan/checkpoint.pt")
         assert checkpoint["step"] == 4
         states[name] = checkpoint["state"]

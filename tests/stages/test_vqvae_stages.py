@@ -13,11 +13,11 @@ import torch
 import yaml
 
 from stages import encode, sample_hierarchy, train_prior, train_vqvae
-from tests.conftest import write_chorale_corpus
+from tests.conftest import stage_argv, write_chorale_corpus
+from wavegen_core.checkpoint import load_checkpoint
 from wavegen_core.data.codes import level_digest, read_codes
-from wavegen_core.training.checkpoint import load_checkpoint
+from wavegen_core.models.vqvae import SPEC as TIER
 from wavegen_core.training.metrics import read_curves
-from wavegen_core.training.vqvae import load_tier
 
 pytestmark = pytest.mark.slow
 
@@ -63,10 +63,10 @@ def run(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
         for tier in ("1", "2"):
-            assert train_vqvae.main([tier]) == 0
-            assert encode.main([tier]) == 0
-        assert train_prior.main([]) == 0
-        assert sample_hierarchy.main([]) == 0
+            assert train_vqvae.main(stage_argv(f"train_vqvae@{tier}")) == 0
+            assert encode.main(stage_argv(f"encode@{tier}")) == 0
+        assert train_prior.main(stage_argv("train_prior")) == 0
+        assert sample_hierarchy.main(stage_argv("sample_hierarchy")) == 0
     return root
 
 
@@ -100,7 +100,7 @@ def test_tier_two_consumes_exactly_what_encode_wrote(run) -> None:
     checkpoint = load_checkpoint(run / "models/vqvae/2/checkpoint.pt")
     assert checkpoint["config"]["input_digest"] == level_digest(run / "data/codes/1")
     one, two = read_codes(run / "data/codes/1"), read_codes(run / "data/codes/2")
-    tier = load_tier(run / "models/vqvae/2/checkpoint.pt")
+    tier = TIER.load(run / "models/vqvae/2/checkpoint.pt")
     # Its encoder reads tier 1's code vectors as encode@1 wrote them ...
     assert np.array_equal(tier.codebook_below.numpy(), one.codebook)
     # ... and encode@2's codes are tier 2 applied to encode@1's codes.
@@ -150,5 +150,16 @@ def test_samples_and_reconstructions_are_written_and_scored(run) -> None:
 def test_a_tier_that_params_do_not_define_exits_2(run, capsys) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(run)
-        assert train_vqvae.main(["3"]) == 2
+        argv = ["3", "--input", "data/codes/2", "--checkpoint", "m.pt", "--reports", "r"]
+        assert train_vqvae.main(argv) == 2
     assert "not 3" in capsys.readouterr().err
+
+
+def test_a_tier_given_the_wrong_level_below_fails_naming_it(run, capsys) -> None:
+    """Tier 2 encodes tier 1's codes: pointed at the audio, it refuses before training."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(run)
+        argv = ["2", "--input", "data/prepared", "--checkpoint", "m.pt", "--reports", "r"]
+        assert train_vqvae.main(argv) == 1
+    assert "tier 2 encodes tier 1 codes, but data/prepared holds audio" in capsys.readouterr().err
+    assert not (run / "m.pt").exists()

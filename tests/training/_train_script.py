@@ -22,9 +22,10 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from wavegen_core.config import TrainLoopConfig
 from wavegen_core.progress import setup_logging
-from wavegen_core.training import TrainResult, fit, seed_everything, step_generator
+from wavegen_core.schema import TrainLoopConfig
+from wavegen_core.seeding import seed_everything, step_generator
+from wavegen_core.training.loop import TrainResult, fit
 
 SEED = 7
 FEATURES = 4

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from wavegen_core.errors import WavegenError
-from wavegen_core.training import DeviceUnavailableError, choose_device
+from wavegen_core.training.device import DeviceUnavailableError, choose_device
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ from tests.training._train_script import (
     mse,
     train,
 )
-from wavegen_core.training import NonFiniteLossError, load_checkpoint, move_to, read_curves
+from wavegen_core.checkpoint import load_checkpoint
+from wavegen_core.training.loop import NonFiniteLossError, move_to
+from wavegen_core.training.metrics import read_curves
 
 
 def _nan_at(step: int):
@@ -133,3 +135,85 @@ def test_move_to_reaches_tensors_inside_containers() -> None:
     assert moved["audio"].is_meta and moved["notes"][0].is_meta
     assert moved["notes"][1][0].is_meta and moved["notes"][1][1] == "id"
     assert moved["n"] == 3
+
+
+def _two_phase(tmp_path, steps: int, sub: str):
+    """A toy adversarial-shaped run: a 'critic' and a 'maker' half of one model, each with
+    its own optimiser and decaying schedule; the maker's phase reads what the critic's
+    left in ``carry``."""
+    from tests.training._train_script import SEED, batches, regression_data
+    from wavegen_core.models.spec import Optimiser
+    from wavegen_core.seeding import seed_everything
+    from wavegen_core.training.loop import fit
+
+    seed_everything(SEED)
+    model = nn.ModuleDict({"critic": nn.Linear(4, 1), "maker": nn.Linear(4, 1)})
+    optimisers = []
+    for name in ("critic", "maker"):
+        optimizer = torch.optim.AdamW(model[name].parameters(), lr=0.05, betas=(0.8, 0.99))
+        decay = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+        optimisers.append(Optimiser(name, optimizer, decay))
+
+    def critic(model, batch, carry):
+        inputs, targets = batch
+        carry["made"] = model["maker"](inputs)
+        loss = ((model["critic"](inputs) - carry["made"].detach()) ** 2).mean()
+        return loss, {"critic_term": loss.detach()}
+
+    def maker(model, batch, carry):
+        inputs, targets = batch
+        return ((carry["made"] - targets[:, None]) ** 2).mean(), {}
+
+    train_data, _ = regression_data(SEED)
+    return fit(
+        model,
+        optimisers,
+        loss_fn={"critic": critic, "maker": maker},
+        batch_for_step=batches(train_data, 8, SEED),
+        loop=loop_config(steps, checkpoint_every=2),
+        checkpoint_path=tmp_path / sub / CHECKPOINT,
+        metrics_dir=tmp_path / sub / METRICS,
+        config={"run": "two-phase"},
+        device=torch.device("cpu"),
+    ), model
+
+
+def test_named_optimisers_step_in_order_each_on_its_own_loss_and_resume_exactly(
+    tmp_path,
+) -> None:
+    result, model = _two_phase(tmp_path, 6, "straight")
+    checkpoint = load_checkpoint(tmp_path / "straight" / CHECKPOINT)
+    assert set(checkpoint["optimizer"]) == set(checkpoint["scheduler"]) == {"critic", "maker"}
+    # Each schedule halved its rate every 2 steps: 6 steps, three halvings.
+    assert result.metrics["train/critic_lr"] == pytest.approx(0.05 / 8)
+    assert result.metrics["train/maker_lr"] == pytest.approx(0.05 / 8)
+    assert result.metrics["train/loss"] == pytest.approx(
+        result.metrics["train/critic_loss"] + result.metrics["train/maker_loss"]
+    )
+    assert "train/critic_term" in result.metrics
+    _two_phase(tmp_path, 4, "resumed")
+    _, resumed = _two_phase(tmp_path, 6, "resumed")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_named_optimisers_need_one_loss_each(tmp_path) -> None:
+    from wavegen_core.models.spec import Optimiser
+    from wavegen_core.training.loop import fit
+
+    model = nn.Linear(2, 1)
+    optimisers = [
+        Optimiser(name, torch.optim.SGD(model.parameters(), lr=0.1)) for name in ("a", "b")
+    ]
+    with pytest.raises(ValueError, match=r"loss_fn must map each optimiser's name \(a, b\)"):
+        fit(
+            model,
+            optimisers,
+            loss_fn={"a": lambda m, b, c: (m(b).sum(), {})},
+            batch_for_step=lambda step: torch.ones(1, 2),
+            loop=loop_config(1),
+            checkpoint_path=tmp_path / CHECKPOINT,
+            metrics_dir=tmp_path / METRICS,
+            config={},
+            device=torch.device("cpu"),
+        )

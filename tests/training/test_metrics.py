@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from wavegen_core.training import MetricsLog, read_curves, truncate_curves
+from wavegen_core.training.metrics import MetricsLog, read_curves, truncate_curves
 
 
 def _log_steps(directory, steps) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from tests.training._train_script import CHECKPOINT, METRICS
-from wavegen_core.training import load_checkpoint, read_curves
+from wavegen_core.checkpoint import load_checkpoint
+from wavegen_core.training.metrics import read_curves
 
 STEPS, KILL_AT, LAST_CHECKPOINT = 30, 13, 10
 

@@ -11,9 +11,45 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 from torch import nn
 
-from wavegen_core.config import MelConfig
+from wavegen_core.schema import Strict
+
+
+class MelConfig(Strict):
+    """A log-mel spectrogram front end, shared by the transcriber and the vocoders.
+
+    Defaults are the settings of Onsets and Frames (Hawthorne et al. 2018, section 3):
+    16 kHz audio, a 2048-point FFT, hop 512 (31.25 frames per second) and 229 mel bins
+    from 30 Hz to 8 kHz, except ``n_mels``, which the tiny profile shrinks to 64.
+    """
+
+    sample_rate: int = Field(16000, gt=0, le=192000)
+    n_fft: int = Field(2048, ge=16, le=16384)
+    # Frame rate = sample_rate / hop_length.
+    hop_length: int = Field(512, gt=0, le=16384)
+    n_mels: int = Field(64, ge=4, le=512)
+    fmin: float = Field(30.0, ge=0.0)
+    fmax: float = Field(8000.0, gt=0.0)
+    # Added before the log so that silence maps to a finite floor.
+    log_eps: float = Field(1e-5, gt=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> MelConfig:
+        if self.fmax > self.sample_rate / 2:
+            raise ValueError(
+                f"fmax={self.fmax:g} is above the Nyquist frequency {self.sample_rate / 2:g}"
+            )
+        if self.fmin >= self.fmax:
+            raise ValueError(f"fmin={self.fmin:g} must be below fmax={self.fmax:g}")
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"hop_length={self.hop_length} exceeds n_fft={self.n_fft}")
+        return self
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.sample_rate / self.hop_length
 
 
 def hz_to_mel(frequency: np.ndarray | float) -> np.ndarray:
@@ -55,15 +91,17 @@ class LogMelSpectrogram(nn.Module):
     """Audio (batch, samples) or (samples,) -> log-mel (batch, frames, n_mels).
 
     Power spectrum of a Hann-windowed STFT, projected on the mel filterbank, then
-    ``log(mel + log_eps)`` (Hawthorne et al. 2018, section 3, use log-mel input).
+    ``log(mel + log_eps)`` (Hawthorne et al. 2018, section 3, use log-mel input). With
+    ``magnitude``, HiFi-GAN's: the magnitude spectrum's mel, ``log(max(mel, log_eps))``.
     """
 
     window: torch.Tensor
     filterbank: torch.Tensor
 
-    def __init__(self, config: MelConfig) -> None:
+    def __init__(self, config: MelConfig, magnitude: bool = False) -> None:
         super().__init__()
         self.config = config
+        self.magnitude = magnitude
         self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
         self.register_buffer(
             "filterbank", torch.from_numpy(mel_filterbank(config)), persistent=False
@@ -85,6 +123,11 @@ class LogMelSpectrogram(nn.Module):
             return_complex=True,
         )
         power = spectrum.abs().pow(2)  # (batch, bins, frames)
-        mel = torch.matmul(self.filterbank, power).transpose(1, 2)
-        log_mel = torch.log(mel + self.config.log_eps)
+        if self.magnitude:
+            # HiFi-GAN's `mel_spectrogram`: sqrt(power + 1e-9), then a clamp, not an offset.
+            mel = torch.matmul(self.filterbank, torch.sqrt(power + 1e-9)).transpose(1, 2)
+            log_mel = torch.log(mel.clamp(min=self.config.log_eps))
+        else:
+            mel = torch.matmul(self.filterbank, power).transpose(1, 2)
+            log_mel = torch.log(mel + self.config.log_eps)
         return log_mel if audio.dim() == 2 else log_mel.squeeze(0)

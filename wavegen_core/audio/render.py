@@ -7,8 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pretty_midi
+from pydantic import Field
 
 from wavegen_core.errors import WavegenError
+from wavegen_core.schema import Seconds, Strict
+
+
+class RenderConfig(Strict):
+    """Synthesis of MIDI to audio with FluidSynth."""
+
+    soundfont: str = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+    # Kept after the last note-off so releases are not cut.
+    release_tail: Seconds = Field(0.25, le=5.0)
+    # Peak amplitude after normalisation.
+    peak: float = Field(0.9, gt=0.0, le=1.0)
+
 
 # What a Debian/Ubuntu machine needs for rendering; named in every error about it.
 DEBIAN_PACKAGES = ("fluidsynth", "timgm6mb-soundfont")

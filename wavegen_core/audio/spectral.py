@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wavegen_core.audio.mel import LogMelSpectrogram
-from wavegen_core.config import MelConfig
+from wavegen_core.audio.mel import LogMelSpectrogram, MelConfig
 
 
 @dataclass(frozen=True)

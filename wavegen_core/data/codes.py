@@ -27,8 +27,9 @@ import torch
 
 from wavegen_core.audio.io import AudioReadError, load_audio
 from wavegen_core.data.manifest import read_manifest
+from wavegen_core.errors import WavegenError
 from wavegen_core.files import atomic_path, write_json
-from wavegen_core.training.seeding import step_generator
+from wavegen_core.seeding import step_generator
 
 CODES_FILE = "codes.npz"
 CODEBOOK_FILE = "codebook.npy"
@@ -135,6 +136,17 @@ def load_level(
     if (Path(path) / CODES_FILE).exists():
         return read_codes(path), []
     return load_audio_level(path, sample_rate)
+
+
+def check_level_below(level: Level, tier: int, path: str | os.PathLike[str]) -> None:
+    """Refuse a level that is not what tier ``tier`` encodes: audio for tier 1, the codes
+    of tier ``tier - 1`` above it (read from what the level is, not from its path)."""
+    below = level.info.get("tier")
+    if tier == 1 and below is not None:
+        raise WavegenError(f"tier 1 encodes audio, but {path} holds tier {below} codes")
+    if tier > 1 and below != tier - 1:
+        what = "audio" if below is None else f"tier {below} codes"
+        raise WavegenError(f"tier {tier} encodes tier {tier - 1} codes, but {path} holds {what}")
 
 
 def excerpt_batch(

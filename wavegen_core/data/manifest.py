@@ -28,9 +28,7 @@ class Piece:
     origin: str
 
 
-def write_manifest(
-    directory: str | os.PathLike[str], pieces: list[Piece], **about: str
-) -> Path:
+def write_manifest(directory: str | os.PathLike[str], pieces: list[Piece], **about: str) -> Path:
     """Write the manifest; ``about`` adds top-level fields (e.g. ``transcriber="model"``)."""
     path = Path(directory) / MANIFEST_NAME
     records = [asdict(piece) for piece in sorted(pieces, key=lambda p: p.id)]
@@ -42,3 +40,15 @@ def read_manifest(directory: str | os.PathLike[str]) -> list[Piece]:
     """The pieces of a prepared corpus directory."""
     payload = json.loads((Path(directory) / MANIFEST_NAME).read_text(encoding="utf-8"))
     return [Piece(**record) for record in payload["pieces"]]
+
+
+def midi_files(
+    directory: str | os.PathLike[str], splits: tuple[str, ...]
+) -> list[tuple[str, Path]]:
+    """``(piece, MIDI path)`` of a corpus's pieces in ``splits`` that have MIDI."""
+    root = Path(directory)
+    return [
+        (p.id, root / p.midi)
+        for p in read_manifest(root)
+        if p.split in splits and p.has_midi and p.midi
+    ]

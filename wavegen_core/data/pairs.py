@@ -8,6 +8,7 @@ of step N depends only on (seed, N), which makes a resumed run equal an uninterr
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,48 @@ import torch
 from wavegen_core.audio.io import load_audio
 from wavegen_core.data.manifest import Piece
 from wavegen_core.midi.io import load_midi
-from wavegen_core.models.conditioning import conditioning_roll, frames_for_samples
-from wavegen_core.training.seeding import step_generator
+from wavegen_core.midi.events import performance_notes
+from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY, MAX_VELOCITY
+from wavegen_core.seeding import step_generator
+
+
+ROLL_FEATURES = ("onset", "sounding", "velocity")
+ROLL_CHANNELS = len(ROLL_FEATURES) * KEY_COUNT
+
+
+def conditioning_roll(
+    midi: pretty_midi.PrettyMIDI, n_frames: int, frames_per_second: float
+) -> np.ndarray:
+    """The (ROLL_CHANNELS, n_frames) float32 roll of ``midi``: onsets, sounding, velocity.
+
+    Channels ``f * 88 + key`` hold feature ``ROLL_FEATURES[f]`` of key ``key`` (A0 = 0).
+    A note from ``start`` to ``end`` seconds starts in frame ``floor(start * fps)``
+    (the frame whose samples hold its attack) and sounds until frame
+    ``ceil(end * fps)``, at least one frame. The sustain pedal lengthens notes first,
+    as it does for the Music Transformer's events. Notes past ``n_frames`` are cut;
+    keys off the piano are left out.
+    """
+    roll = np.zeros((len(ROLL_FEATURES), KEY_COUNT, n_frames), dtype=np.float32)
+    onset, sounding, velocity = roll
+    for note in performance_notes(midi, sustain=True):
+        key = note.pitch - LOWEST_KEY
+        if not 0 <= key < KEY_COUNT:
+            continue
+        first = int(math.floor(note.start * frames_per_second))
+        last = max(int(math.ceil(note.end * frames_per_second)), first + 1)
+        if first >= n_frames or last <= 0:
+            continue
+        first = max(first, 0)
+        sounding[key, first:last] = 1.0
+        # A later note of the same key takes over the velocity from its onset on.
+        velocity[key, first:last] = note.velocity / MAX_VELOCITY
+        onset[key, first] = 1.0
+    return roll.reshape(ROLL_CHANNELS, n_frames)
+
+
+def frames_for_samples(samples: int, hop_length: int) -> int:
+    """Conditioning frames covering ``samples`` samples (the last one may run past the end)."""
+    return -(-samples // hop_length)
 
 
 @dataclass(frozen=True)

@@ -17,20 +17,24 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, model_validator
 
 from wavegen_core import __version__
+from wavegen_core.data.prepare_config import DataConfig, PrepareJob, SplitsConfig
 from wavegen_core.audio.io import AudioReadError, load_audio, write_wav
-from wavegen_core.audio.render import check_renderer, render_midi
-from wavegen_core.config import Params
+from wavegen_core.audio.render import RenderConfig, check_renderer, render_midi
 from wavegen_core.data.manifest import Piece, write_manifest
 from wavegen_core.data.sources import SourceItem, discover
 from wavegen_core.errors import WavegenError
 from wavegen_core.files import replace_dir, staging_dir, write_json
+from wavegen_core.midi.chorales import ChoralesConfig
 from wavegen_core.midi.io import MidiReadError, load_midi, note_count, write_midi
 from wavegen_core.progress import log, progress
+from wavegen_core.schema import Probability, Seconds, Strict
+
 
 REJECTED_NAME = "rejected.json"
 
@@ -55,46 +59,46 @@ class PrepareResult:
 # --------------------------------------------------------------------------- one piece
 
 
-def _render(midi: Any, params: Params) -> np.ndarray:
-    render = params.data.render
+def _render(midi: Any, job: PrepareJob) -> np.ndarray:
+    render = job.data.render
     return render_midi(
         midi,
-        sample_rate=params.audio.sample_rate,
+        sample_rate=job.sample_rate,
         soundfont=render.soundfont,
         release_tail=render.release_tail,
         peak=render.peak,
     )
 
 
-def _load_piece(item: SourceItem, params: Params) -> tuple[np.ndarray, Any]:
+def _load_piece(item: SourceItem, job: PrepareJob) -> tuple[np.ndarray, Any]:
     """Audio and MIDI (or None) of one item, read or rendered."""
     if item.corpus_id is not None:
         from wavegen_core.midi.chorales import chorale_to_midi
 
-        midi = chorale_to_midi(item.corpus_id, params.data.chorales, params.seed)
-        return _render(midi, params), midi
+        midi = chorale_to_midi(item.corpus_id, job.data.chorales, job.seed)
+        return _render(midi, job), midi
     midi = load_midi(item.midi) if item.midi is not None else None
     if item.audio is None:
-        return _render(midi, params), midi
-    return load_audio(item.audio, params.audio.sample_rate), midi
+        return _render(midi, job), midi
+    return load_audio(item.audio, job.sample_rate), midi
 
 
-def prepare_piece(item: SourceItem, params: Params, staging: Path) -> Piece | Rejection:
+def prepare_piece(item: SourceItem, job: PrepareJob, staging: Path) -> Piece | Rejection:
     """Read or render one piece into ``staging``; a bad file becomes a :class:`Rejection`."""
     try:
-        audio, midi = _load_piece(item, params)
+        audio, midi = _load_piece(item, job)
     except (AudioReadError, MidiReadError) as err:
         return Rejection(item.origin, str(err))
     except (OSError, ValueError) as err:
         return Rejection(item.origin, f"{type(err).__name__}: {err}")
-    duration = len(audio) / params.audio.sample_rate
-    if duration < params.data.min_duration:
+    duration = len(audio) / job.sample_rate
+    if duration < job.data.min_duration:
         return Rejection(
             item.origin,
-            f"too short: {duration:.2f} s < data.min_duration {params.data.min_duration:g} s",
+            f"too short: {duration:.2f} s < data.min_duration {job.data.min_duration:g} s",
         )
     audio_rel = f"audio/{item.piece_id}.wav"
-    write_wav(staging / audio_rel, audio, params.audio.sample_rate)
+    write_wav(staging / audio_rel, audio, job.sample_rate)
     midi_rel = None
     if midi is not None:
         midi_rel = f"midi/{item.piece_id}.mid"
@@ -144,12 +148,12 @@ def assign_splits(
     return splits
 
 
-def fingerprint(params: Params) -> str:
+def fingerprint(job: PrepareJob) -> str:
     """A hash of everything that changes the prepared corpus, naming its staging directory."""
     relevant = {
-        "seed": params.seed,
-        "audio": params.audio.model_dump(),
-        "data": params.data.model_dump(exclude={"num_workers"}),
+        "seed": job.seed,
+        "audio": {"sample_rate": job.sample_rate},
+        "data": job.data.model_dump(exclude={"num_workers"}),
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
@@ -167,10 +171,10 @@ def _finished_records(staging: Path) -> dict[str, Piece]:
     return records
 
 
-def _run(items: list[SourceItem], params: Params, staging: Path) -> list[Piece | Rejection]:
-    workers = params.data.num_workers or os.cpu_count() or 1
+def _run(items: list[SourceItem], job: PrepareJob, staging: Path) -> list[Piece | Rejection]:
+    workers = job.data.num_workers or os.cpu_count() or 1
     workers = min(workers, max(len(items), 1))
-    work = partial(prepare_piece, params=params, staging=staging)
+    work = partial(prepare_piece, job=job, staging=staging)
     bar = partial(progress, total=len(items), desc="prepare_data", unit="piece")
     if workers == 1:
         return list(bar(map(work, items)))
@@ -180,26 +184,26 @@ def _run(items: list[SourceItem], params: Params, staging: Path) -> list[Piece |
         return list(bar(pool.imap_unordered(work, items)))
 
 
-def prepare_corpus(params: Params, out_dir: str | os.PathLike[str]) -> PrepareResult:
-    """Prepare the corpus that ``params.data`` names into ``out_dir``, atomically.
+def prepare_corpus(job: PrepareJob, out_dir: str | os.PathLike[str]) -> PrepareResult:
+    """Prepare the corpus that ``job.data`` names into ``out_dir``, atomically.
 
     ``out_dir`` holds ``audio/``, ``midi/``, ``manifest.json`` and ``rejected.json``.
     Raises :class:`NothingUsable` when no piece survives.
     """
     out_dir = Path(out_dir)
-    items = discover(params.data.source, params.data.root)
-    if params.data.max_pieces is not None:
-        items = items[: params.data.max_pieces]
-    log.info("prepare_data: %d pieces from %s", len(items), params.data.source)
+    items = discover(job.data.source, job.data.root)
+    if job.data.max_pieces is not None:
+        items = items[: job.data.max_pieces]
+    log.info("prepare_data: %d pieces from %s", len(items), job.data.source)
     if any(item.corpus_id is not None or item.audio is None for item in items):
-        check_renderer(params.data.render.soundfont)
+        check_renderer(job.data.render.soundfont)
 
-    staging = staging_dir(out_dir, fingerprint(params))
+    staging = staging_dir(out_dir, fingerprint(job))
     done = _finished_records(staging)
     if done:
         log.info("prepare_data: resuming, %d pieces already prepared", len(done))
     todo = [item for item in items if item.piece_id not in done]
-    outcomes = _run(todo, params, staging)
+    outcomes = _run(todo, job, staging)
 
     pieces = list(done.values()) + [o for o in outcomes if isinstance(o, Piece)]
     rejected = sorted((o for o in outcomes if isinstance(o, Rejection)), key=lambda r: r.origin)
@@ -211,9 +215,7 @@ def prepare_corpus(params: Params, out_dir: str | os.PathLike[str]) -> PrepareRe
         raise NothingUsable(f"no usable piece among {len(items)} ({reasons})")
 
     labelled = [p.id for p in pieces if p.has_midi and p.source != "maestro"]
-    splits = assign_splits(
-        labelled, params.data.splits.validation, params.data.splits.test, params.seed
-    )
+    splits = assign_splits(labelled, job.data.splits.validation, job.data.splits.test, job.seed)
     pieces = sorted(
         (Piece(**{**asdict(p), "split": splits.get(p.id, p.split)}) for p in pieces),
         key=lambda p: p.id,

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from wavegen_core.audio.io import load_audio
-from wavegen_core.config import MelConfig
+from wavegen_core.audio.mel import MelConfig
 from wavegen_core.data.manifest import Piece
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import TARGET_NAMES, midi_to_targets
-from wavegen_core.training.seeding import step_generator
+from wavegen_core.seeding import step_generator
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,24 @@ import zlib
 
 import numpy as np
 import pretty_midi
+from pydantic import Field
 
-from wavegen_core.config import ChoralesConfig
+from wavegen_core.schema import Seconds, Strict
+
+
+class ChoralesConfig(Strict):
+    """How the bundled Bach chorales become piano MIDI."""
+
+    # The chorales carry no tempo; at 120 bpm the 350 files last about 2.8 h.
+    tempo_bpm: float = Field(100.0, gt=0.0, le=400.0)
+    # Seeded humanisation: a MIDI velocity per note from N(mean, std), clipped to 1..127,
+    # plus Gaussian onset jitter, so the transcriber sees dynamics and imperfect timing.
+    velocity_mean: float = Field(72.0, ge=1.0, le=127.0)
+    velocity_std: float = Field(12.0, ge=0.0, le=64.0)
+    onset_jitter: Seconds = Field(0.008, le=0.1)
+    # General MIDI program the chorales are played on; 0 is the acoustic grand piano.
+    program: int = Field(0, ge=0, le=127)
+
 
 # Shortest note kept after jitter, in seconds, so no note collapses to nothing.
 MIN_NOTE_SECONDS = 0.02

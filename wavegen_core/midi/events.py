@@ -35,10 +35,28 @@ from collections import defaultdict, deque
 from collections.abc import Sequence
 
 import pretty_midi
+from pydantic import Field
 
-from wavegen_core.config import EventsConfig
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import MAX_VELOCITY, notes_to_midi
+from wavegen_core.schema import Strict
+
+
+class EventsConfig(Strict):
+    """The performance-event vocabulary of Oore et al. 2018 and the Music Transformer.
+
+    NOTE_ON and NOTE_OFF for each of the 128 MIDI pitches, TIME_SHIFT by 1 to
+    ``max_shift_steps`` steps of ``time_step`` seconds, and VELOCITY in
+    ``velocity_bins`` bins: 128 + 128 + 100 + 32 = 388 events at the paper's values,
+    plus PAD, START and END.
+    """
+
+    time_step: float = Field(0.01, gt=0.0, le=1.0)
+    max_shift_steps: int = Field(100, gt=0, le=10000)
+    velocity_bins: int = Field(32, ge=1, le=127)
+    # Extend notes while the sustain pedal (CC 64 >= 64) is down, as the paper does.
+    sustain: bool = True
+
 
 PAD, START, END = 0, 1, 2
 SPECIAL_NAMES = ("PAD", "START", "END")

@@ -11,8 +11,23 @@ from __future__ import annotations
 
 import numpy as np
 import pretty_midi
+from pydantic import Field
 
-from wavegen_core.config import NoteDecodingConfig
+from wavegen_core.schema import Probability, Seconds, Strict
+
+
+class NoteDecodingConfig(Strict):
+    """How frame-wise probabilities become notes (Hawthorne et al. 2018, section 3).
+
+    A note starts only where the onset head fires, and lasts while the frame head
+    stays on; the paper thresholds both at 0.5.
+    """
+
+    onset_threshold: Probability = 0.5
+    frame_threshold: Probability = 0.5
+    # Notes shorter than this are dropped as spurious; 0 keeps every note.
+    min_note_seconds: Seconds = Field(0.0, le=10.0)
+
 
 # The 88 keys of the piano, A0 (MIDI 21) to C8 (MIDI 108).
 LOWEST_KEY = 21

@@ -1,23 +1,3 @@
-"""Model families, one file each: building blocks, the model, its losses and inference."""
-
-from wavegen_core.models.onsets_frames import (
-    OnsetsAndFrames,
-    iter_activations,
-    parameter_count,
-    predict_activations,
-    transcribe_audio,
-    transcribe_file,
-    transcribe_stream,
-    transcription_loss,
-)
-
-__all__ = [
-    "OnsetsAndFrames",
-    "iter_activations",
-    "parameter_count",
-    "predict_activations",
-    "transcribe_audio",
-    "transcribe_file",
-    "transcribe_stream",
-    "transcription_loss",
-]
+"""Model families, one file each (the network, its losses, inference and its spec), with
+its config class in ``configs/<family>.py``; :mod:`wavegen_core.models.spec` says what
+a spec offers, and :mod:`wavegen_core.models.vocoders` finds a vocoder family's by name."""

@@ -1,5 +1,8 @@
 """MIDI conditioning for the vocoders: a piano roll, encoded and brought to the sample rate.
 
+The roll itself is data (:func:`wavegen_core.data.pairs.conditioning_roll`); this module
+holds the network that encodes it.
+
 Every vocoder family (``wavenet``, ``flow``, ``gan``) is conditioned the same way
 (Hawthorne et al. 2019 condition their WaveNet on the piano roll of the MIDI). The
 roll has one frame per ``hop_length`` samples: frame ``i`` stands for samples
@@ -17,55 +20,12 @@ convolutions or by repeating each frame and smoothing with a convolution.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-import pretty_midi
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wavegen_core.config import ConditioningConfig
-from wavegen_core.midi.events import performance_notes
-from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY, MAX_VELOCITY
-
-ROLL_FEATURES = ("onset", "sounding", "velocity")
-ROLL_CHANNELS = len(ROLL_FEATURES) * KEY_COUNT
-
-
-def conditioning_roll(
-    midi: pretty_midi.PrettyMIDI, n_frames: int, frames_per_second: float
-) -> np.ndarray:
-    """The (ROLL_CHANNELS, n_frames) float32 roll of ``midi``: onsets, sounding, velocity.
-
-    Channels ``f * 88 + key`` hold feature ``ROLL_FEATURES[f]`` of key ``key`` (A0 = 0).
-    A note from ``start`` to ``end`` seconds starts in frame ``floor(start * fps)``
-    (the frame whose samples hold its attack) and sounds until frame
-    ``ceil(end * fps)``, at least one frame. The sustain pedal lengthens notes first,
-    as it does for the Music Transformer's events. Notes past ``n_frames`` are cut;
-    keys off the piano are left out.
-    """
-    roll = np.zeros((len(ROLL_FEATURES), KEY_COUNT, n_frames), dtype=np.float32)
-    onset, sounding, velocity = roll
-    for note in performance_notes(midi, sustain=True):
-        key = note.pitch - LOWEST_KEY
-        if not 0 <= key < KEY_COUNT:
-            continue
-        first = int(math.floor(note.start * frames_per_second))
-        last = max(int(math.ceil(note.end * frames_per_second)), first + 1)
-        if first >= n_frames or last <= 0:
-            continue
-        first = max(first, 0)
-        sounding[key, first:last] = 1.0
-        # A later note of the same key takes over the velocity from its onset on.
-        velocity[key, first:last] = note.velocity / MAX_VELOCITY
-        onset[key, first] = 1.0
-    return roll.reshape(ROLL_CHANNELS, n_frames)
-
-
-def frames_for_samples(samples: int, hop_length: int) -> int:
-    """Conditioning frames covering ``samples`` samples (the last one may run past the end)."""
-    return -(-samples // hop_length)
+from wavegen_core.data.pairs import ROLL_CHANNELS
+from wavegen_core.models.configs.vocoder import ConditioningConfig
 
 
 def upsample_factors(hop_length: int, largest: int = 16) -> list[int]:

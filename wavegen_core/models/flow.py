@@ -25,9 +25,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wavegen_core.config import ConditioningConfig, FlowConfig, SamplingTemperatures
 from wavegen_core.models.blocks import GatedResidualStack
 from wavegen_core.models.conditioning import ConditioningNetwork
+from wavegen_core.models.configs.flow import FlowConfig
+from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.spec import VocoderSpec
 from wavegen_core.progress import progress_bar
 
 # --------------------------------------------------------------------------- building blocks
@@ -155,11 +157,7 @@ class FlowVocoder(nn.Module):
 
     def __init__(self, config: FlowConfig, conditioning: ConditioningConfig, sample_rate: int):
         super().__init__()
-        if conditioning.hop_length % config.groups:
-            raise ValueError(
-                f"conditioning.hop_length={conditioning.hop_length} is not a multiple of "
-                f"flow.groups={config.groups}: a frame must hold whole groups of samples"
-            )
+        config.check_conditioning(conditioning)
         self.config = config
         self.sample_rate = sample_rate
         self.groups = config.groups
@@ -296,7 +294,7 @@ class FlowVocoder(nn.Module):
         ``vocoder.synthesize.temperature.flow``) for cleaner audio, and temperature 0
         gives the deterministic path ``inverse(0)``. The result is clamped to [-1, 1].
         """
-        temperature = SamplingTemperatures().flow if temperature is None else temperature
+        temperature = FlowConfig.default_temperature() if temperature is None else temperature
         weight = self.flow_step(0)[0].weight
         steps = roll.shape[-1] * self.hop_length // self.groups
         # Drawn where the generator lives, so a seeded CPU generator drives a GPU model too.
@@ -311,3 +309,8 @@ class FlowVocoder(nn.Module):
         z = z.to(weight.device) * (self.config.sigma * temperature)
         audio = self.inverse(z, roll.to(weight.dtype), progress=progress)
         return audio.clamp(-1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- spec
+
+SPEC: VocoderSpec[FlowVocoder] = VocoderSpec(FlowConfig, FlowVocoder)

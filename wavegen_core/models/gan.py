@@ -13,19 +13,19 @@ multi-scale one (MelGAN's, Kumar et al. 2019) at the raw and average-pooled audi
 adversarial ones, feature matching between the discriminators' maps on real and
 generated audio, and an L1 distance between log-mel spectrograms.
 
-HiFi-GAN alternates a discriminator update and a generator update. The shared training
-loop makes one backward pass per step with one optimizer, so :meth:`GanVocoder.loss`
-returns one scalar whose gradient is each network's own: the discriminator's loss sees
-the generated audio detached, and the generator's losses see a discriminator whose
-parameters are detached. Both networks are then updated at once from the same batch (a
-simultaneous rather than an alternating update).
+Training alternates, as HiFi-GAN's does, a discriminator update and a generator update
+per batch, each network with its own AdamW and learning-rate decay (:class:`GanSpec`;
+the shared loop steps the two in order): the discriminator's loss sees the generated
+audio detached, and the generator's losses, computed against the updated
+discriminators, see them with their parameters detached.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,10 +33,13 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
-from wavegen_core.audio.mel import LogMelSpectrogram
-from wavegen_core.config import ConditioningConfig, GanConfig, MelConfig
+from wavegen_core.audio.mel import LogMelSpectrogram, MelConfig
 from wavegen_core.models.blocks import DilatedConv1d
 from wavegen_core.models.conditioning import ConditioningNetwork
+from wavegen_core.models.configs.gan import GanConfig
+from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.spec import Optimiser, PhaseLoss, VocoderSpec
+from wavegen_core.schema import TrainLoopConfig
 
 # The slope of every LeakyReLU in HiFi-GAN's generator and discriminators.
 LEAKY_SLOPE = 0.1
@@ -330,17 +333,11 @@ def feature_matching_loss(
     ).sum()
 
 
-def _detached(features: Sequence[Features]) -> list[Features]:
-    return [[feature.detach() for feature in maps] for maps in features]
-
-
-def _split_batch(
-    scores: list[torch.Tensor], features: list[Features], size: int
-) -> tuple[tuple[list[torch.Tensor], list[Features]], tuple[list[torch.Tensor], list[Features]]]:
-    """Outputs on ``cat([a, b])`` (``a`` of ``size`` items) split into those on ``a`` and ``b``."""
-    first = ([s[:size] for s in scores], [[f[:size] for f in maps] for maps in features])
-    second = ([s[size:] for s in scores], [[f[size:] for f in maps] for maps in features])
-    return first, second
+def scores_halves(
+    scores: list[torch.Tensor], size: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Scores on ``cat([a, b])`` (``a`` of ``size`` items) split into those on ``a`` and ``b``."""
+    return [s[:size] for s in scores], [s[size:] for s in scores]
 
 
 def _with_frozen_parameters(
@@ -358,18 +355,25 @@ class GanVocoder(nn.Module):
     """A MIDI-conditioned HiFi-GAN: roll (batch, ROLL_CHANNELS, frames) -> audio (batch, samples).
 
     ``conditioning`` and ``generator`` make the audio; ``mpd`` and ``msd`` (multi-period
-    and multi-scale discriminators) exist for training only.
+    and multi-scale discriminators) exist for training only: built with
+    ``discriminators=False`` (what inference loads), the model holds neither.
+
+    Training alternates two steps per batch, as HiFi-GAN does, each with its own
+    optimiser (:class:`GanSpec`): the discriminators' on real audio and the generator's
+    output, detached (:meth:`discriminator_loss`), then the generator's against the
+    updated discriminators (:meth:`generator_loss`), reusing the audio the first step
+    generated.
     """
 
     def __init__(
-        self, config: GanConfig, conditioning: ConditioningConfig, sample_rate: int
+        self,
+        config: GanConfig,
+        conditioning: ConditioningConfig,
+        sample_rate: int,
+        discriminators: bool = True,
     ) -> None:
         super().__init__()
-        if math.prod(config.upsample_rates) != conditioning.hop_length:
-            raise ValueError(
-                f"upsample_rates {config.upsample_rates} multiply to "
-                f"{math.prod(config.upsample_rates)}, not hop_length {conditioning.hop_length}"
-            )
+        config.check_conditioning(conditioning)
         self.config = config
         self.hop_length = conditioning.hop_length
         self.conditioning = ConditioningNetwork(conditioning)
@@ -378,8 +382,13 @@ class GanVocoder(nn.Module):
         # then fails loudly rather than being used by mistake).
         self.conditioning.upsampler = nn.ModuleList()
         self.generator = Generator(config, conditioning.channels)
-        self.mpd = MultiPeriodDiscriminator(config.periods, config.discriminator_channels)
-        self.msd = MultiScaleDiscriminator(config.scales, config.discriminator_channels)
+        self.mpd: MultiPeriodDiscriminator | None = None
+        self.msd: MultiScaleDiscriminator | None = None
+        if discriminators:
+            self.mpd = MultiPeriodDiscriminator(config.periods, config.discriminator_channels)
+            self.msd = MultiScaleDiscriminator(config.scales, config.discriminator_channels)
+        # HiFi-GAN's mel loss: L1 between log-magnitude mels (its `mel_spectrogram`,
+        # log(clamp(mel, 1e-5)) of the magnitude's mel), over the whole band.
         self.mel = LogMelSpectrogram(
             MelConfig(
                 sample_rate=sample_rate,
@@ -388,7 +397,8 @@ class GanVocoder(nn.Module):
                 n_mels=config.mel_bins,
                 fmin=0.0,
                 fmax=sample_rate / 2,
-            )
+            ),
+            magnitude=True,
         )
 
     def generator_parameters(self) -> Iterator[nn.Parameter]:
@@ -396,69 +406,84 @@ class GanVocoder(nn.Module):
         return chain(self.conditioning.parameters(), self.generator.parameters())
 
     def discriminator_parameters(self) -> Iterator[nn.Parameter]:
-        return chain(self.mpd.parameters(), self.msd.parameters())
+        return chain(*(disc.parameters() for disc in self._discriminators()))
+
+    def _discriminators(self) -> tuple[nn.Module, nn.Module]:
+        if self.mpd is None or self.msd is None:
+            raise RuntimeError("this GAN was built for inference, without its discriminators")
+        return self.mpd, self.msd
 
     def forward(self, roll: torch.Tensor) -> torch.Tensor:
         """Roll (batch, ROLL_CHANNELS, frames) -> audio (batch, frames * hop_length) in [-1, 1]."""
         return self.generator(self.conditioning.encode(roll))
 
-    def loss_terms(self, audio: torch.Tensor, roll: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The four losses, unweighted and attached to their graphs.
-
-        ``discriminator`` reaches the discriminators' parameters only (the generated
-        audio is detached); ``generator_adversarial``, ``feature_matching`` and
-        ``mel_l1`` reach the generator's only (the discriminators' parameters and the
-        real audio's feature maps are detached).
-        """
+    def _check_lengths(self, audio: torch.Tensor, roll: torch.Tensor) -> None:
         if audio.shape[-1] != roll.shape[-1] * self.hop_length:
             raise ValueError(
                 f"audio has {audio.shape[-1]} samples but the roll's {roll.shape[-1]} frames "
                 f"condition {roll.shape[-1] * self.hop_length} (hop {self.hop_length})"
             )
+
+    def discriminator_loss(
+        self, audio: torch.Tensor, roll: torch.Tensor, carry: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The discriminators' least-squares loss on ``audio`` and the generator's output
+        for ``roll``, detached. The output (with its graph) is left in ``carry["fake"]``
+        for :meth:`generator_loss`."""
+        self._check_lengths(audio, roll)
         fake = self(roll)
-        batch = audio.shape[0]
+        carry["fake"] = fake
         both = torch.cat([audio, fake.detach()])
-        discriminator = torch.zeros((), device=audio.device)
+        loss = torch.zeros((), device=audio.device)
+        for disc in self._discriminators():
+            scores, _ = disc(both)
+            real, generated = scores_halves(scores, audio.shape[0])
+            loss = loss + discriminator_adversarial_loss(real, generated)
+        return loss, {"discriminator": loss.detach()}
+
+    def generator_loss(
+        self, audio: torch.Tensor, roll: torch.Tensor, carry: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The generator's loss against the discriminators as they are now: adversarial
+        + ``feature_matching_weight`` x feature matching + ``mel_weight`` x mel L1 (HiFi-GAN
+        eq. 6), on the audio :meth:`discriminator_loss` generated (generated anew when
+        ``carry`` has none). The discriminators' parameters get no gradient."""
+        self._check_lengths(audio, roll)
+        fake = carry.get("fake")
+        if fake is None:
+            fake = self(roll)
+        adversarial, matching = self._generator_terms(audio, fake)
+        mel_l1 = (self.mel(audio) - self.mel(fake)).abs().mean()
+        total = (
+            adversarial
+            + self.config.feature_matching_weight * matching
+            + self.config.mel_weight * mel_l1
+        )
+        terms = {"generator_adversarial": adversarial, "feature_matching": matching}
+        return total, {**{k: v.detach() for k, v in terms.items()}, "mel_l1": mel_l1.detach()}
+
+    def _generator_terms(
+        self, audio: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         adversarial = torch.zeros((), device=audio.device)
         matching = torch.zeros((), device=audio.device)
-        for disc in (self.mpd, self.msd):
-            both_scores, both_features = disc(both)
-            (real_scores, real_features), (fake_scores, _) = _split_batch(
-                both_scores, both_features, batch
-            )
-            discriminator = discriminator + discriminator_adversarial_loss(real_scores, fake_scores)
+        for disc in self._discriminators():
+            with torch.no_grad():
+                _, real_features = disc(audio)
             scores, features = _with_frozen_parameters(disc, fake)
             adversarial = adversarial + generator_adversarial_loss(scores)
-            matching = matching + feature_matching_loss(_detached(real_features), features)
-        mel_l1 = (self.mel(audio) - self.mel(fake)).abs().mean()
-        return {
-            "discriminator": discriminator,
-            "generator_adversarial": adversarial,
-            "feature_matching": matching,
-            "mel_l1": mel_l1,
-        }
+            matching = matching + feature_matching_loss(real_features, features)
+        return adversarial, matching
 
     def loss(
         self, audio: torch.Tensor, roll: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One scalar that trains both networks in one backward pass, and its terms (unweighted).
-
-        Audio (batch, samples) and roll (batch, ROLL_CHANNELS, frames), samples =
-        frames * hop_length. The sum of the discriminators' loss and the generator's
-        (adversarial + ``feature_matching_weight`` x feature matching + ``mel_weight``
-        x mel L1): since neither part has a gradient in the other network's
-        parameters, one optimizer step updates each network by its own loss, both at
-        once from the same batch, where HiFi-GAN alternates a discriminator step and a
-        generator step. A gradient-norm clip applies to both networks' gradients together.
-        """
-        terms = self.loss_terms(audio, roll)
-        total = (
-            terms["discriminator"]
-            + terms["generator_adversarial"]
-            + self.config.feature_matching_weight * terms["feature_matching"]
-            + self.config.mel_weight * terms["mel_l1"]
-        )
-        return total, {name: term.detach() for name, term in terms.items()}
+        """Both steps' losses on one batch, as validation reports them: their sum, and the
+        terms (unweighted). Training takes the two steps apart (see the class)."""
+        carry: dict[str, Any] = {}
+        discriminator, terms = self.discriminator_loss(audio, roll, carry)
+        generator, generator_terms = self.generator_loss(audio, roll, carry)
+        return discriminator + generator, {**terms, **generator_terms}
 
     @torch.no_grad()
     def generate(
@@ -479,3 +504,52 @@ class GanVocoder(nn.Module):
         # Weight norm recomputes each weight at every use; once per call is enough.
         with parametrize.cached():
             return self(roll)
+
+
+# --------------------------------------------------------------------------- spec
+
+
+class GanSpec(VocoderSpec[GanVocoder]):
+    """HiFi-GAN's optimisation: an AdamW per network with the section's betas, each with
+    its own exponential learning-rate decay (``lr_decay`` every ``lr_decay_every``
+    steps; HiFi-GAN: 0.999 per epoch), stepped discriminator first. The discriminators
+    are saved for resuming and left out of what inference loads."""
+
+    DISCRIMINATORS = ("mpd.", "msd.")
+
+    def optimisers(
+        self, model: GanVocoder, loop: TrainLoopConfig, saved: Mapping[str, Any]
+    ) -> list[Optimiser]:
+        section = self.section(saved)
+        assert isinstance(section, GanConfig)
+        optimisers = []
+        for name, parameters in (
+            ("discriminator", model.discriminator_parameters()),
+            ("generator", model.generator_parameters()),
+        ):
+            optimizer = torch.optim.AdamW(
+                parameters,
+                lr=loop.learning_rate,
+                betas=section.adam_betas,
+                weight_decay=loop.weight_decay,
+            )
+            decay = torch.optim.lr_scheduler.StepLR(
+                optimizer, step_size=section.lr_decay_every, gamma=section.lr_decay
+            )
+            optimisers.append(Optimiser(name, optimizer, decay))
+        return optimisers
+
+    def phase_losses(self, model: GanVocoder) -> dict[str, PhaseLoss]:
+        return {"discriminator": model.discriminator_loss, "generator": model.generator_loss}
+
+    def build_for_inference(self, saved: Mapping[str, Any]) -> GanVocoder:
+        conditioning = ConditioningConfig.model_validate(saved["conditioning"])
+        section = self.section(saved)
+        assert isinstance(section, GanConfig)
+        return GanVocoder(section, conditioning, int(saved["sample_rate"]), discriminators=False)
+
+    def inference_state(self, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        return {k: v for k, v in state.items() if not k.startswith(self.DISCRIMINATORS)}
+
+
+SPEC = GanSpec(GanConfig, GanVocoder)

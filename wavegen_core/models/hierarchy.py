@@ -11,37 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from wavegen_core.models.prior import CodePrior
 from wavegen_core.models.vqvae import VQVAETier
-
-# Codes encoded per chunk when a whole piece is encoded (bounded memory for any length).
-ENCODE_CHUNK_CODES = 4096
-
-
-@torch.no_grad()
-def encode_piece(
-    tier: VQVAETier, values: np.ndarray, chunk_codes: int = ENCODE_CHUNK_CODES
-) -> np.ndarray:
-    """The codes of a whole piece (audio or codes of the tier below), ``ceil(len / hop)``
-    of them: the end is padded with zeros, and long pieces go through the encoder in
-    chunks with enough context on either side that the codes equal one pass's."""
-    hop = tier.hop
-    device = tier.codebook_below.device
-    steps = -(-len(values) // hop)
-    padded = np.zeros(steps * hop, dtype=values.dtype)
-    padded[: len(values)] = values
-    context = -(-tier.encoder.receptive_field // hop) + 1
-    codes = np.empty(steps, dtype=np.int64)
-    for first in range(0, steps, chunk_codes):
-        last = min(first + chunk_codes, steps)
-        start, stop = max(first - context, 0), min(last + context, steps)
-        window = torch.from_numpy(padded[start * hop : stop * hop]).to(device)[None]
-        chunk = tier.encode(window)[0, first - start : last - start]
-        codes[first:last] = chunk.cpu().numpy()
-    return codes
 
 
 @dataclass

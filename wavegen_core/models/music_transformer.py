@@ -15,17 +15,20 @@ event costs one position's work; the cached logits equal a full forward pass's.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pretty_midi
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from wavegen_core.config import MusicTransformerModelConfig
-from wavegen_core.midi.events import END, PAD, START, EventVocabulary, encode_notes
+from wavegen_core.midi.events import END, PAD, START, EventsConfig, EventVocabulary, encode_notes
 from wavegen_core.models.attention import CausalSelfAttention, KVCache
+from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
+from wavegen_core.models.spec import ModelSpec, Optimiser
+from wavegen_core.schema import Strict, TrainLoopConfig
 
 
 def sinusoidal_positions(positions: torch.Tensor, width: int) -> torch.Tensor:
@@ -71,10 +74,18 @@ class DecoderLayer(nn.Module):
 class MusicTransformer(nn.Module):
     """Next-event logits ``(batch, time, vocab_size)`` for a batch of token sequences."""
 
-    def __init__(self, config: MusicTransformerModelConfig, vocab_size: int) -> None:
+    def __init__(
+        self,
+        config: MusicTransformerModelConfig,
+        vocab_size: int,
+        vocab: EventVocabulary | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
         self.vocab_size = vocab_size
+        # The events the tokens stand for (None when they are not performance events,
+        # as in the prior over codes).
+        self.vocab = vocab
         self.embedding = nn.Embedding(vocab_size, config.d_model)
         nn.init.normal_(self.embedding.weight, std=config.d_model**-0.5)
         self.input_dropout = nn.Dropout(config.dropout)
@@ -203,3 +214,71 @@ def sample_events(
         if progress is not None:
             progress.update(1)
     return events
+
+
+# --------------------------------------------------------------------------- spec
+
+
+def inverse_sqrt_schedule(warmup_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor per step: linear warm-up, then 1/sqrt(step) decay (Vaswani)."""
+
+    def factor(step: int) -> float:
+        if warmup_steps == 0:
+            return 1.0
+        current = step + 1
+        return min(current / warmup_steps, math.sqrt(warmup_steps / current))
+
+    return factor
+
+
+class MusicTransformerSpec(ModelSpec[MusicTransformer]):
+    """The checkpoint records the model, its event vocabulary, the augmentation, the
+    corpus and the optimiser's settings; Adam follows an inverse-square-root schedule
+    after a linear warm-up (Vaswani et al. 2017, as the paper trains)."""
+
+    name = "music_transformer"
+    autoregressive = True
+
+    def checkpoint_config(
+        self,
+        *,
+        model: MusicTransformerModelConfig,
+        events: EventsConfig,
+        augmentation: Strict,
+        corpus: str,
+        loop: TrainLoopConfig,
+        warmup_steps: int,
+        seed: int,
+    ) -> dict[str, Any]:
+        """Enough to rebuild the model and to refuse a foreign resume."""
+        return {
+            "model": model.model_dump(mode="json"),
+            "events": events.model_dump(mode="json"),
+            "augmentation": augmentation.model_dump(mode="json"),
+            "corpus": corpus,
+            "optimizer": {
+                "batch_size": loop.batch_size,
+                "learning_rate": loop.learning_rate,
+                "weight_decay": loop.weight_decay,
+                "grad_clip": loop.grad_clip,
+                "warmup_steps": warmup_steps,
+            },
+            "seed": seed,
+        }
+
+    def build(self, saved: Mapping[str, Any]) -> MusicTransformer:
+        vocab = EventVocabulary(EventsConfig.model_validate(saved["events"]))
+        config = MusicTransformerModelConfig.model_validate(saved["model"])
+        return MusicTransformer(config, vocab.size, vocab)
+
+    def optimisers(
+        self, model: MusicTransformer, loop: TrainLoopConfig, saved: Mapping[str, Any]
+    ) -> list[Optimiser]:
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
+        )
+        schedule = inverse_sqrt_schedule(int(saved["optimizer"]["warmup_steps"]))
+        return [Optimiser("", optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule))]
+
+
+SPEC = MusicTransformerSpec()

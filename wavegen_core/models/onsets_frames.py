@@ -2,7 +2,7 @@
 
 Read top to bottom: the acoustic model and the recurrent stack (building blocks), the
 model with its onset, offset, frame and velocity heads, the training losses, and
-inference (chunked prediction over long audio, decoding into MIDI).
+inference (chunked prediction over long audio, decoding into MIDI), and the spec.
 
 The offset head is the addition of the MAESTRO paper (Hawthorne et al. 2019,
 section 4): like the onset head it feeds the frame head, and it is not used to decode.
@@ -11,7 +11,8 @@ section 4): like the onset head it feeds the frame head, and it is not used to d
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pretty_midi
@@ -21,8 +22,9 @@ from torch import nn
 
 from wavegen_core.audio.io import stream_audio
 from wavegen_core.audio.mel import LogMelSpectrogram
-from wavegen_core.config import NoteDecodingConfig, TranscriberModelConfig
-from wavegen_core.midi.rolls import KEY_COUNT, NoteDecoder, notes_to_midi
+from wavegen_core.midi.rolls import KEY_COUNT, NoteDecoder, NoteDecodingConfig, notes_to_midi
+from wavegen_core.models.configs.onsets_frames import TranscriberModelConfig
+from wavegen_core.models.spec import ModelSpec
 
 # --------------------------------------------------------------------------- building blocks
 
@@ -382,3 +384,27 @@ def transcribe_file(
     reading it block by block (memory bounded by the chunk, not the file)."""
     blocks = stream_audio(path, model.config.mel.sample_rate, block_seconds=chunk_seconds)
     return transcribe_stream(model, blocks, decoding, chunk_seconds, overlap_seconds)
+
+
+# --------------------------------------------------------------------------- spec
+
+
+class TranscriberSpec(ModelSpec[OnsetsAndFrames]):
+    """The transcriber's checkpoint records its model config and training excerpt length."""
+
+    name = "transcriber"
+
+    def checkpoint_config(
+        self, model: TranscriberModelConfig, *, segment_seconds: float, seed: int
+    ) -> dict[str, Any]:
+        return {
+            "model": model.model_dump(mode="json"),
+            "segment_seconds": segment_seconds,
+            "seed": seed,
+        }
+
+    def build(self, saved: Mapping[str, Any]) -> OnsetsAndFrames:
+        return OnsetsAndFrames(TranscriberModelConfig.model_validate(saved["model"]))
+
+
+SPEC = TranscriberSpec()

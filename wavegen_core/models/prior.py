@@ -17,14 +17,19 @@ over the last ``context`` positions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wavegen_core.config import MusicTransformerModelConfig
 from wavegen_core.models.attention import KVCache
+from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
 from wavegen_core.models.music_transformer import MusicTransformer
+from wavegen_core.models.spec import ModelSpec
 from wavegen_core.progress import progress_bar
+from wavegen_core.schema import TrainLoopConfig
 
 # Targets below zero (the padding of windows that run past a piece's end) are ignored.
 IGNORE = -100
@@ -128,3 +133,43 @@ class CodePrior(nn.Module):
         if not codes:
             return torch.empty(batch, 0, dtype=torch.long, device=device)
         return torch.cat(codes, dim=1)
+
+
+# --------------------------------------------------------------------------- spec
+
+
+class PriorSpec(ModelSpec[CodePrior]):
+    """The checkpoint records the layers, the codebook size, the optimiser's settings and
+    a digest of the codes it learnt (so a checkpoint trained on other codes is not
+    resumed from)."""
+
+    name = "prior"
+    autoregressive = True
+
+    def checkpoint_config(
+        self,
+        model: MusicTransformerModelConfig,
+        loop: TrainLoopConfig,
+        codebook_size: int,
+        seed: int,
+        input_digest: str | None = None,
+    ) -> dict[str, object]:
+        return {
+            "model": model.model_dump(mode="json"),
+            "codebook_size": codebook_size,
+            "optimizer": {
+                "batch_size": loop.batch_size,
+                "learning_rate": loop.learning_rate,
+                "weight_decay": loop.weight_decay,
+                "grad_clip": loop.grad_clip,
+            },
+            "seed": seed,
+            "input_digest": input_digest,
+        }
+
+    def build(self, saved: Mapping[str, Any]) -> CodePrior:
+        config = MusicTransformerModelConfig.model_validate(saved["model"])
+        return CodePrior(config, int(saved["codebook_size"]))
+
+
+SPEC = PriorSpec()

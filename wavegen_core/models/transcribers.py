@@ -23,9 +23,9 @@ import pretty_midi
 import torch
 
 from wavegen_core.audio.io import open_audio
-from wavegen_core.config import TranscriptionConfig
 from wavegen_core.errors import WavegenError
-from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_file
+from wavegen_core.midi.rolls import NoteDecodingConfig
+from wavegen_core.models.onsets_frames import SPEC, OnsetsAndFrames, transcribe_file
 
 BACKENDS = ("model", "basic_pitch")
 BASIC_PITCH_INSTALL = (
@@ -43,22 +43,27 @@ class Transcriber(Protocol):
 
 
 class OnsetsAndFramesTranscriber:
-    """Our model, with the decoding and chunking of ``transcription`` params."""
+    """Our model, decoding with ``decoding`` and reading ``chunk_seconds`` at a time with
+    ``overlap_seconds`` of context on each side."""
 
     name = "model"
 
-    def __init__(self, model: OnsetsAndFrames, config: TranscriptionConfig) -> None:
+    def __init__(
+        self,
+        model: OnsetsAndFrames,
+        decoding: NoteDecodingConfig,
+        chunk_seconds: float,
+        overlap_seconds: float,
+    ) -> None:
         self.model = model
-        self.config = config
+        self.decoding = decoding
+        self.chunk_seconds = chunk_seconds
+        self.overlap_seconds = overlap_seconds
 
     def __call__(self, path: str | os.PathLike[str]) -> pretty_midi.PrettyMIDI:
         # Read block by block: memory is bounded by the chunk, not the file.
         return transcribe_file(
-            self.model,
-            path,
-            self.config.decoding,
-            self.config.chunk_seconds,
-            self.config.overlap_seconds,
+            self.model, path, self.decoding, self.chunk_seconds, self.overlap_seconds
         )
 
 
@@ -110,11 +115,15 @@ class BasicPitchTranscriber:
 
 def make_transcriber(
     backend: str,
-    config: TranscriptionConfig,
     checkpoint: str | os.PathLike[str] | None = None,
     device: torch.device | str = "cpu",
+    *,
+    decoding: NoteDecodingConfig | None = None,
+    chunk_seconds: float = 20.0,
+    overlap_seconds: float = 2.0,
 ) -> Transcriber:
-    """The transcriber ``backend`` names; ``model`` needs the ``checkpoint``."""
+    """The transcriber ``backend`` names; ``model`` needs the ``checkpoint`` and uses the
+    decoding and chunking given (basic-pitch has its own)."""
     if backend == "basic_pitch":
         return BasicPitchTranscriber()
     if backend != "model":
@@ -123,6 +132,9 @@ def make_transcriber(
         raise WavegenError(
             f"no transcriber checkpoint at {checkpoint}; run `dvc repro train_transcriber` first"
         )
-    from wavegen_core.training.transcriber import load_transcriber
-
-    return OnsetsAndFramesTranscriber(load_transcriber(checkpoint, str(device)), config)
+    return OnsetsAndFramesTranscriber(
+        SPEC.load(checkpoint, device),
+        decoding or NoteDecodingConfig(),
+        chunk_seconds,
+        overlap_seconds,
+    )

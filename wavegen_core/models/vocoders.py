@@ -1,16 +1,20 @@
-"""The vocoder families by name: building one from params, loading one, rendering whole pieces.
+"""The vocoder families by name (their specs), and rendering whole pieces with any of them.
 
-Every family (``wavenet``, ``flow``, ``gan``) is an ``nn.Module`` with the same face:
+Every family (``wavenet``, ``flow``, ``gan``...) is an ``nn.Module`` with the same face:
 ``loss(audio, roll)`` for training and ``generate(roll, generator=, temperature=,
-progress=)`` for inference, conditioned by the same :class:`ConditioningNetwork`.
+progress=)`` for inference, conditioned by the same :class:`ConditioningNetwork`. A
+family is found by its name: its config class (a
+:class:`~wavegen_core.models.configs.vocoder.VocoderSection` in ``configs/<family>.py``)
+names it, and its model file ``<family>.py`` ends with its spec.
 :func:`render_pieces` turns whole pieces of any length into audio in bounded
-memory: the autoregressive WaveNet streams its conditioning itself and renders a
-batch of pieces at once; the parallel families render chunk by chunk, each chunk
-with conditioning context on both sides, cropped and joined.
+memory: an autoregressive family streams its conditioning itself and renders a batch
+of pieces at once; the parallel families render chunk by chunk, each chunk with
+conditioning context on both sides, cropped and joined.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -18,25 +22,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from wavegen_core.config import (
-    ConditioningConfig,
-    FlowConfig,
-    GanConfig,
-    VocoderConfig,
-    WaveNetConfig,
-)
-from wavegen_core.models.flow import FlowVocoder
-from wavegen_core.models.gan import GanVocoder
-from wavegen_core.models.wavenet import WaveNetVocoder
+from wavegen_core.checkpoint import load_checkpoint
+from wavegen_core.models.configs.vocoder import vocoder_sections
+from wavegen_core.models.spec import VocoderSpec
 from wavegen_core.progress import progress_bar
-from wavegen_core.training.checkpoint import load_checkpoint
 
-FAMILIES: dict[str, tuple[type[nn.Module], type[Any]]] = {
-    "wavenet": (WaveNetVocoder, WaveNetConfig),
-    "flow": (FlowVocoder, FlowConfig),
-    "gan": (GanVocoder, GanConfig),
-}
-AUTOREGRESSIVE = frozenset({"wavenet"})
+
+def _specs() -> dict[str, VocoderSpec[Any]]:
+    specs = {}
+    for family in vocoder_sections():
+        module = importlib.import_module(f"wavegen_core.models.{family}")
+        specs[family] = cast(VocoderSpec[Any], module.SPEC)
+    return specs
+
+
+# Every family's spec, by name; built when this module is imported, so that importing it
+# is what makes a stage depend on every family's code.
+VOCODERS: dict[str, VocoderSpec[Any]] = _specs()
+
+
+def vocoder_spec(family: str) -> VocoderSpec[Any]:
+    """The spec of ``family``."""
+    if family not in VOCODERS:
+        raise ValueError(f"unknown vocoder family {family!r}; allowed: {', '.join(VOCODERS)}")
+    return VOCODERS[family]
 
 
 class Vocoder(Protocol):
@@ -58,66 +67,21 @@ class Vocoder(Protocol):
     ) -> torch.Tensor: ...
 
 
-def family_config(config: VocoderConfig, family: str) -> WaveNetConfig | FlowConfig | GanConfig:
-    """The params section of ``family`` (``vocoder.<family>``)."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown vocoder family {family!r}; allowed: {', '.join(FAMILIES)}")
-    return cast(WaveNetConfig | FlowConfig | GanConfig, getattr(config, family))
-
-
-def build_vocoder(
-    family: str,
-    config: WaveNetConfig | FlowConfig | GanConfig,
-    conditioning: ConditioningConfig,
-    sample_rate: int,
-) -> nn.Module:
-    """A freshly initialised model of ``family`` (seed the generators first)."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown vocoder family {family!r}; allowed: {', '.join(FAMILIES)}")
-    model_class, _ = FAMILIES[family]
-    return model_class(config, conditioning, sample_rate)
-
-
-def checkpoint_config(
-    family: str,
-    config: WaveNetConfig | FlowConfig | GanConfig,
-    conditioning: ConditioningConfig,
-    sample_rate: int,
-    seed: int,
-) -> dict[str, Any]:
-    """What a vocoder checkpoint carries to rebuild its model (and to tell runs apart)."""
-    return {
-        "family": family,
-        "model": config.model_dump(mode="json", exclude={"train"}),
-        "conditioning": conditioning.model_dump(mode="json"),
-        "sample_rate": sample_rate,
-        "seed": seed,
-    }
-
-
 class LoadedVocoder(NamedTuple):
-    family: str
+    spec: VocoderSpec[Any]
     model: nn.Module
     sample_rate: int
     hop_length: int
 
 
 def load_vocoder(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedVocoder:
-    """A trained vocoder, its family and sample rate, from its checkpoint alone."""
+    """A trained vocoder of any family, with its spec and sample rate, from its checkpoint."""
     checkpoint = load_checkpoint(path, map_location=device)
     saved = checkpoint["config"]
-    family = saved["family"]
-    _, config_class = FAMILIES[family]
-    config = config_class.model_validate(saved["model"])
-    model = build_vocoder(
-        family,
-        config,
-        ConditioningConfig.model_validate(saved["conditioning"]),
-        saved["sample_rate"],
-    )
-    model.load_state_dict(checkpoint["state"])
+    spec = vocoder_spec(saved["family"])
+    model = spec.from_checkpoint(checkpoint, device)
     hop_length = int(saved["conditioning"]["hop_length"])
-    return LoadedVocoder(family, model.to(device).eval(), int(saved["sample_rate"]), hop_length)
+    return LoadedVocoder(spec, model, int(saved["sample_rate"]), hop_length)
 
 
 def _render_chunked(
@@ -146,7 +110,7 @@ def _render_chunked(
 
 @torch.no_grad()
 def render_pieces(
-    family: str,
+    spec: VocoderSpec[Any],
     model: nn.Module,
     rolls: list[np.ndarray],
     *,
@@ -158,8 +122,8 @@ def render_pieces(
 ) -> list[np.ndarray]:
     """Audio (float32, ``frames * hop`` samples) for each (ROLL_CHANNELS, frames) roll.
 
-    The WaveNet renders all pieces as one batch (padded to the longest, then cut);
-    the flow and the GAN render each piece in chunks of ``chunk_frames`` frames with
+    An autoregressive family renders all pieces as one batch (padded to the longest, then cut);
+    a parallel one renders each piece in chunks of ``chunk_frames`` frames with
     ``context_frames`` of conditioning on either side, so memory is bounded by the
     chunk. ``temperature`` None is the family's own param.
     """
@@ -167,7 +131,7 @@ def render_pieces(
         return []
     device = next(model.parameters()).device
     hop = cast(Vocoder, model).hop_length
-    if family in AUTOREGRESSIVE:
+    if spec.autoregressive:
         longest = max(roll.shape[1] for roll in rolls)
         batch = np.zeros((len(rolls), rolls[0].shape[0], longest), dtype=np.float32)
         for index, roll in enumerate(rolls):
@@ -185,7 +149,7 @@ def render_pieces(
     rendered = []
     bar = progress_bar(
         total=sum(roll.shape[1] for roll in rolls),
-        desc=f"render {family}",
+        desc=f"render {spec.name}",
         unit="frame",
         disable=not progress,
     )

@@ -13,22 +13,21 @@ decoder ``length`` again.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from wavegen_core.audio.spectral import multi_resolution_stft
-from wavegen_core.config import (
-    ConditioningConfig,
-    QuantiserConfig,
-    TierConfig,
-    TierWaveNetConfig,
-    WaveNetConfig,
-    WaveNetStackConfig,
-)
+from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.configs.vqvae import QuantiserConfig, TierConfig, TierWaveNetConfig
+from wavegen_core.models.configs.wavenet import WaveNetConfig, WaveNetStackConfig
 from wavegen_core.models.quantiser import Quantised, VectorQuantiser
+from wavegen_core.models.spec import ModelSpec
 from wavegen_core.models.wavenet import WaveNetVocoder
 
 
@@ -300,3 +299,81 @@ class VQVAETier(nn.Module):
             return drawn if self.on_audio else drawn.round().long()
         output = self.decoder(vectors)
         return output.squeeze(1).clamp(-1.0, 1.0) if self.on_audio else output.argmax(dim=1)
+
+
+# --------------------------------------------------------------------------- whole pieces
+
+# Codes encoded per chunk when a whole piece is encoded (bounded memory for any length).
+ENCODE_CHUNK_CODES = 4096
+
+
+@torch.no_grad()
+def encode_piece(
+    tier: VQVAETier, values: np.ndarray, chunk_codes: int = ENCODE_CHUNK_CODES
+) -> np.ndarray:
+    """The codes of a whole piece (audio or codes of the tier below), ``ceil(len / hop)``
+    of them: the end is padded with zeros, and long pieces go through the encoder in
+    chunks with enough context on either side that the codes equal one pass's."""
+    hop = tier.hop
+    device = tier.codebook_below.device
+    steps = -(-len(values) // hop)
+    padded = np.zeros(steps * hop, dtype=values.dtype)
+    padded[: len(values)] = values
+    context = -(-tier.encoder.receptive_field // hop) + 1
+    codes = np.empty(steps, dtype=np.int64)
+    for first in range(0, steps, chunk_codes):
+        last = min(first + chunk_codes, steps)
+        start, stop = max(first - context, 0), min(last + context, steps)
+        window = torch.from_numpy(padded[start * hop : stop * hop]).to(device)[None]
+        chunk = tier.encode(window)[0, first - start : last - start]
+        codes[first:last] = chunk.cpu().numpy()
+    return codes
+
+
+# --------------------------------------------------------------------------- spec
+
+
+class TierSpec(ModelSpec[VQVAETier]):
+    """A tier's checkpoint records the tier's number and config, the quantiser's, the
+    shape of the codebook below and a digest of its input: a checkpoint trained on
+    other input is not resumed from."""
+
+    name = "vqvae_tier"
+
+    def checkpoint_config(
+        self,
+        number: int,
+        tier: TierConfig,
+        quantiser: QuantiserConfig,
+        below: Below,
+        *,
+        sample_rate: int,
+        seed: int,
+        input_digest: str,
+    ) -> dict[str, Any]:
+        return {
+            "tier": number,
+            "model": tier.model_dump(mode="json", exclude={"train"}),
+            "quantiser": quantiser.model_dump(mode="json"),
+            "below": None if below.codebook is None else list(below.codebook.shape),
+            "sample_rate": sample_rate,
+            "seed": seed,
+            "input_digest": input_digest,
+        }
+
+    def build(self, saved: Mapping[str, Any], below: Below | None = None) -> VQVAETier:
+        """The tier, encoding ``below`` (the codebook under it; zeros of the recorded
+        shape when None, as loading fills them from the checkpoint)."""
+        if below is None:
+            shape = saved["below"]
+            below = Below(None if shape is None else torch.zeros(*shape))
+        return VQVAETier(
+            int(saved["tier"]),
+            TierConfig.model_validate(saved["model"]),
+            QuantiserConfig.model_validate(saved["quantiser"]),
+            below,
+            int(saved["sample_rate"]),
+        )
+
+
+SPEC = TierSpec()

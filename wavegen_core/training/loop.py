@@ -13,36 +13,47 @@ and ends, on CPU, with the same weights bit for bit as a run that was never kill
 
 Evaluation runs under :func:`preserved_rng`, so the weights do not depend on how often
 it runs either.
+
+A model trained by one objective has one optimiser. An adversarial one has one per
+network (:class:`~wavegen_core.models.spec.Optimiser`, named), and each step runs a
+phase per optimiser in order, as HiFi-GAN alternates a discriminator step and a
+generator step: the phase's loss, its gradients clipped over its own parameters, its
+update and its schedule. The phases of one step share a ``carry`` dict, so that what
+one computes (the generated audio) the next can use.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from wavegen_core.config import TrainLoopConfig
-from wavegen_core.errors import WavegenError
-from wavegen_core.progress import log, progress_bar
-from wavegen_core.training.checkpoint import (
+from wavegen_core.checkpoint import (
     Checkpoint,
     load_checkpoint,
     load_training_state,
     plain_config,
     save_checkpoint,
 )
+from wavegen_core.errors import WavegenError
+from wavegen_core.models.spec import Optimiser
+from wavegen_core.progress import log, progress_bar
+from wavegen_core.schema import TrainLoopConfig
+from wavegen_core.seeding import preserved_rng, restore_rng
 from wavegen_core.training.metrics import MetricsLog, write_loss_plot
-from wavegen_core.training.seeding import preserved_rng, restore_rng
 
 Batch = TypeVar("Batch")
 Scalars = Mapping[str, float | torch.Tensor]
+LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, Scalars]]
+# The loss of one phase of a step with several optimisers: (model, batch, carry).
+PhaseLossFn = Callable[[nn.Module, Batch, dict[str, Any]], tuple[torch.Tensor, Scalars]]
 
 
 class NonFiniteLossError(WavegenError):
@@ -80,9 +91,9 @@ class TrainResult:
 
 def fit(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Sequence[Optimiser],
     *,
-    loss_fn: Callable[[nn.Module, Batch], tuple[torch.Tensor, Scalars]],
+    loss_fn: LossFn[Batch] | Mapping[str, PhaseLossFn[Batch]],
     batch_for_step: Callable[[int], Batch],
     loop: TrainLoopConfig,
     checkpoint_path: str | os.PathLike[str],
@@ -105,6 +116,12 @@ def fit(
     called once per training step. ``on_step(step)`` is called after each step is
     complete (checkpoint included).
 
+    ``optimizer`` is one optimizer (with ``scheduler``), or the
+    :class:`~wavegen_core.models.spec.Optimiser` list of the model's spec: one unnamed
+    optimiser takes ``loss_fn`` as above; named ones take ``loss_fn`` as a mapping from
+    each name to ``fn(model, batch, carry)`` and are stepped in the list's order (see
+    the module docstring).
+
     A NaN or infinite loss or gradient norm raises :class:`NonFiniteLossError` before
     the update, leaving the last checkpoint on disk as it was.
 
@@ -114,6 +131,8 @@ def fit(
     """
     checkpoint_path = Path(checkpoint_path)
     config = plain_config(config)
+    phases = _phases(model, optimizer, scheduler, loss_fn)
+    optimizers, schedulers = _saved_form(phases)
     model.to(device)
     checkpoint = _checkpoint_to_resume(checkpoint_path, config, loop.steps, device)
     start = checkpoint["step"] if checkpoint is not None else 0
@@ -121,7 +140,7 @@ def fit(
     latest = checkpoint["metrics"] if checkpoint is not None else {}
     metrics = MetricsLog(metrics_dir, after_step=start, latest=latest)
     if checkpoint is not None:
-        load_training_state(checkpoint, model, optimizer, scheduler)
+        load_training_state(checkpoint, model, optimizers, schedulers)
         log.info("resuming from step %d (%s)", start, checkpoint_path)
     if start < loop.steps:
         log.info("training steps %d to %d on %s", start + 1, loop.steps, device)
@@ -133,28 +152,36 @@ def fit(
     try:
         for step in range(start + 1, loop.steps + 1):
             batch = move_to(batch_for_step(step), device)
-            loss, grad_norm, extras = _backward(model, optimizer, loss_fn, batch, loop.grad_clip)
-            if not (math.isfinite(loss) and math.isfinite(grad_norm)):
-                raise NonFiniteLossError(step, loss, grad_norm, checkpoint_path, saved_step)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            carry: dict[str, Any] = {}
+            scalars: dict[str, float] = {}
+            total = 0.0
+            for phase in phases:
+                loss, grad_norm, extras = _backward(model, phase, batch, carry, loop.grad_clip)
+                if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                    raise NonFiniteLossError(step, loss, grad_norm, checkpoint_path, saved_step)
+                phase.optimiser.optimizer.step()
+                if phase.optimiser.scheduler is not None:
+                    phase.optimiser.scheduler.step()
+                scalars.update(_train_scalars(phase, loss, grad_norm, extras))
+                total += loss
+            bar.set_postfix(loss=f"{total:.4g}", refresh=False)
             bar.update(1)
             last = step == loop.steps
             if last or step % loop.log_every == 0:
-                metrics.log(step, _train_scalars(loss, grad_norm, extras, optimizer))
+                if len(phases) > 1:
+                    scalars["train/loss"] = total
+                metrics.log(step, scalars)
             if evaluate is not None and (last or step % loop.eval_every == 0):
                 metrics.log(step, _evaluate(model, evaluate))
             if last or step % loop.checkpoint_every == 0:
                 save_checkpoint(
                     checkpoint_path,
                     model,
-                    optimizer,
+                    optimizers,
                     step=step,
                     config=config,
                     metrics=metrics.latest,
-                    scheduler=scheduler,
+                    scheduler=schedulers,
                 )
                 saved_step = step
                 metrics.write_summary(step)
@@ -206,35 +233,97 @@ def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = 
     return changed
 
 
+@dataclass(frozen=True)
+class _Phase:
+    """One optimiser's part of a training step: its loss and the parameters it clips."""
+
+    optimiser: Optimiser
+    loss_fn: PhaseLossFn[Any]
+    parameters: list[nn.Parameter]
+
+
+def _phases(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | Sequence[Optimiser],
+    scheduler: LRScheduler | None,
+    loss_fn: LossFn[Any] | Mapping[str, PhaseLossFn[Any]],
+) -> list[_Phase]:
+    if isinstance(optimizer, torch.optim.Optimizer):
+        optimizer = [Optimiser("", optimizer, scheduler)]
+    elif scheduler is not None:
+        raise ValueError("give schedules in the Optimiser list, not as scheduler=")
+    if not optimizer:
+        raise ValueError("no optimiser to train with")
+    if len(optimizer) == 1 and not optimizer[0].name:
+        if not callable(loss_fn):
+            raise ValueError("one unnamed optimiser takes one loss_fn(model, batch)")
+        single = cast(LossFn[Any], loss_fn)
+        # Clipped over the model's parameters as a whole, which one optimiser holds.
+        return [_Phase(optimizer[0], lambda m, b, _: single(m, b), list(model.parameters()))]
+    names = [entry.name for entry in optimizer]
+    if not all(names) or len(set(names)) != len(names):
+        raise ValueError(f"several optimisers need distinct names, got {names}")
+    if not isinstance(loss_fn, Mapping) or set(loss_fn) != set(names):
+        raise ValueError(f"loss_fn must map each optimiser's name ({', '.join(names)}) to a loss")
+    return [
+        _Phase(
+            entry,
+            loss_fn[entry.name],
+            [p for group in entry.optimizer.param_groups for p in group["params"]],
+        )
+        for entry in optimizer
+    ]
+
+
+def _saved_form(
+    phases: list[_Phase],
+) -> tuple[
+    torch.optim.Optimizer | dict[str, torch.optim.Optimizer],
+    LRScheduler | None | dict[str, LRScheduler | None],
+]:
+    """The optimizers and schedulers as checkpoints hold them: alone, or by name."""
+    if len(phases) == 1 and not phases[0].optimiser.name:
+        return phases[0].optimiser.optimizer, phases[0].optimiser.scheduler
+    return (
+        {p.optimiser.name: p.optimiser.optimizer for p in phases},
+        {p.optimiser.name: p.optimiser.scheduler for p in phases},
+    )
+
+
 def _backward(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loss_fn: Callable[[nn.Module, Batch], tuple[torch.Tensor, Scalars]],
-    batch: Batch,
+    phase: _Phase,
+    batch: Any,
+    carry: dict[str, Any],
     grad_clip: float | None,
 ) -> tuple[float, float, Scalars]:
-    """Compute the loss and clipped gradients; returns the loss, gradient norm and extras.
+    """Compute one phase's loss and clipped gradients; returns the loss, gradient norm
+    and extras.
 
-    Loss and norm come back to the host together (one device sync per step), so that
+    Loss and norm come back to the host together (one device sync per phase), so that
     the caller can check them before the update ever touches the weights. With
     ``grad_clip`` unset the norm is still computed, since it is logged and checked:
     clipping at infinity scales the gradients by exactly 1.
     """
-    optimizer.zero_grad(set_to_none=True)
-    loss, extras = loss_fn(model, batch)
+    phase.optimiser.optimizer.zero_grad(set_to_none=True)
+    loss, extras = phase.loss_fn(model, batch, carry)
     loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
+    grad_norm = nn.utils.clip_grad_norm_(phase.parameters, grad_clip or math.inf)
     both = torch.stack([loss.detach().float().reshape(()), grad_norm.float()])
     loss_value, norm_value = both.tolist()
     return loss_value, norm_value, extras
 
 
 def _train_scalars(
-    loss: float, grad_norm: float, extras: Scalars, optimizer: torch.optim.Optimizer
+    phase: _Phase, loss: float, grad_norm: float, extras: Scalars
 ) -> dict[str, float]:
-    scalars = {"loss": loss, **{name: float(value) for name, value in extras.items()}}
-    scalars["grad_norm"] = grad_norm
-    scalars["lr"] = float(optimizer.param_groups[0]["lr"])
+    """``train/loss``, the extras, ``grad_norm`` and ``lr``; a named phase's own three
+    carry its name (``train/<name>_loss`` ...)."""
+    prefix = f"{phase.optimiser.name}_" if phase.optimiser.name else ""
+    lr = float(phase.optimiser.optimizer.param_groups[0]["lr"])
+    scalars = {f"{prefix}loss": loss, **{name: float(value) for name, value in extras.items()}}
+    scalars[f"{prefix}grad_norm"] = grad_norm
+    scalars[f"{prefix}lr"] = lr
     return {f"train/{name}": value for name, value in scalars.items()}
 
 

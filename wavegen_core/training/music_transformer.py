@@ -11,9 +11,8 @@ log-likelihood per event (nats) and next-event accuracy.
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,27 +21,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wavegen_core.config import (
-    AugmentationConfig,
-    EventsConfig,
-    MusicTransformerConfig,
-    MusicTransformerModelConfig,
-)
-from wavegen_core.midi import load_midi
+from wavegen_core.config import AugmentationConfig, MusicTransformerConfig
 from wavegen_core.midi.events import (
     END,
     PAD,
     START,
+    EventsConfig,
     EventVocabulary,
     augment_notes,
     encode_notes,
     performance_notes,
 )
-from wavegen_core.midi.io import MidiReadError
-from wavegen_core.models.music_transformer import MusicTransformer
-from wavegen_core.training.checkpoint import load_checkpoint
+from wavegen_core.midi.io import MidiReadError, load_midi
+from wavegen_core.models.music_transformer import SPEC
+from wavegen_core.seeding import seed_everything, step_generator
 from wavegen_core.training.loop import TrainResult, fit
-from wavegen_core.training.seeding import seed_everything, step_generator
 
 EVAL_BATCH = 16
 
@@ -184,18 +177,6 @@ def score_windows(
     return scores
 
 
-def inverse_sqrt_schedule(warmup_steps: int) -> Callable[[int], float]:
-    """Learning-rate factor per step: linear warm-up, then 1/sqrt(step) decay (Vaswani)."""
-
-    def factor(step: int) -> float:
-        if warmup_steps == 0:
-            return 1.0
-        current = step + 1
-        return min(current / warmup_steps, math.sqrt(warmup_steps / current))
-
-    return factor
-
-
 def train_music_transformer(
     config: MusicTransformerConfig,
     train: Sequence[NotePiece],
@@ -211,14 +192,17 @@ def train_music_transformer(
         raise ValueError("no training pieces")
     seed_everything(seed)
     vocab = EventVocabulary(config.events)
-    model = MusicTransformer(config.model, vocab.size)
     loop = config.train
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
+    saved = SPEC.checkpoint_config(
+        model=config.model,
+        events=config.events,
+        augmentation=config.augmentation,
+        corpus=config.corpus,
+        loop=loop,
+        warmup_steps=config.warmup_steps,
+        seed=seed,
     )
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, inverse_sqrt_schedule(config.warmup_steps)
-    )
+    model = SPEC.build(saved)
     length = config.model.context
     held_out = evaluation_windows(validation or train, vocab, length)
 
@@ -228,7 +212,7 @@ def train_music_transformer(
 
     return fit(
         model,
-        optimizer,
+        SPEC.optimisers(model, loop, saved),
         loss_fn=event_loss,
         batch_for_step=lambda step: training_batch(
             train,
@@ -242,39 +226,7 @@ def train_music_transformer(
         loop=loop,
         checkpoint_path=checkpoint_path,
         metrics_dir=metrics_dir,
-        config=checkpoint_config(config, seed),
+        config=saved,
         device=device,
         evaluate=evaluate,
-        scheduler=scheduler,
     )
-
-
-def checkpoint_config(config: MusicTransformerConfig, seed: int) -> dict[str, object]:
-    """What a checkpoint records: enough to rebuild the model and to refuse a foreign resume."""
-    loop = config.train
-    return {
-        "model": config.model.model_dump(mode="json"),
-        "events": config.events.model_dump(mode="json"),
-        "augmentation": config.augmentation.model_dump(mode="json"),
-        "corpus": config.corpus,
-        "optimizer": {
-            "batch_size": loop.batch_size,
-            "learning_rate": loop.learning_rate,
-            "weight_decay": loop.weight_decay,
-            "grad_clip": loop.grad_clip,
-            "warmup_steps": config.warmup_steps,
-        },
-        "seed": seed,
-    }
-
-
-def load_music_transformer(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[MusicTransformer, EventVocabulary]:
-    """A trained model and its vocabulary from a checkpoint alone."""
-    checkpoint = load_checkpoint(path, map_location=device)
-    vocab = EventVocabulary(EventsConfig.model_validate(checkpoint["config"]["events"]))
-    config = MusicTransformerModelConfig.model_validate(checkpoint["config"]["model"])
-    model = MusicTransformer(config, vocab.size)
-    model.load_state_dict(checkpoint["state"])
-    return model.to(device).eval(), vocab

@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from wavegen_core.config import MusicTransformerModelConfig, PriorConfig
-from wavegen_core.models.prior import IGNORE, CodePrior
-from wavegen_core.training.checkpoint import load_checkpoint
+from wavegen_core.config import PriorConfig
+from wavegen_core.models.prior import IGNORE, SPEC, CodePrior
+from wavegen_core.seeding import seed_everything, step_generator
 from wavegen_core.training.loop import TrainResult, fit
-from wavegen_core.training.seeding import seed_everything, step_generator
 
 EVAL_BATCH = 16
 
@@ -121,26 +120,6 @@ def _loss(model: nn.Module, window: torch.Tensor) -> tuple[torch.Tensor, dict[st
     return cast(CodePrior, model).loss(window)
 
 
-def checkpoint_config(
-    config: PriorConfig, codebook_size: int, seed: int, input_digest: str | None = None
-) -> dict[str, object]:
-    """What a checkpoint records: enough to rebuild the model and to refuse a foreign resume
-    (one trained on other codes, when ``input_digest`` identifies them)."""
-    loop = config.train
-    return {
-        "model": config.model.model_dump(mode="json"),
-        "codebook_size": codebook_size,
-        "optimizer": {
-            "batch_size": loop.batch_size,
-            "learning_rate": loop.learning_rate,
-            "weight_decay": loop.weight_decay,
-            "grad_clip": loop.grad_clip,
-        },
-        "seed": seed,
-        "input_digest": input_digest,
-    }
-
-
 def train_prior(
     config: PriorConfig,
     codebook_size: int,
@@ -163,11 +142,9 @@ def train_prior(
     if not train:
         raise ValueError("no training code sequences")
     seed_everything(seed)
-    model = CodePrior(config.model, codebook_size)
     loop = config.train
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
-    )
+    saved = SPEC.checkpoint_config(config.model, loop, codebook_size, seed, input_digest)
+    model = SPEC.build(saved)
     context = config.model.context
     held_out = validation or train
 
@@ -177,7 +154,7 @@ def train_prior(
 
     return fit(
         model,
-        optimizer,
+        SPEC.optimisers(model, loop, saved),
         loss_fn=_loss,
         batch_for_step=lambda step: prior_batch(
             train,
@@ -190,16 +167,7 @@ def train_prior(
         loop=loop,
         checkpoint_path=checkpoint_path,
         metrics_dir=metrics_dir,
-        config=checkpoint_config(config, codebook_size, seed, input_digest),
+        config=saved,
         device=device,
         evaluate=evaluate,
     )
-
-
-def load_prior(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> CodePrior:
-    """A trained prior from a checkpoint of :func:`train_prior` alone, in eval mode."""
-    checkpoint = load_checkpoint(path, map_location=device)
-    config = MusicTransformerModelConfig.model_validate(checkpoint["config"]["model"])
-    model = CodePrior(config, int(checkpoint["config"]["codebook_size"]))
-    model.load_state_dict(checkpoint["state"])
-    return model.to(device).eval()

@@ -13,14 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from wavegen_core.config import NoteDecodingConfig, TranscriptionConfig
+from wavegen_core.config import TranscriptionConfig
 from wavegen_core.data.segments import AlignedPiece, excerpt_batch
 from wavegen_core.evaluation.transcription import note_onset_f1
-from wavegen_core.midi.rolls import decode_notes
-from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcription_loss
-from wavegen_core.training.checkpoint import load_checkpoint
+from wavegen_core.midi.rolls import NoteDecodingConfig, decode_notes
+from wavegen_core.models.onsets_frames import SPEC, OnsetsAndFrames, transcription_loss
+from wavegen_core.seeding import seed_everything
 from wavegen_core.training.loop import TrainResult, fit
-from wavegen_core.training.seeding import seed_everything
 
 # Validation excerpts: a fixed draw, the same at every evaluation and in every run.
 VALIDATION_EXCERPTS = 16
@@ -79,11 +78,9 @@ def train_transcriber(
 ) -> TrainResult:
     """Train (or resume training) an Onsets and Frames model; see :func:`fit`."""
     seed_everything(seed)
-    model = OnsetsAndFrames(config.model)
+    saved = SPEC.checkpoint_config(config.model, segment_seconds=config.segment_seconds, seed=seed)
+    model = SPEC.build(saved)
     loop = config.train
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
-    )
     mel = config.model.mel
     n_frames = round(config.segment_seconds * mel.frames_per_second)
     draw = dict(n_frames=n_frames, hop_length=mel.hop_length)
@@ -101,7 +98,7 @@ def train_transcriber(
 
     return fit(
         model,
-        optimizer,
+        SPEC.optimisers(model, loop, saved),
         loss_fn=_loss,
         batch_for_step=lambda step: excerpt_batch(
             train, seed=seed, step=step, batch_size=loop.batch_size, **draw
@@ -109,21 +106,7 @@ def train_transcriber(
         loop=loop,
         checkpoint_path=checkpoint_path,
         metrics_dir=metrics_dir,
-        config={
-            "model": config.model.model_dump(mode="json"),
-            "segment_seconds": config.segment_seconds,
-            "seed": seed,
-        },
+        config=saved,
         device=device,
         evaluate=evaluate,
     )
-
-
-def load_transcriber(path: str | os.PathLike[str], device: str = "cpu") -> OnsetsAndFrames:
-    """A trained transcriber from its checkpoint alone (the checkpoint holds its config)."""
-    from wavegen_core.config import TranscriberModelConfig
-
-    checkpoint = load_checkpoint(path, map_location=device)
-    model = OnsetsAndFrames(TranscriberModelConfig.model_validate(checkpoint["config"]["model"]))
-    model.load_state_dict(checkpoint["state"])
-    return model.to(device).eval()

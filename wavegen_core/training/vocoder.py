@@ -10,6 +10,8 @@ rolls and the true audio, the figure that compares families on one scale.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,9 +19,10 @@ from torch import nn
 from wavegen_core.audio.spectral import evaluation_mel, mel_l1
 from wavegen_core.config import VocoderConfig
 from wavegen_core.data.pairs import RollPiece, segment_batch
-from wavegen_core.models.vocoders import build_vocoder, checkpoint_config, family_config
-from wavegen_core.training.loop import TrainResult, fit
-from wavegen_core.training.seeding import seed_everything
+from wavegen_core.models.spec import PhaseLoss
+from wavegen_core.models.vocoders import vocoder_spec
+from wavegen_core.seeding import seed_everything
+from wavegen_core.training.loop import PhaseLossFn, TrainResult, fit
 
 # Validation excerpts: a fixed draw, the same at every evaluation and in every run.
 VALIDATION_SEGMENTS = 8
@@ -31,19 +34,13 @@ def _loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tenso
     return loss, extras
 
 
-def make_optimizer(family: str, model: nn.Module, config: VocoderConfig) -> torch.optim.Optimizer:
-    """Adam for the likelihood families; AdamW with HiFi-GAN's betas for the GAN."""
-    loop = family_config(config, family).train
-    if family == "gan":
-        return torch.optim.AdamW(
-            model.parameters(),
-            lr=loop.learning_rate,
-            betas=config.gan.adam_betas,
-            weight_decay=loop.weight_decay,
-        )
-    return torch.optim.Adam(
-        model.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
-    )
+def _phase_loss_fns(phases: Mapping[str, PhaseLoss]) -> dict[str, PhaseLossFn[Any]]:
+    """The loop's form of a family's phase losses: each reads the batch's audio and roll."""
+
+    def on_batch(phase: PhaseLoss) -> PhaseLossFn[Any]:
+        return lambda _, batch, carry: phase(batch["audio"], batch["roll"], carry)
+
+    return {name: on_batch(phase) for name, phase in phases.items()}
 
 
 def train_vocoder(
@@ -60,9 +57,10 @@ def train_vocoder(
 ) -> TrainResult:
     """Train (or resume training) the vocoder of ``family``; see :func:`fit`."""
     seed_everything(seed)
-    section = family_config(config, family)
-    model = build_vocoder(family, section, config.conditioning, sample_rate)
-    optimizer = make_optimizer(family, model, config)
+    spec = vocoder_spec(family)
+    section = config.section(family)
+    saved = spec.checkpoint_config(section, config.conditioning, sample_rate, seed)
+    model = spec.build(saved)
     draw = dict(segment_frames=section.segment_frames, hop_length=config.conditioning.hop_length)
     held_out = segment_batch(
         validation, seed=seed, step=VALIDATION_STEP, batch_size=VALIDATION_SEGMENTS, **draw
@@ -78,17 +76,18 @@ def train_vocoder(
         scores["generated_mel_l1"] = float(mel_l1(generated, audio, mel))
         return scores
 
+    phases = spec.phase_losses(model)
     return fit(
         model,
-        optimizer,
-        loss_fn=_loss,
+        spec.optimisers(model, section.train, saved),
+        loss_fn=_loss if phases is None else _phase_loss_fns(phases),
         batch_for_step=lambda step: segment_batch(
             train, seed=seed, step=step, batch_size=section.train.batch_size, **draw
         ),
         loop=section.train,
         checkpoint_path=checkpoint_path,
         metrics_dir=metrics_dir,
-        config=checkpoint_config(family, section, config.conditioning, sample_rate, seed),
+        config=saved,
         device=device,
         evaluate=evaluate,
     )

@@ -1,4 +1,4 @@
-"""Training one tier of the VQ-VAE hierarchy with the shared loop, and loading it back.
+"""Training one tier of the VQ-VAE hierarchy with the shared loop.
 
 A tier trains on random excerpts of the level below (audio for tier 1, tier k - 1's
 codes as `encode` wrote them otherwise): ``segment`` steps of it, so ``segment / hop``
@@ -11,17 +11,15 @@ the tier's loss terms and its codebook usage and perplexity there.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
 from torch import nn
 
-from wavegen_core.config import QuantiserConfig, TierConfig, VQVAEConfig
+from wavegen_core.config import VQVAEConfig
 from wavegen_core.data.codes import Level, LevelPiece, excerpt_batch
-from wavegen_core.models.vqvae import Below, VQVAETier
-from wavegen_core.training.checkpoint import load_checkpoint
+from wavegen_core.models.vqvae import SPEC, Below
+from wavegen_core.seeding import seed_everything
 from wavegen_core.training.loop import TrainResult, fit
-from wavegen_core.training.seeding import seed_everything
 
 # Validation excerpts: a fixed draw, the same at every evaluation and in every run.
 VALIDATION_EXCERPTS = 8
@@ -31,46 +29,6 @@ VALIDATION_STEP = 0
 def below_of(level: Level) -> Below:
     """What a tier on ``level`` encodes: audio, or codes with their vectors."""
     return Below(None if level.codebook is None else torch.from_numpy(level.codebook))
-
-
-def tier_checkpoint_config(
-    number: int,
-    tier: TierConfig,
-    quantiser: QuantiserConfig,
-    below: Below,
-    *,
-    sample_rate: int,
-    seed: int,
-    input_digest: str,
-) -> dict[str, Any]:
-    """What a tier's checkpoint carries to rebuild it, and to tell runs apart: a
-    checkpoint trained on other input (``input_digest``) is not resumed from."""
-    return {
-        "tier": number,
-        "model": tier.model_dump(mode="json", exclude={"train"}),
-        "quantiser": quantiser.model_dump(mode="json"),
-        "below": None if below.codebook is None else list(below.codebook.shape),
-        "sample_rate": sample_rate,
-        "seed": seed,
-        "input_digest": input_digest,
-    }
-
-
-def load_tier(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> VQVAETier:
-    """A trained tier from its checkpoint alone, in eval mode."""
-    checkpoint = load_checkpoint(path, map_location=device)
-    saved = checkpoint["config"]
-    shape = saved["below"]
-    below = Below(None if shape is None else torch.zeros(*shape))
-    model = VQVAETier(
-        int(saved["tier"]),
-        TierConfig.model_validate(saved["model"]),
-        QuantiserConfig.model_validate(saved["quantiser"]),
-        below,
-        int(saved["sample_rate"]),
-    )
-    model.load_state_dict(checkpoint["state"])
-    return model.to(device).eval()
 
 
 def _loss(model: nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict]:
@@ -96,10 +54,16 @@ def train_tier(
     seed_everything(seed + number)
     tier = config.tier(number)
     below = below_of(level)
-    model = VQVAETier(number, tier, config.quantiser, below, sample_rate)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=tier.train.learning_rate, weight_decay=tier.train.weight_decay
+    saved = SPEC.checkpoint_config(
+        number,
+        tier,
+        config.quantiser,
+        below,
+        sample_rate=sample_rate,
+        seed=seed,
+        input_digest=input_digest,
     )
+    model = SPEC.build(saved, below)
     held_out = excerpt_batch(
         validation,
         seed=seed,
@@ -114,7 +78,7 @@ def train_tier(
 
     return fit(
         model,
-        optimizer,
+        SPEC.optimisers(model, tier.train, saved),
         loss_fn=_loss,
         batch_for_step=lambda step: excerpt_batch(
             train, seed=seed, step=step, batch_size=tier.train.batch_size, segment=tier.segment
@@ -122,15 +86,7 @@ def train_tier(
         loop=tier.train,
         checkpoint_path=checkpoint_path,
         metrics_dir=metrics_dir,
-        config=tier_checkpoint_config(
-            number,
-            tier,
-            config.quantiser,
-            below,
-            sample_rate=sample_rate,
-            seed=seed,
-            input_digest=input_digest,
-        ),
+        config=saved,
         device=device,
         evaluate=evaluate,
     )

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-from wavegen_core.training import (
+from wavegen_core.seeding import (
     capture_rng,
     preserved_rng,
     restore_rng,

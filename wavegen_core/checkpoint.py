@@ -4,12 +4,13 @@ A checkpoint is one ``torch.save``d dict, in the manner of nanoGPT, that carries
 needed to rebuild the model and to resume training from nothing but its path:
 
 ``state``      the model's ``state_dict``
-``optimizer``  the optimizer's ``state_dict``
-``scheduler``  the learning-rate scheduler's ``state_dict``, or None
+``optimizer``  the optimizer's ``state_dict`` (a dict of them by name, for a model
+               trained with several, such as a GAN's two networks)
+``scheduler``  the learning-rate scheduler's ``state_dict``, or None (by name likewise)
 ``config``     the model/stage config as a plain dict (JSON types)
 ``step``       how many training steps the weights have seen
 ``metrics``    the latest value of every logged scalar (``train/loss``, ``eval/...``)
-``rng``        the global generators' state, see :mod:`wavegen_core.training.seeding`
+``rng``        the global generators' state, see :mod:`wavegen_core.seeding`
 
 Everything in it is a tensor or a plain Python value, so it loads with
 ``torch.load(weights_only=True)``: opening a checkpoint never runs pickled code.
@@ -28,7 +29,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from wavegen_core.files import atomic_open
-from wavegen_core.training.seeding import capture_rng
+from wavegen_core.seeding import capture_rng
 
 Checkpoint = dict[str, Any]
 
@@ -46,12 +47,12 @@ def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
     *,
     step: int,
     config: Mapping[str, Any],
     metrics: Mapping[str, float],
-    scheduler: LRScheduler | None = None,
+    scheduler: LRScheduler | None | Mapping[str, LRScheduler | None] = None,
 ) -> None:
     """Write the training state at ``step`` to ``path``, replacing any older checkpoint whole.
 
@@ -61,8 +62,8 @@ def save_checkpoint(
     """
     checkpoint: Checkpoint = {
         "state": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "optimizer": _state(optimizer),
+        "scheduler": _state(scheduler),
         "config": plain_config(config),
         "step": step,
         "metrics": dict(metrics),
@@ -77,6 +78,15 @@ def save_checkpoint(
         handle.write(buffer.getvalue())
 
 
+def _state(held: Any) -> Any:
+    """The ``state_dict`` of an optimizer or scheduler, of each of a mapping of them, or None."""
+    if held is None:
+        return None
+    if isinstance(held, Mapping):
+        return {name: _state(value) for name, value in held.items()}
+    return held.state_dict()
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
 ) -> Checkpoint:
@@ -88,17 +98,29 @@ def load_checkpoint(
 def load_training_state(
     checkpoint: Checkpoint,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: LRScheduler | None = None,
+    optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+    scheduler: LRScheduler | None | Mapping[str, LRScheduler | None] = None,
 ) -> None:
-    """Put a checkpoint's weights, optimizer and scheduler state into live objects.
+    """Put a checkpoint's weights, optimizer and scheduler state into live objects
+    (one of each, or mappings by name as they were saved).
 
     The random-number state is left to the caller (``restore_rng(checkpoint["rng"])``),
     which must restore it last, after anything else that draws random numbers.
     """
     model.load_state_dict(checkpoint["state"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    if scheduler is not None:
-        if checkpoint["scheduler"] is None:
-            raise ValueError("the checkpoint has no scheduler state, but a scheduler was given")
-        scheduler.load_state_dict(checkpoint["scheduler"])
+    _load_state(optimizer, checkpoint["optimizer"], "optimizer")
+    _load_state(scheduler, checkpoint["scheduler"], "scheduler")
+
+
+def _load_state(held: Any, state: Any, what: str) -> None:
+    if held is None:
+        return
+    if isinstance(held, Mapping):
+        if not isinstance(state, Mapping) or set(state) != set(held):
+            raise ValueError(f"the checkpoint's {what} state is not one per name of {sorted(held)}")
+        for name, value in held.items():
+            _load_state(value, state[name], f"{what} {name!r}")
+        return
+    if state is None:
+        raise ValueError(f"the checkpoint has no {what} state, but a {what} was given")
+    held.load_state_dict(state)

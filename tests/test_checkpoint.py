@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from wavegen_core.training import capture_rng, load_checkpoint, save_checkpoint
+from wavegen_core.checkpoint import load_checkpoint, save_checkpoint
+from wavegen_core.seeding import capture_rng
 
 
 def _save(path, model: nn.Module, step: int) -> None:

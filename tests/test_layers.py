@@ -1,0 +1,111 @@
+"""The architecture's layers: imports only run downward, and stages do not import each other.
+
+A module may import modules of its own layer or of a lower one, never of a higher one, so
+that each layer can be read, tested and changed without the ones above it. Every import
+counts, even one inside a function: deferring an import hides a cycle, it does not remove it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.imports import imports_of, module_file, python_files, relative
+
+# The layers, lowest first. An entry ending in "/" is a folder (everything under it), any
+# other entry a single file. A new module of wavegen_core must be placed here.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "ground floor": (
+        "wavegen_core/__init__.py",
+        "wavegen_core/errors.py",
+        "wavegen_core/files.py",
+        "wavegen_core/progress.py",
+        "wavegen_core/seeding.py",
+        "wavegen_core/schema.py",
+        "wavegen_core/checkpoint.py",
+        "wavegen_core/audio/",
+        "wavegen_core/midi/",
+    ),
+    "data": ("wavegen_core/data/",),
+    "models": ("wavegen_core/models/",),
+    # config composes the models' config classes into the params schema.
+    "config": ("wavegen_core/config.py", "wavegen_core/profiles/"),
+    "training and evaluation": ("wavegen_core/training/", "wavegen_core/evaluation/"),
+    "entry points": ("wavegen_core/cli.py", "stages/", "pipelines/"),
+}
+
+SCANNED = ("wavegen_core", "stages", "pipelines")
+SHARED_STAGE_MODULE = "stages/_common.py"
+STAGES_PACKAGE = "stages/__init__.py"
+
+
+def layer_of(path: str) -> str | None:
+    """The name of the layer ``path`` (relative, POSIX) belongs to, or None if unplaced."""
+    for name, entries in LAYERS.items():
+        for entry in entries:
+            if path == entry or (entry.endswith("/") and path.startswith(entry)):
+                return name
+    return None
+
+
+def rank(layer: str) -> int:
+    return list(LAYERS).index(layer)
+
+
+def project_imports(root: Path) -> set[tuple[str, str]]:
+    """Every (importer, imported) pair of project files, as relative POSIX paths."""
+    pairs = set()
+    for path in python_files(root, *SCANNED):
+        for found in imports_of(root, path):
+            target = module_file(root, found.name)
+            if target is not None:
+                pairs.add((relative(root, path), relative(root, target)))
+    return pairs
+
+
+def test_every_module_has_a_layer(repo_root) -> None:
+    """A module outside the table would escape the layering check: place it first."""
+    unplaced = [
+        relative(repo_root, path)
+        for path in python_files(repo_root, *SCANNED)
+        if layer_of(relative(repo_root, path)) is None
+    ]
+    assert not unplaced, "\n".join(
+        f"{path} has no layer yet: add it to LAYERS in tests/test_layers.py" for path in unplaced
+    )
+
+
+def test_every_project_import_names_a_module_of_the_repo(repo_root) -> None:
+    """An import the scan cannot resolve to a file would be skipped by the layering check;
+    it is also an import that fails when it runs."""
+    unresolved = [
+        f"{relative(repo_root, path)}:{found.line} imports {found.name}, which the repo lacks"
+        for path in python_files(repo_root, *SCANNED)
+        for found in imports_of(repo_root, path)
+        if module_file(repo_root, found.name) is None
+    ]
+    assert not unresolved, "\n".join(unresolved)
+
+
+def test_no_module_imports_a_higher_layer(repo_root) -> None:
+    """A lower layer must not depend on a higher one, or the layers are layers in name only."""
+    upward = []
+    for importer, imported in sorted(project_imports(repo_root)):
+        low, high = layer_of(importer), layer_of(imported)
+        if low is not None and high is not None and rank(high) > rank(low):
+            upward.append(f"{importer} ({low}) imports {imported} ({high})")
+    assert not upward, f"{len(upward)} upward imports:\n" + "\n".join(upward)
+
+
+def test_no_stage_module_imports_another_stage_module(repo_root) -> None:
+    """Each stage is one box of the pipeline: what two stages share belongs in the library
+    (or in stages/_common.py), not in one stage that the other reaches into."""
+    allowed = {SHARED_STAGE_MODULE, STAGES_PACKAGE}
+    crossings = [
+        f"{importer} imports {imported}: a stage module may import only {SHARED_STAGE_MODULE}"
+        " of stages/"
+        for importer, imported in sorted(project_imports(repo_root))
+        if importer.startswith("stages/")
+        and imported.startswith("stages/")
+        and imported not in allowed | {importer}
+    ]
+    assert not crossings, "\n".join(crossings)

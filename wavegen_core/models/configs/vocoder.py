@@ -1,0 +1,88 @@
+"""What every vocoder family's config shares: the MIDI conditioning, and the base of a
+family's params section (``vocoder.<family>``), through which the families are found.
+
+A family is a model file ``models/<family>.py`` holding the network and its spec, and a
+config file ``models/configs/<family>.py`` holding a subclass of :class:`VocoderSection`.
+:func:`vocoder_sections` finds the latter, so that the params schema composes a section
+per family without a list to keep. Nothing here imports a network's code: the params
+schema, which every stage loads, stays apart from the models' code (and so does each
+stage's list of code deps in ``dvc.yaml``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from wavegen_core.schema import OddKernel, Strict, TrainLoopConfig
+
+
+class ConditioningConfig(Strict):
+    """MIDI conditioning shared by every vocoder family.
+
+    The piano roll of the MIDI (onset, sounding and velocity per key) at one frame
+    per ``hop_length`` samples is encoded by ``layers`` convolutions of
+    ``kernel_size`` frames into ``channels`` features, then brought to the sample
+    rate: learnt transposed convolutions (``transposed``) or repetition followed by a
+    convolution (``repeat``).
+    """
+
+    # 256 samples = 62.5 frames per second at 16 kHz (16 ms, half the transcriber's frame).
+    hop_length: int = Field(256, ge=2, le=4096)
+    channels: int = Field(32, gt=0, le=1024)
+    layers: int = Field(2, ge=1, le=16)
+    kernel_size: OddKernel = Field(3, ge=1, le=31)
+    upsample: Literal["transposed", "repeat"] = "transposed"
+
+
+class VocoderSection(Strict):
+    """Base of a vocoder family's params section; each family subclasses it once.
+
+    Besides its fields (the model's hyper-parameters, ``segment_frames`` and ``train``),
+    a family says whether it samples autoregressively, and the default and bounds of its
+    sampling temperature (``vocoder.synthesize.temperature.<family>``, kept apart from
+    the section so that changing it reruns synthesis, not training); a deterministic
+    family has none.
+    """
+
+    family: ClassVar[str]
+    # The year the family's paper appeared: families are listed in that order.
+    year: ClassVar[int]
+    autoregressive: ClassVar[bool] = False
+    # A pydantic ``Field(default, ...)`` for the family's sampling temperature, or None.
+    sampling_temperature: ClassVar[Any] = None
+
+    if TYPE_CHECKING:
+        # Every family has both, declared in its own class: fields declared here would
+        # come first in every section, and reorder what its checkpoints record.
+        segment_frames: int
+        train: TrainLoopConfig
+
+    def check_conditioning(self, conditioning: ConditioningConfig) -> None:
+        """Raise ValueError when the family cannot be built on ``conditioning``."""
+
+    @classmethod
+    def default_temperature(cls) -> float:
+        """The sampling temperature the family draws at unless told otherwise."""
+        field = cls.sampling_temperature
+        if field is None:
+            raise TypeError(f"the {cls.family} family is deterministic: it has no temperature")
+        return float(field.default)
+
+
+def vocoder_sections() -> dict[str, type[VocoderSection]]:
+    """Every vocoder family's section class by family name, from ``models/configs/``."""
+    package = importlib.import_module("wavegen_core.models.configs")
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"wavegen_core.models.configs.{module.name}")
+    found: dict[str, type[VocoderSection]] = {}
+    pending = list(VocoderSection.__subclasses__())
+    while pending:
+        section = pending.pop()
+        pending += section.__subclasses__()
+        if "family" in section.__dict__:
+            found[section.family] = section
+    return dict(sorted(found.items(), key=lambda item: (item[1].year, item[0])))

@@ -1,0 +1,61 @@
+"""The building blocks of every params section: a strict base model and shared field types.
+
+Each section's config class lives beside the code it configures (the mel front end in
+``audio/mel.py``, a model's in ``models/``) and :mod:`wavegen_core.config` composes them
+into ``Params``; what they all share is here, on the ground floor, so that none of them
+needs the whole schema.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+
+class Strict(BaseModel):
+    """Base of every params section: unknown keys are an error, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Seconds = Annotated[float, Field(ge=0.0)]
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+
+
+def check_device(value: str) -> str:
+    if not DEVICE_PATTERN.match(value):
+        raise ValueError("must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return value
+
+
+def _odd(value: int) -> int:
+    if value % 2 == 0:
+        raise ValueError("must be odd, so that a centred convolution reaches as far either way")
+    return value
+
+
+# Kernel sizes of centred convolutions (conditioning, flow couplings, GAN residual blocks).
+OddKernel = Annotated[int, AfterValidator(_odd)]
+
+
+class TrainLoopConfig(Strict):
+    """The knobs of the shared training loop; every training stage embeds one."""
+
+    steps: int = Field(gt=0)
+    batch_size: int = Field(8, gt=0)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    checkpoint_every: int = Field(100, gt=0)
+    log_every: int = Field(10, gt=0)
+    eval_every: int = Field(100, gt=0)
+    device: str | None = Field(None, description="Overrides the top-level `device` for this stage.")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        return None if value is None else check_device(value)
