@@ -227,9 +227,9 @@ def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
     }
     set_params(target, "music_transformer", **symbolic)
     # No vocoder family: the vocoder stages cost every whole-pipeline run a minute;
-    # tests/integration turns the flow's on, tests/stages trains all three.
+    # tests/integration turns the flow's and DDSP's on, tests/stages trains them all.
     vocoder: dict[str, object] = {"families": []}
-    for family in ("wavenet", "flow", "gan"):
+    for family in ("wavenet", "flow", "ddsp", "gan"):
         vocoder.update({f"{family}.train.{k}": v for k, v in steps.items()})
         vocoder[f"{family}.train.eval_every"] = 4
     synthesis = {"test_pieces": 1, "composed_pieces": 1, "max_seconds": 0.25}

@@ -64,7 +64,7 @@ BAD_VALUES = [
     (
         lambda p: p["vocoder"].update(families=["wavenet", "diffusion"]),
         "vocoder.families = ['wavenet', 'diffusion']: unknown family 'diffusion'",
-        "allowed: wavenet, flow, gan",
+        "allowed: wavenet, flow, ddsp, gan",
     ),
     (
         lambda p: p["vocoder"]["gan"].update(upsample_rates=[8, 8, 2]),

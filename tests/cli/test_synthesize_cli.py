@@ -13,6 +13,7 @@ from tests.conftest import scale_midi
 from wavegen_core.checkpoint import save_checkpoint
 from wavegen_core.cli import main
 from wavegen_core.midi.io import write_midi
+from wavegen_core.models.configs.ddsp import DdspConfig
 from wavegen_core.models.configs.flow import FlowConfig
 from wavegen_core.models.configs.gan import GanConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
@@ -27,6 +28,7 @@ SMALL = {
         layers=4, dilation_cycle=4, residual_channels=8, gate_channels=16, skip_channels=8
     ),
     "flow": FlowConfig(flows=2, coupling_layers=2, coupling_channels=8),
+    "ddsp": DdspConfig(harmonics=6, noise_bands=3, noise_taps=31, hidden=8, layers=1),
     "gan": GanConfig(
         initial_channels=16,
         upsample_rates=[8, 8],
@@ -69,7 +71,7 @@ def test_the_checkpoint_alone_rebuilds_the_model(tmp_path) -> None:
             assert torch.equal(loaded.model.state_dict()[name], tensor), (family, name)
 
 
-@pytest.mark.parametrize("family", ["wavenet", "flow", "gan"])
+@pytest.mark.parametrize("family", ["wavenet", "flow", "ddsp", "gan"])
 def test_renders_the_whole_piece_and_its_tail(tmp_path, melody, family, capsys) -> None:
     out = tmp_path / f"{family}.wav"
     args = ["synthesize", "--checkpoint", str(_checkpoint(tmp_path, family)), "--midi", str(melody)]

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from wavegen_core.data.pairs import ROLL_CHANNELS
+from wavegen_core.models.configs.ddsp import DdspConfig
 from wavegen_core.models.configs.flow import FlowConfig
 from wavegen_core.models.configs.gan import GanConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
@@ -20,6 +21,7 @@ SMALL = {
         layers=3, dilation_cycle=3, residual_channels=8, gate_channels=16, skip_channels=8
     ),
     "flow": FlowConfig(flows=2, coupling_layers=2, coupling_channels=8),
+    "ddsp": DdspConfig(harmonics=4, noise_bands=2, noise_taps=15, hidden=8, layers=1),
     "gan": GanConfig(
         initial_channels=8,
         upsample_rates=[4, 4],
@@ -42,7 +44,7 @@ def _build(family: str, config) -> torch.nn.Module:
 
 
 def test_unknown_family_is_refused() -> None:
-    with pytest.raises(ValueError, match="allowed: wavenet, flow, gan"):
+    with pytest.raises(ValueError, match="allowed: wavenet, flow, ddsp, gan"):
         vocoder_spec("diffusion")
 
 
@@ -51,8 +53,9 @@ def test_every_family_is_found_with_its_spec_and_loads_from_its_checkpoint(tmp_p
     from wavegen_core.checkpoint import save_checkpoint
     from wavegen_core.models.vocoders import VOCODERS, load_vocoder
 
-    assert list(VOCODERS) == ["wavenet", "flow", "gan"]
-    assert [spec.autoregressive for spec in VOCODERS.values()] == [True, False, False]
+    assert list(VOCODERS) == ["wavenet", "flow", "ddsp", "gan"]
+    assert [spec.autoregressive for spec in VOCODERS.values()] == [True, False, False, False]
+    assert [spec.whole_pieces for spec in VOCODERS.values()] == [True, False, True, False]
     for family, spec in VOCODERS.items():
         torch.manual_seed(0)
         saved = spec.checkpoint_config(SMALL[family], CONDITIONING, 16000, seed=0)

@@ -135,10 +135,13 @@ def segment_batch(
     batch_size: int,
     segment_frames: int,
     hop_length: int,
+    history_frames: int = 0,
 ) -> dict[str, torch.Tensor]:
     """``batch_size`` random excerpts of ``segment_frames`` frames: ``audio``
-    (batch, segment_frames * hop) and ``roll`` (batch, ROLL_CHANNELS, segment_frames),
-    zero-padded past a piece's end. A piece is picked uniformly, then a start frame."""
+    (batch, segment_frames * hop) and ``roll`` (batch, ROLL_CHANNELS, history_frames +
+    segment_frames), zero-padded past a piece's end and before its start. A piece is
+    picked uniformly, then a start frame; the roll also holds the ``history_frames``
+    frames before the excerpt, for a model that must know how long a note has sounded."""
     generator = step_generator(seed, step)
     samples = segment_frames * hop_length
     audios, rolls = [], []
@@ -149,9 +152,11 @@ def segment_batch(
         audio = np.zeros(samples, dtype=np.float32)
         clip = piece.audio[first * hop_length : first * hop_length + samples]
         audio[: len(clip)] = clip
-        roll = np.zeros((piece.roll.shape[0], segment_frames), dtype=np.float32)
-        window = piece.roll[:, first : first + segment_frames]
-        roll[:, : window.shape[1]] = window
+        roll = np.zeros((piece.roll.shape[0], history_frames + segment_frames), dtype=np.float32)
+        earliest = max(first - history_frames, 0)
+        window = piece.roll[:, earliest : first + segment_frames]
+        offset = earliest - (first - history_frames)
+        roll[:, offset : offset + window.shape[1]] = window
         audios.append(audio)
         rolls.append(roll)
     return {"audio": torch.from_numpy(np.stack(audios)), "roll": torch.from_numpy(np.stack(rolls))}

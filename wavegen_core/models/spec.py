@@ -23,6 +23,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from wavegen_core.checkpoint import Checkpoint, load_checkpoint
+from wavegen_core.errors import WavegenError
 from wavegen_core.models.configs.vocoder import ConditioningConfig, VocoderSection
 from wavegen_core.schema import TrainLoopConfig
 
@@ -109,6 +110,7 @@ class VocoderSpec(ModelSpec[ModelT]):
         self.section_class = section_class
         self.model_class = model_class
         self.autoregressive = section_class.autoregressive
+        self.whole_pieces = section_class.whole_pieces
 
     def checkpoint_config(
         self,
@@ -125,6 +127,14 @@ class VocoderSpec(ModelSpec[ModelT]):
             "sample_rate": sample_rate,
             "seed": seed,
         }
+
+    def load(self, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> ModelT:
+        """As :meth:`ModelSpec.load`, refusing another family's checkpoint by name."""
+        checkpoint = load_checkpoint(path, map_location=device)
+        family = checkpoint["config"].get("family")
+        if family != self.name:
+            raise WavegenError(f"{path} holds a {family} model, not {self.name}")
+        return self.from_checkpoint(checkpoint, device)
 
     def phase_losses(self, model: ModelT) -> Mapping[str, PhaseLoss] | None:
         """For a family trained in phases (one per named optimiser), each phase's loss;

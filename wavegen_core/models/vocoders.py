@@ -7,7 +7,7 @@ family is found by its name: its config class (a
 :class:`~wavegen_core.models.configs.vocoder.VocoderSection` in ``configs/<family>.py``)
 names it, and its model file ``<family>.py`` ends with its spec.
 :func:`render_pieces` turns whole pieces of any length into audio in bounded
-memory: an autoregressive family streams its conditioning itself and renders a batch
+memory: a family that streams a whole piece itself (the WaveNet, DDSP) renders a batch
 of pieces at once; the parallel families render chunk by chunk, each chunk with
 conditioning context on both sides, cropped and joined.
 """
@@ -122,16 +122,16 @@ def render_pieces(
 ) -> list[np.ndarray]:
     """Audio (float32, ``frames * hop`` samples) for each (ROLL_CHANNELS, frames) roll.
 
-    An autoregressive family renders all pieces as one batch (padded to the longest, then cut);
-    a parallel one renders each piece in chunks of ``chunk_frames`` frames with
-    ``context_frames`` of conditioning on either side, so memory is bounded by the
-    chunk. ``temperature`` None is the family's own param.
+    A family that renders whole pieces itself takes all pieces as one batch (padded to
+    the longest, then cut); another renders each piece in chunks of ``chunk_frames``
+    frames with ``context_frames`` of conditioning on either side, so memory is bounded
+    by the chunk. ``temperature`` None is the family's own param.
     """
     if not rolls:
         return []
     device = next(model.parameters()).device
     hop = cast(Vocoder, model).hop_length
-    if spec.autoregressive:
+    if spec.whole_pieces:
         longest = max(roll.shape[1] for roll in rolls)
         batch = np.zeros((len(rolls), rolls[0].shape[0], longest), dtype=np.float32)
         for index, roll in enumerate(rolls):

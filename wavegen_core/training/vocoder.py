@@ -61,7 +61,11 @@ def train_vocoder(
     section = config.section(family)
     saved = spec.checkpoint_config(section, config.conditioning, sample_rate, seed)
     model = spec.build(saved)
-    draw = dict(segment_frames=section.segment_frames, hop_length=config.conditioning.hop_length)
+    draw = dict(
+        segment_frames=section.segment_frames,
+        hop_length=config.conditioning.hop_length,
+        history_frames=section.roll_history(),
+    )
     held_out = segment_batch(
         validation, seed=seed, step=VALIDATION_STEP, batch_size=VALIDATION_SEGMENTS, **draw
     )
@@ -72,6 +76,9 @@ def train_vocoder(
         loss, extras = model.loss(audio, roll)  # type: ignore[operator]
         generator = torch.Generator(device=device).manual_seed(seed)
         generated = model.generate(roll, generator=generator)  # type: ignore[operator]
+        # A family that reads frames before the excerpt renders them too: the excerpt's
+        # audio is the end of what it made.
+        generated = generated[..., generated.shape[-1] - audio.shape[-1] :]
         scores = {"loss": float(loss), **{name: float(value) for name, value in extras.items()}}
         scores["generated_mel_l1"] = float(mel_l1(generated, audio, mel))
         return scores

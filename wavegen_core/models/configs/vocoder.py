@@ -52,6 +52,10 @@ class VocoderSection(Strict):
     # The year the family's paper appeared: families are listed in that order.
     year: ClassVar[int]
     autoregressive: ClassVar[bool] = False
+    # Whether ``generate`` renders a whole piece itself in bounded memory (streaming its
+    # conditioning), so pieces are given whole; otherwise they are cut into chunks with
+    # conditioning context on either side.
+    whole_pieces: ClassVar[bool] = False
     # A pydantic ``Field(default, ...)`` for the family's sampling temperature, or None.
     sampling_temperature: ClassVar[Any] = None
 
@@ -63,6 +67,11 @@ class VocoderSection(Strict):
 
     def check_conditioning(self, conditioning: ConditioningConfig) -> None:
         """Raise ValueError when the family cannot be built on ``conditioning``."""
+
+    def roll_history(self) -> int:
+        """Frames of the roll before each training excerpt that the family reads (its
+        ``loss`` then gets a roll that many frames longer than the audio); none by default."""
+        return 0
 
     @classmethod
     def default_temperature(cls) -> float:

@@ -38,6 +38,7 @@ class WaveNetConfig(WaveNetStackConfig, VocoderSection):
     family: ClassVar[str] = "wavenet"
     year: ClassVar[int] = 2016
     autoregressive: ClassVar[bool] = True
+    whole_pieces: ClassVar[bool] = True
     # 1.0 samples the WaveNet's predicted distribution as it is.
     sampling_temperature: ClassVar[Any] = Field(1.0, gt=0.0, le=10.0)
 

@@ -1,0 +1,171 @@
+"""The DDSP piano: its oscillators sit where the keys and B put them, notes start at their
+onset and end with their decay, notes sum, chunks join into the whole, and it learns."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from wavegen_core.midi.rolls import KEY_COUNT
+from wavegen_core.models.configs.ddsp import DdspConfig
+from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.ddsp import DdspPiano, hashed_noise
+
+RATE = 16000
+HOP = 128
+A4 = 48  # key index of MIDI 69, 440 Hz
+CONFIG = DdspConfig(
+    harmonics=12,
+    noise_bands=4,
+    noise_taps=63,
+    hidden=16,
+    layers=1,
+    reverb_seconds=0.05,
+    release_seconds=0.2,
+    chunk_frames=5,
+)
+
+
+def _model(config: DdspConfig = CONFIG, partial: int | None = None) -> DdspPiano:
+    """A model; with ``partial``, one whose network puts (nearly) all of a note's energy
+    in that partial (1 = the fundamental) and no noise, so the oscillators can be read."""
+    torch.manual_seed(0)
+    model = DdspPiano(config, ConditioningConfig(hop_length=HOP), RATE).eval()
+    if partial is not None:
+        with torch.no_grad():
+            output = model.control.output
+            output.weight.zero_()
+            output.bias.fill_(-30.0)
+            output.bias[0] = 0.0
+            output.bias[partial] = 30.0
+    return model
+
+
+def _roll(frames: int, *notes: tuple[int, int, int, float]) -> torch.Tensor:
+    """A roll (1, 3 * KEY_COUNT, frames) of notes (key, onset frame, end frame, velocity)."""
+    roll = torch.zeros(1, 3, KEY_COUNT, frames)
+    for key, start, end, velocity in notes:
+        roll[0, 0, key, start] = 1.0
+        roll[0, 1, key, start:end] = 1.0
+        roll[0, 2, key, start:end] = velocity
+    return roll.reshape(1, 3 * KEY_COUNT, frames)
+
+
+def _peak_hz(audio: torch.Tensor) -> float:
+    signal = audio.numpy() * np.hanning(len(audio))
+    spectrum = np.abs(np.fft.rfft(signal))
+    return float(np.fft.rfftfreq(len(signal), 1 / RATE)[spectrum.argmax()])
+
+
+def test_one_note_peaks_at_its_fundamental() -> None:
+    model = _model(partial=1)
+    audio = model.generate(_roll(100, (A4, 10, 90, 0.8)))[0]
+    segment = audio[20 * HOP : 80 * HOP]
+    bin_hz = RATE / len(segment)
+    frequencies = model.partial_frequencies(torch.tensor([A4]))[0]
+    assert abs(_peak_hz(segment) - frequencies[0].item()) <= bin_hz
+    # A stiff string's fundamental is itself stretched by sqrt(1 + B).
+    stretch = math.sqrt(1 + model.log_inharmonicity[A4].exp().item())
+    assert frequencies[0].item() == pytest.approx(440.0 * stretch, rel=1e-12)
+
+
+@pytest.mark.parametrize("inharmonicity", [1e-4, 2e-3])
+def test_partials_sit_where_inharmonicity_puts_them(inharmonicity: float) -> None:
+    """Partial 8 of a stiff string is at 8 f0 sqrt(1 + 64 B), not 8 f0."""
+    model = _model(partial=8)
+    with torch.no_grad():
+        model.log_inharmonicity[A4 - 12] = math.log(inharmonicity)
+    audio = model.generate(_roll(120, (A4 - 12, 10, 110, 0.8)))[0]
+    segment = audio[20 * HOP : 100 * HOP]
+    expected = 8 * 220.0 * math.sqrt(1 + 64 * inharmonicity)
+    assert abs(_peak_hz(segment) - expected) <= RATE / len(segment)
+
+
+def test_partials_at_or_above_nyquist_are_silent() -> None:
+    """The top key's partials are above 8 kHz from the 2nd on: asked to play its 4th, it
+    plays nothing."""
+    model = _model(partial=4)
+    top = KEY_COUNT - 1
+    assert model.partial_frequencies(torch.tensor([top]))[0, 3] > RATE / 2
+    assert model.generate(_roll(40, (top, 5, 35, 0.8))).abs().max() < 1e-6
+
+
+def test_nothing_sounds_before_the_onset_and_only_decay_and_reverb_after_release() -> None:
+    model = _model()
+    onset, release = 30, 60
+    audio = model.generate(_roll(200, (A4, onset, release, 0.8)))[0]
+    assert audio[: onset * HOP].abs().max() < 1e-6
+    assert audio[onset * HOP : (onset + 5) * HOP].abs().max() > 1e-3
+    decay_ends = release * HOP + round(CONFIG.release_seconds * RATE) + HOP
+    assert audio[release * HOP : decay_ends].abs().max() > 1e-4  # the decay
+    reverb_ends = decay_ends + round(CONFIG.reverb_seconds * RATE)
+    assert audio[decay_ends:reverb_ends].abs().max() > 0  # the reverb's tail
+    assert audio[reverb_ends:].abs().max() < 1e-6
+
+
+def test_two_notes_sum() -> None:
+    model = _model()
+    first, second = (A4, 10, 70, 0.8), (A4 - 7, 30, 90, 0.5)
+    both = model.generate(_roll(120, first, second))
+    alone = model.generate(_roll(120, first)) + model.generate(_roll(120, second))
+    torch.testing.assert_close(both, alone, atol=1e-5, rtol=0)
+
+
+def test_a_chunked_render_equals_the_whole_render() -> None:
+    notes = [(A4, 3, 40, 0.8), (A4 + 4, 17, 33, 0.6), (A4 - 20, 25, 60, 0.9)]
+    chunked = _model(CONFIG).generate(_roll(70, *notes))
+    whole = _model(CONFIG.model_copy(update={"chunk_frames": 1000})).generate(_roll(70, *notes))
+    assert chunked.shape == whole.shape == (1, 70 * HOP)
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
+
+
+def test_the_noise_is_a_function_of_the_sample_index() -> None:
+    whole = hashed_noise(100, 500, torch.device("cpu"))
+    part = hashed_noise(350, 50, torch.device("cpu"))
+    assert torch.equal(whole[250:300], part)
+    assert -1.0 <= whole.min() < -0.8 and 0.8 < whole.max() < 1.0
+    assert abs(whole.mean().item()) < 0.1
+
+
+def test_training_on_a_struck_string_lowers_the_spectral_distance() -> None:
+    """Targets: decaying harmonic tones of the roll's notes; 40 Adam steps on the
+    multi-resolution STFT distance must bring the render closer."""
+    model = _model().train()
+    frames = 48
+    roll = torch.cat(
+        [
+            _roll(frames, (A4, 4, 40, 0.8)),
+            _roll(frames, (A4 - 5, 8, 30, 0.6), (A4 + 7, 8, 30, 0.6)),
+        ]
+    )
+    time = torch.arange(frames * HOP) / RATE
+    audio = torch.zeros(2, frames * HOP)
+    for example, notes in enumerate([[(A4, 4)], [(A4 - 5, 8), (A4 + 7, 8)]]):
+        for key, start in notes:
+            f0 = 440.0 * 2 ** ((key - A4) / 12)
+            t = (time - start * HOP / RATE).clamp(min=0)
+            tone = sum(0.3 / k * torch.sin(2 * math.pi * k * f0 * t) for k in range(1, 5))
+            audio[example] += tone * torch.exp(-3 * t) * (time >= start * HOP / RATE)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        loss, _ = model.loss(audio, roll)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+
+
+def test_loss_reads_history_frames_before_the_audio() -> None:
+    """A roll longer than the audio: the frames before are history (a note's age)."""
+    model = _model()
+    roll = _roll(30, (A4, 2, 28, 0.8))
+    audio = torch.zeros(1, 20 * HOP)
+    loss, _ = model.loss(audio, roll)  # 10 frames of history
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="does not end the roll"):
+        model.loss(torch.zeros(1, 40 * HOP), roll)

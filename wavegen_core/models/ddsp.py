@@ -1,0 +1,386 @@
+"""A polyphonic DDSP piano (Engel et al. 2020): oscillators and filtered noise a network steers.
+
+Differentiable digital signal processing puts the sound's physics in the model and
+leaves only its control to learning. Here the MIDI already says which keys sound and
+when, so the network does not have to discover pitch: every key that sounds gets a
+bank of sinusoids at its partials, and a small network shared by all 88 keys decides,
+frame by frame, how loud the note is, how its energy spreads over the partials, and
+how much filtered noise (hammer, damper) it adds. Read top to bottom:
+
+* **Key state** (:func:`key_state`): from the roll (onset, sounding, velocity per key)
+  each key's velocity, time since its onset, time since its release, whether it is
+  held, and whether it still rings (held, or released less than ``release_seconds``
+  ago). Computed for a whole piece at frame rate, so a note begun before a chunk or a
+  training excerpt has its true age.
+* **Control network** (:class:`KeyControl`): a perceptron over each key's state and its
+  position on the keyboard gives, per key and frame, an amplitude, a distribution over
+  ``harmonics`` partials and the gains of ``noise_bands`` noise bands (DDSP's
+  ``exp_sigmoid`` scaling).
+* **Oscillator bank** (:meth:`DdspPiano.harmonic`): partial k of a key with fundamental
+  f0 at ``k f0 sqrt(1 + B k^2)`` (the stiff string; Fletcher 1964), B learnt per key;
+  partials at or above Nyquist are silent. Phases are those of the absolute sample
+  index, so any chunk of a piece is the same as that part of the whole.
+* **Filtered noise**: white noise from a hash of the sample index, through fixed
+  band-pass FIRs (log-spaced bands), each band scaled by the keys' summed gains.
+* **Reverb**: a learnt impulse response of ``reverb_seconds`` convolved with the dry
+  sum and added to it (DDSP's reverb); chunks carry the tail into the next.
+
+Training compares the render with the true audio by the multi-resolution STFT
+distance (:func:`wavegen_core.audio.spectral.multi_resolution_stft`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wavegen_core.audio.spectral import multi_resolution_stft
+from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
+from wavegen_core.models.configs.ddsp import DdspConfig
+from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.spec import VocoderSpec
+from wavegen_core.progress import progress_bar
+
+# Lowest band edge of the noise filters (Hz); the top one ends at Nyquist.
+NOISE_LOW_HZ = 100.0
+# The amplitude nonlinearity of DDSP: 2 sigmoid(x)^log(10) + 1e-7, from 1e-7 to 2.
+EXP_SIGMOID_MAX = 2.0
+EXP_SIGMOID_FLOOR = 1e-7
+# Features of a key's state given to the network (see key_state).
+STATE_FEATURES = 5
+
+
+# --------------------------------------------------------------------------- key state
+
+
+def exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """DDSP's positive scaling of network outputs (Engel et al. 2020, appendix B.5)."""
+    return EXP_SIGMOID_MAX * torch.sigmoid(x) ** math.log(10.0) + EXP_SIGMOID_FLOOR
+
+
+def _frames_since(events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., T) booleans -> frames since the latest event at or before each frame, and
+    whether there was one (frames where there was none count from a frame -T)."""
+    frames = events.shape[-1]
+    index = torch.arange(frames, device=events.device).expand_as(events)
+    last = torch.where(events, index, torch.full_like(index, -frames)).cummax(dim=-1).values
+    return (index - last).to(torch.float32), last >= 0
+
+
+@dataclass
+class KeyState:
+    """Per key and frame: what the control network reads, and whether the key rings."""
+
+    features: torch.Tensor  # (batch, KEY_COUNT, frames, STATE_FEATURES)
+    ringing: torch.Tensor  # (batch, KEY_COUNT, frames): 1 while held or decaying, else 0
+
+
+def key_state(roll: torch.Tensor, frames_per_second: float, config: DdspConfig) -> KeyState:
+    """The state of every key of a roll (batch, 3 * KEY_COUNT, frames).
+
+    Velocity is the note's (held through its release); the times since onset and since
+    release are in seconds, capped at ``onset_seconds`` and ``release_seconds`` and
+    scaled to [0, 1]; a key rings from its onset until ``release_seconds`` after it is
+    let go. A note already sounding at the roll's first frame starts there.
+    """
+    batch, _, frames = roll.shape
+    onset, sounding, velocity = roll.reshape(batch, 3, KEY_COUNT, frames).unbind(1)
+    held = sounding > 0.5
+    before = F.pad(held, (1, 0))[..., :-1]
+    started = (onset > 0.5) | (held & ~before)
+    onset_frames, has_started = _frames_since(started)
+    release_frames, _ = _frames_since(~held & before)
+    # Released since the latest onset (a release before it belongs to an earlier note).
+    decaying = has_started & ~held & (release_frames < onset_frames)
+    since_release = torch.where(decaying, release_frames / frames_per_second, 0.0)
+    ringing = has_started & (held | (decaying & (since_release < config.release_seconds)))
+    since_onset = onset_frames / frames_per_second
+    # The velocity of the latest onset, carried through the note's release.
+    index = torch.arange(frames, device=roll.device).expand_as(started)
+    last_onset = torch.where(started, index, torch.zeros_like(index)).cummax(dim=-1).values
+    note_velocity = velocity.gather(-1, last_onset)
+    features = torch.stack(
+        [
+            note_velocity,
+            (since_onset.clamp(max=config.onset_seconds) / config.onset_seconds).sqrt(),
+            since_release.clamp(max=config.release_seconds) / config.release_seconds,
+            held.float(),
+            torch.ones_like(note_velocity),
+        ],
+        dim=-1,
+    )
+    ringing_f = ringing.float()
+    return KeyState(features * ringing_f.unsqueeze(-1), ringing_f)
+
+
+# --------------------------------------------------------------------------- control
+
+
+class KeyControl(nn.Module):
+    """Key state (..., STATE_FEATURES) and key index -> amplitude, partial distribution
+    and noise-band gains, one perceptron shared by every key."""
+
+    def __init__(self, config: DdspConfig) -> None:
+        super().__init__()
+        self.harmonics = config.harmonics
+        self.noise_bands = config.noise_bands
+        # The key's place on the keyboard: a learnt embedding (timbre changes along it).
+        self.key_embedding = nn.Embedding(KEY_COUNT, config.hidden)
+        layers: list[nn.Module] = [nn.Linear(STATE_FEATURES, config.hidden)]
+        self.input = layers[0]
+        hidden: list[nn.Module] = []
+        for _ in range(config.layers):
+            hidden += [nn.LayerNorm(config.hidden), nn.LeakyReLU(0.1)]
+            hidden.append(nn.Linear(config.hidden, config.hidden))
+        self.hidden = nn.Sequential(*hidden, nn.LayerNorm(config.hidden), nn.LeakyReLU(0.1))
+        self.output = nn.Linear(config.hidden, 1 + config.harmonics + config.noise_bands)
+        # Start from a plausible sound: a moderate level, partial k's energy falling
+        # as 1/k^2 (a struck string), little noise.
+        with torch.no_grad():
+            self.output.weight.mul_(0.1)
+            k = torch.arange(1, config.harmonics + 1, dtype=torch.float32)
+            self.output.bias.zero_()
+            self.output.bias[0] = -1.0
+            self.output.bias[1 : 1 + config.harmonics] = -2.0 * torch.log(k)
+            self.output.bias[1 + config.harmonics :] = -3.0
+
+    def forward(
+        self, features: torch.Tensor, keys: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``features`` (batch, keys, frames, STATE_FEATURES) of the keys ``keys`` (keys,)
+        -> amplitude (batch, keys, frames), partial distribution (batch, keys, frames,
+        harmonics) summing to 1, noise gains (batch, keys, frames, noise_bands)."""
+        embedded = self.input(features) + self.key_embedding(keys)[None, :, None, :]
+        out = self.output(self.hidden(embedded))
+        amplitude = exp_sigmoid(out[..., 0])
+        distribution = torch.softmax(out[..., 1 : 1 + self.harmonics], dim=-1)
+        noise = exp_sigmoid(out[..., 1 + self.harmonics :]) * 0.1
+        return amplitude, distribution, noise
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def hashed_noise(first: int, count: int, device: torch.device) -> torch.Tensor:
+    """White noise in [-1, 1) for samples ``first .. first + count - 1``: a function of
+    the sample index alone (an integer hash), so that chunks agree with the whole."""
+    index = torch.arange(first, first + count, dtype=torch.int64, device=device)
+    x = index * 0x2545F4914F6CDD1D + 0x1D8E4E27C47D124F
+    x = x ^ (x >> 31)
+    x = x * 0x5851F42D4C957F2D
+    x = x ^ (x >> 29)
+    # 24 bits from the middle: torch's right shift keeps the sign, so the xor-shifts
+    # above leave the top bit always clear.
+    bits = (x >> 16) & 0xFFFFFF
+    return bits.to(torch.float32) / float(1 << 23) - 1.0
+
+
+def noise_filters(bands: int, taps: int, sample_rate: int) -> np.ndarray:
+    """``bands`` band-pass FIRs (bands, taps), Hann-windowed sinc differences, with edges
+    log-spaced from NOISE_LOW_HZ to Nyquist."""
+    nyquist = sample_rate / 2
+    edges = np.geomspace(NOISE_LOW_HZ, nyquist, bands + 1)
+    centre = (taps - 1) / 2
+    n = np.arange(taps) - centre
+    window = np.hanning(taps)
+
+    def lowpass(cutoff: float) -> np.ndarray:
+        if cutoff >= nyquist:
+            impulse = np.zeros(taps)
+            impulse[int(centre)] = 1.0
+            return impulse
+        response = np.sinc(2 * cutoff / sample_rate * n) * window
+        return response / response.sum()  # unit gain at DC, so every band has none
+
+    filters = [
+        lowpass(high) - lowpass(low) for low, high in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    return np.stack(filters).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+class DdspPiano(nn.Module):
+    """Audio (batch, frames * hop_length) from a piano roll (batch, 3 * KEY_COUNT, frames)."""
+
+    def __init__(
+        self, config: DdspConfig, conditioning: ConditioningConfig, sample_rate: int
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.sample_rate = sample_rate
+        self.hop_length = conditioning.hop_length
+        self.frames_per_second = sample_rate / conditioning.hop_length
+        self.control = KeyControl(config)
+        low, high = config.inharmonicity
+        self.log_inharmonicity = nn.Parameter(
+            torch.linspace(math.log(low), math.log(high), KEY_COUNT)
+        )
+        midi = torch.arange(KEY_COUNT, dtype=torch.float64) + LOWEST_KEY
+        self.register_buffer("fundamentals", 440.0 * 2.0 ** ((midi - 69) / 12), persistent=False)
+        self.register_buffer(
+            "filters",
+            torch.from_numpy(noise_filters(config.noise_bands, config.noise_taps, sample_rate)),
+            persistent=False,
+        )
+        taps = round(config.reverb_seconds * sample_rate)
+        # A decaying noise tail, quiet at first: the dry sound dominates until trained.
+        decay = torch.exp(-torch.arange(taps) / max(taps / 6.0, 1.0))
+        self.reverb = nn.Parameter(1e-3 * torch.randn(taps) * decay)
+
+    fundamentals: torch.Tensor
+    filters: torch.Tensor
+
+    def partial_frequencies(self, keys: torch.Tensor) -> torch.Tensor:
+        """Partial frequencies in Hz (keys, harmonics), float64: k f0 sqrt(1 + B k^2)."""
+        k = torch.arange(1, self.config.harmonics + 1, dtype=torch.float64, device=keys.device)
+        inharmonicity = self.log_inharmonicity[keys].exp().to(torch.float64)
+        stretch = torch.sqrt(1.0 + inharmonicity[:, None] * k**2)
+        return self.fundamentals[keys][:, None] * k * stretch
+
+    def _interpolated_sum(
+        self, now: torch.Tensor, then: torch.Tensor, signals: torch.Tensor
+    ) -> torch.Tensor:
+        """sum_j v_j(n) s_j(n) per sample, where v_j goes linearly from ``now`` (batch, J,
+        frames) at a frame's first sample to ``then`` (the next frame's value, the same
+        shape) at the next frame's, and ``signals`` is (J, frames * hop); by matrix
+        products over j, without the (batch, J, samples) product."""
+        hop = self.hop_length
+        frames = now.shape[-1]
+        shaped = signals.reshape(signals.shape[0], frames, hop)
+        weight = torch.arange(hop, device=signals.device, dtype=signals.dtype) / hop
+        at_start = torch.einsum("bjf,jfp->bfp", now, shaped)
+        at_end = torch.einsum("bjf,jfp->bfp", then, shaped)
+        return (at_start * (1 - weight) + at_end * weight).reshape(now.shape[0], -1)
+
+    def _ramps(self, values: torch.Tensor, ringing: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per frame (frames + 1 given) the value at its start and the one it ramps to: a
+        frame where the key does not ring stays silent, so a note starts at its onset
+        frame's first sample, not a frame early, and fades out over its last frame."""
+        gate = ringing[..., :-1]
+        return values[..., :-1] * gate, values[..., 1:] * gate
+
+    def dry(
+        self, roll: torch.Tensor, state: KeyState, first_frame: int, frames: int, origin: int
+    ) -> torch.Tensor:
+        """The dry render (batch, frames * hop) of frames ``first_frame ..`` of ``roll``,
+        whose keys' ``state`` is given for the whole roll; oscillator phases and noise
+        count samples from ``origin`` (the piece's start when rendering)."""
+        hop = self.hop_length
+        batch, samples = roll.shape[0], frames * hop
+        start = first_frame * hop
+        # Frames first .. first + frames, the last one for interpolation (held at the end).
+        columns = torch.arange(first_frame, first_frame + frames + 1, device=roll.device)
+        columns = columns.clamp(max=roll.shape[-1] - 1)
+        ringing = state.ringing[..., columns]
+        active = ringing.amax(dim=(0, 2)).nonzero().flatten()
+        if len(active) == 0:
+            return roll.new_zeros(batch, samples)
+        amplitude, distribution, noise = self.control(
+            state.features[:, active][:, :, columns], active
+        )
+        ringing = ringing[:, active]
+        # Partials at or above Nyquist are silenced.
+        frequencies = self.partial_frequencies(active)
+        audible = (frequencies < self.sample_rate / 2).to(distribution.dtype)
+        partials = amplitude.unsqueeze(-1) * distribution * audible[None, :, None, :]
+        index = torch.arange(start, start + samples, dtype=torch.float64, device=roll.device)
+        cycles = frequencies[..., None] * ((index - origin) / self.sample_rate)
+        sines = torch.sin((2 * math.pi * torch.frac(cycles)).to(partials.dtype))
+        keys, harmonics = frequencies.shape
+        now, then = self._ramps(partials.permute(0, 1, 3, 2), ringing.unsqueeze(2))
+        harmonic = self._interpolated_sum(
+            now.reshape(batch, keys * harmonics, -1),
+            then.reshape(batch, keys * harmonics, -1),
+            sines.reshape(keys * harmonics, samples),
+        )
+        # Noise gains summed over the keys: (batch, bands, frames) at start and end.
+        now, then = self._ramps(noise.permute(0, 1, 3, 2), ringing.unsqueeze(2))
+        taps = self.filters.shape[-1]
+        white = hashed_noise(start - origin - (taps - 1) // 2, samples + taps - 1, roll.device)
+        bands = F.conv1d(white[None, None], self.filters.flip(-1)[:, None])[0]
+        return harmonic + self._interpolated_sum(now.sum(dim=1), then.sum(dim=1), bands)
+
+    def add_reverb(
+        self, dry: torch.Tensor, tail: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``dry`` (batch, samples) plus its reverb and the ``tail`` earlier chunks left;
+        returns the output and the tail (batch, taps - 1) the next chunk inherits."""
+        taps = self.reverb.shape[0]
+        if taps == 0:
+            return dry, dry.new_zeros(dry.shape[0], 0)
+        samples = dry.shape[-1]
+        size = samples + taps - 1
+        n = 1 << (size - 1).bit_length()
+        wet = torch.fft.irfft(torch.fft.rfft(dry, n) * torch.fft.rfft(self.reverb, n), n)[
+            ..., :size
+        ]
+        if tail is not None:
+            wet = wet + F.pad(tail, (0, size - tail.shape[-1]))[..., :size]
+        return dry + wet[..., :samples], wet[..., samples:]
+
+    def forward(self, roll: torch.Tensor, history: int = 0) -> torch.Tensor:
+        """Frames ``history ..`` of ``roll`` rendered in one pass (batch, samples), the
+        frames before read only for the keys' state: what training compares."""
+        state = key_state(roll, self.frames_per_second, self.config)
+        frames = roll.shape[-1] - history
+        dry = self.dry(roll, state, history, frames, origin=history * self.hop_length)
+        return self.add_reverb(dry, None)[0]
+
+    def loss(
+        self, audio: torch.Tensor, roll: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Multi-resolution STFT distance of the render to ``audio`` (batch, samples);
+        ``roll`` may hold frames before the audio's (``config.history_frames``)."""
+        history = roll.shape[-1] - audio.shape[-1] // self.hop_length
+        if history < 0 or audio.shape[-1] % self.hop_length:
+            raise ValueError(
+                f"audio of {audio.shape[-1]} samples does not end the roll's "
+                f"{roll.shape[-1]} frames of {self.hop_length} samples"
+            )
+        rendered = self(roll, history)
+        distances = multi_resolution_stft(rendered, audio)
+        return distances["total"], {
+            name: value.detach() for name, value in distances.items() if name != "total"
+        }
+
+    @torch.no_grad()
+    def generate(
+        self,
+        roll: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Audio (batch, frames * hop_length) in [-1, 1] for a whole roll, rendered
+        ``chunk_frames`` at a time: equal to one pass (the phases and the noise are those
+        of the absolute sample, the reverb's tail is carried over), with memory bounded
+        by the chunk. Deterministic: ``generator`` and ``temperature`` are unused."""
+        frames = roll.shape[-1]
+        chunk = self.config.chunk_frames
+        pieces = []
+        tail: torch.Tensor | None = None
+        bar = progress_bar(total=frames, desc="ddsp", unit="frame") if progress else None
+        state = key_state(roll, self.frames_per_second, self.config)
+        for first in range(0, frames, chunk):
+            count = min(chunk, frames - first)
+            dry = self.dry(roll, state, first, count, origin=0)
+            out, tail = self.add_reverb(dry, tail)
+            pieces.append(out.clamp(-1.0, 1.0))
+            if bar is not None:
+                bar.update(count)
+        if bar is not None:
+            bar.close()
+        return torch.cat(pieces, dim=-1)
+
+
+# --------------------------------------------------------------------------- spec
+
+SPEC: VocoderSpec[DdspPiano] = VocoderSpec(DdspConfig, DdspPiano)
