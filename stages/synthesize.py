@@ -6,14 +6,19 @@ compare with its true audio, and (b) the Music Transformer's composed MIDI from
 `compose`, the last link of the Wave2Midi2Wave chain, on the top-level `device`. Each
 piece is cut to `vocoder.synthesize.max_seconds`. The FluidSynth render of the same
 MIDI with the data stage's soundfont (what a user has without any vocoder) is always
-scored beside it. Writes under `--out`: `test/` and `composed/` with `<id>.wav` and a
-spectrogram-over-piano-roll `<id>.png`, `soundfont/` with the reference renders, and
-`manifest.json`; scores go to `metrics.json` and `speed.json` under `--reports`:
+scored beside it, and, for scale, a plain sine render of the MIDI (six harmonics with a
+decay: what knowing the pitches alone gives). Writes under `--out`: `test/` and
+`composed/` with `<id>.wav` and a spectrogram-over-piano-roll `<id>.png`, `soundfont/`
+and `sine/` with the reference renders, and `manifest.json`; scores go to
+`metrics.json` and `speed.json` under `--reports`:
 
-* `test.<family>` and `test.soundfont`: multi-resolution STFT distance, log-mel L1 and
-  transcription consistency (onset F1 of the trained transcriber) against the true
-  audio and its MIDI; `test.true_audio.onset_f1` is the transcriber's own ceiling;
-* `composed.<family>` and `composed.soundfont`: transcription consistency;
+* `test.<family>`, `test.soundfont`, `test.sine`: multi-resolution STFT distance,
+  log-mel L1 and transcription consistency against the true audio and its MIDI: the
+  onset F1 of our trained transcriber (`onset_f1`) and, with
+  `vocoder.synthesize.judge` on and basic-pitch installed, of basic-pitch, a judge
+  that learnt neither our corpus nor our soundfont (`judge_onset_f1`);
+  `test.true_audio` holds both transcribers' ceilings;
+* `composed.<family>`, `composed.soundfont`, `composed.sine`: transcription consistency;
 * in `speed.json` (it varies from run to run, unlike everything else here):
   `real_time_factor`, seconds of audio generated per wall-clock second, for the family
   (on the stage's device) and for FluidSynth.
@@ -42,7 +47,7 @@ import torch
 from stages._common import run_family_stage
 from wavegen_core import __version__
 from wavegen_core.audio.io import load_audio, write_wav
-from wavegen_core.audio.render import render_midi
+from wavegen_core.audio.render import additive_render, render_midi
 from wavegen_core.config import Params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import roll_for_midi
@@ -54,6 +59,7 @@ from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import notes_to_midi
 from wavegen_core.models.conditioning import crop_or_pad
 from wavegen_core.models.onsets_frames import SPEC as TRANSCRIBER
+from wavegen_core.models.transcribers import BasicPitchTranscriber, basic_pitch_available
 from wavegen_core.models.vocoders import render_pieces, vocoder_spec
 from wavegen_core.progress import log
 from wavegen_core.training.device import choose_device
@@ -144,6 +150,12 @@ def synthesize(params: Params, args: argparse.Namespace) -> None:
     device = choose_device(params.device)
     model = spec.load(args.checkpoint, device)
     transcriber = TRANSCRIBER.load(args.transcriber, device)
+    judge: BasicPitchTranscriber | None = None
+    if config.judge:
+        if basic_pitch_available():
+            judge = BasicPitchTranscriber()
+        else:
+            log.warning("synthesize@%s: basic-pitch is not installed; no judge's scores", family)
     jobs = _jobs(params, args.corpus, args.composed)
     log.info(
         "synthesize@%s: %d test and %d composed pieces on %s",
@@ -174,21 +186,23 @@ def synthesize(params: Params, args: argparse.Namespace) -> None:
 
     staging = staging_dir(out_dir, f"{params.seed}-{__version__}")
     scores: dict[str, dict[str, list[dict[str, float]]]] = {
-        "test": {family: [], "soundfont": [], "true_audio": []},
-        "composed": {family: [], "soundfont": []},
+        "test": {family: [], "soundfont": [], "sine": [], "true_audio": []},
+        "composed": {family: [], "soundfont": [], "sine": []},
     }
     records: list[dict[str, Any]] = []
     for job, audio, reference in zip(jobs, rendered, references, strict=True):
         seconds = len(audio) / rate
         notes = notes_before(job.midi, seconds)
-        renders = {family: audio, "soundfont": reference}
+        sine = additive_render(notes, len(audio), rate, params.data.render.peak)
+        renders = {family: audio, "soundfont": reference, "sine": sine}
         piece_scores = score_renders(
-            renders, notes, job.true_audio, transcriber, params.transcription, rate
+            renders, notes, job.true_audio, transcriber, params.transcription, rate, judge
         )
         for name, entry in piece_scores.items():
             scores[job.kind][name].append(entry)
         write_wav(staging / job.kind / f"{job.id}.wav", audio, rate)
         write_wav(staging / "soundfont" / f"{job.kind}_{job.id}.wav", reference, rate)
+        write_wav(staging / "sine" / f"{job.kind}_{job.id}.wav", sine, rate)
         plot_audio_and_midi(
             staging / job.kind / f"{job.id}.png",
             audio,
@@ -202,6 +216,7 @@ def synthesize(params: Params, args: argparse.Namespace) -> None:
                 "kind": job.kind,
                 "audio": f"{job.kind}/{job.id}.wav",
                 "soundfont": f"soundfont/{job.kind}_{job.id}.wav",
+                "sine": f"sine/{job.kind}_{job.id}.wav",
                 "seconds": round(seconds, 3),
                 "notes": len(notes),
             }

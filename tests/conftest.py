@@ -232,7 +232,8 @@ def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
     for family in ("wavenet", "flow", "ddsp", "gan"):
         vocoder.update({f"{family}.train.{k}": v for k, v in steps.items()})
         vocoder[f"{family}.train.eval_every"] = 4
-    synthesis = {"test_pieces": 1, "composed_pieces": 1, "max_seconds": 0.25}
+    # The judge's scores have a test of their own (tests/stages).
+    synthesis = {"test_pieces": 1, "composed_pieces": 1, "max_seconds": 0.25, "judge": False}
     vocoder.update({f"synthesize.{k}": v for k, v in synthesis.items()})
     set_params(target, "vocoder", **vocoder)
     # The learnt hierarchy at a few steps, one short sample and one test second.

@@ -186,6 +186,9 @@ class SynthesizeConfig(Strict):
     # with `context_frames` of conditioning on either side.
     chunk_frames: int = Field(512, ge=8, le=1_000_000)
     context_frames: int = Field(16, ge=0, le=4096)
+    # Also score transcription consistency with basic-pitch (when installed), a judge
+    # that learnt neither our corpus nor our soundfont.
+    judge: bool = True
 
     def temperature_of(self, family: str) -> float | None:
         """The sampling temperature of ``family``; None for a deterministic family."""

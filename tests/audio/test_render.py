@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import SOUNDFONT, scale_midi
-from wavegen_core.audio.render import RendererUnavailable, check_renderer, render_midi
+from wavegen_core.audio.render import (
+    RendererUnavailable,
+    additive_render,
+    check_renderer,
+    render_midi,
+)
 from wavegen_core.midi.chorales import ChoralesConfig, chorale_to_midi
 
 
@@ -41,3 +46,18 @@ def test_the_rendered_pitch_is_the_midi_pitch() -> None:
 def test_missing_soundfont_names_the_package(tmp_path) -> None:
     with pytest.raises(RendererUnavailable, match="apt-get install fluidsynth timgm6mb-soundfont"):
         check_renderer(tmp_path / "missing.sf2")
+
+
+def test_the_additive_render_sounds_each_note_at_its_pitch_and_time() -> None:
+    notes = scale_midi([69, 57], step=0.5).instruments[0].notes  # A4 at 0 s, A3 at 0.5 s
+    audio = additive_render(notes, 16000, 16000)
+    assert audio.dtype == np.float32 and len(audio) == 16000
+    assert np.abs(audio).max() == pytest.approx(0.9, abs=1e-6)
+    first = np.abs(np.fft.rfft(audio[1000:7000] * np.hanning(6000)))
+    assert abs(np.argmax(first) * 16000 / 6000 - 440) < 16000 / 6000
+    second = np.abs(np.fft.rfft(audio[9000:15000] * np.hanning(6000)))
+    assert abs(np.argmax(second) * 16000 / 6000 - 220) < 16000 / 6000
+    # A note past the end is left out, and nothing sounds before the first onset.
+    late = scale_midi([60], step=0.5).instruments[0].notes
+    late[0].start, late[0].end = 2.0, 2.5
+    assert not additive_render(late, 16000, 16000).any()

@@ -74,3 +74,32 @@ def test_score_renders_scores_every_render_and_the_truth_only_where_there_is_one
 
     composed = score_renders(renders, notes, None, transcriber, config, RATE)
     assert composed == {"gan": {"onset_f1": 0.0}, "soundfont": {"onset_f1": 0.0}}
+
+
+class _ExactJudge:
+    """Transcribes any audio as the notes it is given: the judge's score is then 1."""
+
+    def __init__(self, notes: list[pretty_midi.Note]) -> None:
+        self.notes = notes
+        self.heard = 0
+
+    def transcribe_audio(self, audio: np.ndarray, sample_rate: int) -> pretty_midi.PrettyMIDI:
+        self.heard += 1
+        midi = pretty_midi.PrettyMIDI()
+        piano = pretty_midi.Instrument(program=0)
+        piano.notes = list(self.notes)
+        midi.instruments.append(piano)
+        return midi
+
+
+def test_a_judge_scores_every_render_and_the_truth_beside_our_transcriber() -> None:
+    torch.manual_seed(0)
+    transcriber = _DeafTranscriber(TranscriberModelConfig()).eval()
+    truth = tone(1.0, RATE)
+    renders = {"ddsp": truth.copy(), "sine": 0.5 * truth}
+    notes: list[pretty_midi.Note] = scale_midi([69], step=1.0).instruments[0].notes
+    judge = _ExactJudge(notes)
+    scores = score_renders(renders, notes, truth, transcriber, TranscriptionConfig(), RATE, judge)
+    assert judge.heard == 3
+    for name in ("ddsp", "sine", "true_audio"):
+        assert scores[name]["judge_onset_f1"] == 1.0 and scores[name]["onset_f1"] == 0.0

@@ -20,6 +20,7 @@ from stages import synthesize, train_vocoder
 from tests.conftest import stage_argv, untrained_checkpoint, write_chorale_corpus
 from wavegen_core.files import write_json
 from wavegen_core.midi.io import write_midi
+from wavegen_core.models.transcribers import basic_pitch_available
 from wavegen_core.training.metrics import read_curves
 
 pytestmark = pytest.mark.slow
@@ -164,16 +165,24 @@ def test_synthesize_writes_audible_audio_of_the_right_length_and_scores_it(train
         reference, _ = sf.read(out / piece["soundfont"], dtype="float32")
         assert len(reference) == len(audio)
         assert (out / piece["audio"]).with_suffix(".png").stat().st_size > 0
+        sine, _ = sf.read(out / piece["sine"], dtype="float32")
+        assert len(sine) == len(audio)
     metrics = json.loads((trained / "reports/synthesize" / family / "metrics.json").read_text())
-    for name in (family, "soundfont"):
+    # basic-pitch, the judge, scores beside our transcriber where it is installed.
+    judged = {"judge_onset_f1"} if basic_pitch_available() else set()
+    for name in (family, "soundfont", "sine"):
         assert set(metrics["test"][name]) == {
             "onset_f1",
             "mr_stft",
             "spectral_convergence",
             "log_magnitude_l1",
             "mel_l1",
+            *judged,
         }
-        assert 0.0 <= metrics["composed"][name]["onset_f1"] <= 1.0
+        assert set(metrics["composed"][name]) == {"onset_f1", *judged}
+        for score in metrics["composed"][name].values():
+            assert 0.0 <= score <= 1.0
+    assert set(metrics["test"]["true_audio"]) == {"onset_f1", *judged}
     # The chorales' true audio is the soundfont's render of the same notes (before the
     # MIDI file's tick rounding): the reference is far closer than a briefly trained model.
     assert metrics["test"]["soundfont"]["mr_stft"] < 0.5 * metrics["test"][family]["mr_stft"]

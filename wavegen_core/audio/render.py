@@ -77,3 +77,38 @@ def render_midi(
     if loudest > 0:
         audio *= peak / loudest
     return audio.astype(np.float32)
+
+
+# The plain additive render: what knowing the pitches alone gives, for scale.
+SINE_HARMONICS = 6
+SINE_DECAY_PER_SECOND = 3.0  # amplitude falls by e every third of a second
+SINE_FADE_SECONDS = 0.05  # after the note-off
+
+
+def additive_render(
+    notes: list[pretty_midi.Note], samples: int, sample_rate: int, peak: float = 0.9
+) -> np.ndarray:
+    """A plain sine render of ``notes``: per note ``SINE_HARMONICS`` harmonics of
+    amplitude 1/k, scaled by velocity, decaying exponentially and faded out after the
+    note-off; ``samples`` long, normalised to ``peak``. Nothing is learnt: a vocoder
+    should sound better than this."""
+    audio = np.zeros(samples, dtype=np.float64)
+    harmonics = np.arange(1, SINE_HARMONICS + 1)
+    fade = int(SINE_FADE_SECONDS * sample_rate)
+    for note in notes:
+        first = int(round(note.start * sample_rate))
+        if first >= samples:
+            continue
+        last = min(int(round(note.end * sample_rate)) + fade, samples)
+        t = np.arange(last - first) / sample_rate
+        f0 = 440.0 * 2.0 ** ((note.pitch - 69) / 12)
+        audible = harmonics[harmonics * f0 < sample_rate / 2]
+        tone = (np.sin(2 * np.pi * f0 * audible[:, None] * t) / audible[:, None]).sum(axis=0)
+        envelope = np.exp(-SINE_DECAY_PER_SECOND * t) * note.velocity / 127
+        held = int(round((note.end - note.start) * sample_rate))
+        envelope[held:] *= np.linspace(1.0, 0.0, max(len(envelope) - held, 0))
+        audio[first:last] += tone * envelope
+    loudest = np.abs(audio).max()
+    if loudest > 0:
+        audio *= peak / loudest
+    return audio.astype(np.float32)

@@ -5,10 +5,14 @@ Against true audio: the multi-resolution STFT distance and the log-mel L1
 composed piece has: *transcription consistency*, the note-onset F1 (mir_eval, 50 ms)
 of the trained transcriber's notes on the synthesized audio against the conditioning
 MIDI's notes. A vocoder that renders the right notes at the right times scores as
-high as the transcriber does on real recordings.
+high as the transcriber does on real recordings. Our transcriber learnt the corpus's
+own soundfont, so a *judge* that learnt neither (basic-pitch) scores the same
+consistency beside it (``judge_onset_f1``): the figure a listener's ear stands for.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import numpy as np
 import pretty_midi
@@ -66,6 +70,12 @@ def transcription_consistency(
     return note_onset_f1(reference, piano_notes(transcribed))
 
 
+class Judge(Protocol):
+    """A transcriber of samples in memory that did not learn our corpus (basic-pitch)."""
+
+    def transcribe_audio(self, audio: np.ndarray, sample_rate: int) -> pretty_midi.PrettyMIDI: ...
+
+
 def score_renders(
     renders: dict[str, np.ndarray],
     notes: list[pretty_midi.Note],
@@ -73,28 +83,30 @@ def score_renders(
     transcriber: OnsetsAndFrames,
     transcription: TranscriptionConfig,
     sample_rate: int,
+    judge: Judge | None = None,
 ) -> dict[str, dict[str, float]]:
     """Every score of one piece for each named render of it (a vocoder's, the soundfont's).
 
-    Each render gets its transcription consistency against ``notes``; where the piece has
-    true audio (as long as the renders), also its spectral distances to it, and the
-    entry ``true_audio`` holds the transcriber's own onset F1 on it: the ceiling.
+    Each render gets its transcription consistency against ``notes`` by our transcriber
+    and, given a ``judge``, by the judge (``judge_onset_f1``); where the piece has true
+    audio (as long as the renders), also its spectral distances to it, and the entry
+    ``true_audio`` holds both transcribers' onset F1 on it: their ceilings.
     """
     scores: dict[str, dict[str, float]] = {}
-    for name, audio in renders.items():
+    named = dict(renders)
+    if true_audio is not None:
+        named["true_audio"] = true_audio
+    for name, audio in named.items():
         scores[name] = {
             "onset_f1": transcription_consistency(
                 audio, notes, transcriber, transcription, sample_rate
             )
         }
-        if true_audio is not None:
+        if judge is not None:
+            judged = piano_notes(judge.transcribe_audio(audio, sample_rate))
+            scores[name]["judge_onset_f1"] = note_onset_f1(notes, judged)
+        if true_audio is not None and name != "true_audio":
             scores[name].update(audio_distances(audio, true_audio, sample_rate))
-    if true_audio is not None:
-        scores["true_audio"] = {
-            "onset_f1": transcription_consistency(
-                true_audio, notes, transcriber, transcription, sample_rate
-            )
-        }
     return scores
 
 

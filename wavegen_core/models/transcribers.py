@@ -14,15 +14,17 @@ import importlib.util
 import io
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import pretty_midi
 import torch
 
-from wavegen_core.audio.io import open_audio
+from wavegen_core.audio.io import open_audio, write_wav
 from wavegen_core.errors import WavegenError
 from wavegen_core.midi.rolls import NoteDecodingConfig
 from wavegen_core.models.onsets_frames import SPEC, OnsetsAndFrames, transcribe_file
@@ -111,6 +113,14 @@ class BasicPitchTranscriber:
         with contextlib.redirect_stdout(io.StringIO()):
             _, midi, _ = predict(Path(path), self._model)
         return midi
+
+    def transcribe_audio(self, audio: np.ndarray, sample_rate: int) -> pretty_midi.PrettyMIDI:
+        """The transcription of samples in memory (basic-pitch reads files: a temporary
+        WAV is written for it)."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "audio.wav"
+            write_wav(path, np.asarray(audio, dtype=np.float32), sample_rate)
+            return self(path)
 
 
 def make_transcriber(
