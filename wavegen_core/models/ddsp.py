@@ -259,6 +259,32 @@ class DdspPiano(nn.Module):
         at_end = torch.einsum("bjf,jfp->bfp", then, shaped)
         return (at_start * (1 - weight) + at_end * weight).reshape(now.shape[0], -1)
 
+    def _oscillators(
+        self, now: torch.Tensor, then: torch.Tensor, frequencies: torch.Tensor, first: int
+    ) -> torch.Tensor:
+        """sum_j a_j(n) sin(2 pi f_j n / sample_rate) for samples ``n = first ..`` of whole
+        frames, ``a_j`` ramping from ``now`` to ``then`` (batch, J, frames) as in
+        :meth:`_interpolated_sum`, ``frequencies`` (J,) in Hz, float64.
+
+        No sine is evaluated per sample: within a frame, partial j is the imaginary part
+        of ``exp(i phi_jf) exp(i w_j p)`` (phase at the frame's start, then the rotation
+        over its ``p``-th sample), so the sum over partials is two complex matrix
+        products, (frames x J) by (J x hop). The phases at frame starts are taken modulo
+        one cycle in float64, so a sample far into a piece is as exact as an early one.
+        """
+        hop = self.hop_length
+        frames = now.shape[-1]
+        starts = first + hop * torch.arange(frames, dtype=torch.float64, device=now.device)
+        cycles = torch.frac(frequencies[:, None] * (starts / self.sample_rate))
+        at_frame = torch.polar(torch.ones_like(cycles), 2 * math.pi * cycles).to(torch.complex64)
+        offsets = torch.arange(hop, dtype=torch.float64, device=now.device) / self.sample_rate
+        rotation = 2 * math.pi * frequencies[:, None] * offsets
+        within = torch.polar(torch.ones_like(rotation), rotation).to(torch.complex64)
+        weight = torch.arange(hop, device=now.device, dtype=now.dtype) / hop
+        at_start = torch.einsum("bjf,jp->bfp", now * at_frame, within).imag
+        at_end = torch.einsum("bjf,jp->bfp", then * at_frame, within).imag
+        return (at_start * (1 - weight) + at_end * weight).reshape(now.shape[0], -1)
+
     def _ramps(self, values: torch.Tensor, ringing: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Per frame (frames + 1 given) the value at its start and the one it ramps to: a
         frame where the key does not ring stays silent, so a note starts at its onset
@@ -290,15 +316,13 @@ class DdspPiano(nn.Module):
         frequencies = self.partial_frequencies(active)
         audible = (frequencies < self.sample_rate / 2).to(distribution.dtype)
         partials = amplitude.unsqueeze(-1) * distribution * audible[None, :, None, :]
-        index = torch.arange(start, start + samples, dtype=torch.float64, device=roll.device)
-        cycles = frequencies[..., None] * ((index - origin) / self.sample_rate)
-        sines = torch.sin((2 * math.pi * torch.frac(cycles)).to(partials.dtype))
         keys, harmonics = frequencies.shape
         now, then = self._ramps(partials.permute(0, 1, 3, 2), ringing.unsqueeze(2))
-        harmonic = self._interpolated_sum(
+        harmonic = self._oscillators(
             now.reshape(batch, keys * harmonics, -1),
             then.reshape(batch, keys * harmonics, -1),
-            sines.reshape(keys * harmonics, samples),
+            frequencies.reshape(-1),
+            start - origin,
         )
         # Noise gains summed over the keys: (batch, bands, frames) at start and end.
         now, then = self._ramps(noise.permute(0, 1, 3, 2), ringing.unsqueeze(2))
