@@ -34,6 +34,10 @@ sizes of the tiny profile (the shipped params) and of the cpu profile, all in on
 run, each after an untimed 1 s render of the same model. FluidSynth's render of the
 same 10 s of MIDI (the soundfont reference) is timed the same way.
 
+``python -m benchmarks.bench_vocoder pictures --repo DIR --out DIR``: after `dvc repro`
+in DIR, one PNG per test piece: the true audio, every family's render, FluidSynth's
+and the sine render as spectrograms, stacked over the roll.
+
 Torch uses its default thread count (written into every row); numba's loop runs on
 one thread. Other people may be using the CPU at the same time: figures can vary by
 10 to 20 % from run to run.
@@ -44,13 +48,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from wavegen_core.config import Params
+from wavegen_core.audio.io import load_audio
+from wavegen_core.config import Params, load_params
+from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import ROLL_CHANNELS
+from wavegen_core.evaluation.plots import plot_renders
+from wavegen_core.evaluation.synthesis import notes_before
+from wavegen_core.midi.io import load_midi
+from wavegen_core.midi.rolls import notes_to_midi
 from wavegen_core.models.configs.vocoder import ConditioningConfig
 from wavegen_core.models.configs.wavenet import WaveNetConfig
 from wavegen_core.models.onsets_frames import parameter_count
@@ -256,12 +267,60 @@ def _print(rows: list[dict[str, Any]]) -> None:
         print(f"{row['name']:<58} {figures}")
 
 
+def side_by_side(repo: Path, out: Path) -> list[Path]:
+    """For each test piece `synthesize` rendered in ``repo`` (a workspace after `dvc
+    repro`), one PNG of the true audio, every family's render, FluidSynth's and the
+    sine render, stacked over the roll: what each family makes of the same notes."""
+    params = load_params(repo / "params.yaml")
+    rate = params.audio.sample_rate
+    manifests = {
+        family: json.loads((repo / "data/synthesized" / family / "manifest.json").read_text())
+        for family in params.vocoder.families
+        if (repo / "data/synthesized" / family / "manifest.json").is_file()
+    }
+    if not manifests:
+        raise SystemExit(f"{repo}: no data/synthesized/<family>/manifest.json; run dvc repro")
+    first = next(iter(manifests))
+    corpus = repo / "data/prepared"
+    pieces = {p.id: p for p in read_manifest(corpus)}
+    written = []
+    for record in manifests[first]["pieces"]:
+        if record["kind"] != "test":
+            continue
+        piece = pieces[record["id"]]
+        family_dir = repo / "data/synthesized" / first
+        length = len(load_audio(family_dir / record["audio"], rate))
+        renders = {"true audio": load_audio(corpus / piece.audio, rate)[:length]}
+        for family, manifest in manifests.items():
+            entry = next(p for p in manifest["pieces"] if p["id"] == record["id"])
+            renders[family] = load_audio(repo / "data/synthesized" / family / entry["audio"], rate)
+        renders["FluidSynth"] = load_audio(family_dir / record["soundfont"], rate)
+        renders["sine"] = load_audio(family_dir / record["sine"], rate)
+        assert piece.midi is not None
+        midi = notes_to_midi(notes_before(load_midi(corpus / piece.midi), length / rate))
+        path = out / f"vocoders-{record['id']}.png"
+        plot_renders(path, renders, rate, midi, f"{record['id']}: every family and the references")
+        written.append(path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_vocoder")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("wavenet", help="WaveNet generation speed: cached, naive, fused")
     commands.add_parser("families", help="real-time factor of every family, and FluidSynth's")
+    pictures = commands.add_parser(
+        "pictures", help="spectrograms of every family's render of each test piece, stacked"
+    )
+    pictures.add_argument(
+        "--repo", type=Path, default=Path("."), help="a workspace after dvc repro"
+    )
+    pictures.add_argument("--out", type=Path, default=Path("docs"), help="where the PNGs go")
     args = parser.parse_args(argv)
+    if args.command == "pictures":
+        for path in side_by_side(args.repo, args.out):
+            print(path)
+        return
     _print(run_wavenet() if args.command == "wavenet" else run_families())
 
 

@@ -103,3 +103,21 @@ def test_a_judge_scores_every_render_and_the_truth_beside_our_transcriber() -> N
     assert judge.heard == 3
     for name in ("ddsp", "sine", "true_audio"):
         assert scores[name]["judge_onset_f1"] == 1.0 and scores[name]["onset_f1"] == 0.0
+
+
+def test_renders_side_by_side_are_one_png_a_row_each(tmp_path) -> None:
+    from matplotlib.image import imread
+
+    from wavegen_core.evaluation.plots import plot_renders
+
+    midi = scale_midi([60, 64, 67], step=0.3)
+    two = {"true audio": tone(1.0, RATE), "ddsp": tone(1.0, RATE, freq=220.0)}
+    four = {**two, "gan": tone(1.0, RATE, freq=330.0), "sine": tone(1.0, RATE, freq=110.0)}
+    heights = []
+    for name, renders in (("two", two), ("four", four)):
+        path = tmp_path / f"{name}.png"
+        plot_renders(path, renders, RATE, midi, name)
+        assert path.read_bytes().startswith(b"\x89PNG")
+        heights.append(imread(path).shape[0])
+    # Two more rows make a taller picture, each row as tall as the others.
+    assert heights[1] > heights[0] * 1.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pretty_midi
@@ -37,21 +38,53 @@ def plot_audio_and_midi(
     axes[0, 0].set_ylabel("frequency (Hz)")
     axes[0, 0].set_title(title)
     if midi is not None:
-        roll = midi.get_piano_roll(fs=ROLL_FPS)[PIANO_LOW : PIANO_HIGH + 1]
-        axes[1, 0].imshow(
-            roll,
-            aspect="auto",
-            origin="lower",
-            cmap="Greys",
-            interpolation="nearest",
-            extent=(0, roll.shape[1] / ROLL_FPS, PIANO_LOW - 0.5, PIANO_HIGH + 0.5),
-        )
-        axes[1, 0].set_ylabel("MIDI pitch")
+        _draw_roll(axes[1, 0], midi)
     axes[-1, 0].set_xlabel("time (s)")
     axes[-1, 0].set_xlim(0, duration)
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, format="png")
+
+
+def _draw_roll(axes: Any, midi: pretty_midi.PrettyMIDI) -> None:
+    roll = midi.get_piano_roll(fs=ROLL_FPS)[PIANO_LOW : PIANO_HIGH + 1]
+    axes.imshow(
+        roll,
+        aspect="auto",
+        origin="lower",
+        cmap="Greys",
+        interpolation="nearest",
+        extent=(0, roll.shape[1] / ROLL_FPS, PIANO_LOW - 0.5, PIANO_HIGH + 0.5),
+    )
+    axes.set_ylabel("MIDI pitch")
+
+
+def plot_renders(
+    path: str | os.PathLike[str],
+    renders: dict[str, np.ndarray],
+    sample_rate: int,
+    midi: pretty_midi.PrettyMIDI,
+    title: str,
+) -> None:
+    """One spectrogram per named render of the same piece (the truth, each vocoder, the
+    references), stacked on one time axis above the MIDI's roll, as PNG: to compare
+    by eye what the distances summarise."""
+    rows = len(renders) + 1
+    figure = Figure(figsize=(12, 2.2 * rows))
+    axes = figure.subplots(rows, 1, sharex=True, squeeze=False)
+    duration = max(len(audio) for audio in renders.values()) / sample_rate
+    for row, (name, audio) in enumerate(renders.items()):
+        axes[row, 0].specgram(
+            audio, NFFT=1024, Fs=sample_rate, noverlap=768, cmap="magma", scale="dB", vmin=-120
+        )
+        axes[row, 0].set_ylabel(f"{name}\nHz")
+    axes[0, 0].set_title(title)
+    _draw_roll(axes[-1, 0], midi)
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 0].set_xlim(0, duration)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=60, format="png")
 
 
 def _roll(notes: list[pretty_midi.Note], n_frames: int) -> np.ndarray:
