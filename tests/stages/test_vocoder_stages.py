@@ -217,7 +217,8 @@ def test_a_family_not_listed_in_params_is_refused(trained, capsys) -> None:
 
 
 def test_a_resumed_gan_run_ends_where_an_uninterrupted_one_does(workdir, tmp_path) -> None:
-    """The adversarial family too: two networks, one optimizer, weight-norm parametrizations."""
+    """The adversarial family too: two networks, each with its optimiser and schedule, stepped
+    in turn; weight-norm parametrizations."""
     import shutil
 
     import torch
