@@ -14,6 +14,7 @@ a loaded model is the one that was trained.
 from __future__ import annotations
 
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -56,7 +57,7 @@ def adam(model: nn.Module, loop: TrainLoopConfig) -> list[Optimiser]:
     return [Optimiser("", optimizer)]
 
 
-class ModelSpec(Generic[ModelT]):
+class ModelSpec(ABC, Generic[ModelT]):
     """How to build, load and optimise one kind of model.
 
     Subclasses implement :meth:`build` (and, where it differs, :meth:`optimisers` and
@@ -67,9 +68,9 @@ class ModelSpec(Generic[ModelT]):
     name: str = ""
     autoregressive: bool = False
 
+    @abstractmethod
     def build(self, saved: Mapping[str, Any]) -> ModelT:
         """A freshly initialised model from a ``checkpoint_config`` dict (seed first)."""
-        raise NotImplementedError
 
     def optimisers(
         self, model: ModelT, loop: TrainLoopConfig, saved: Mapping[str, Any]
