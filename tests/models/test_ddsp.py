@@ -12,7 +12,8 @@ import torch
 from wavegen_core.midi.rolls import KEY_COUNT
 from wavegen_core.models.configs.ddsp import DdspConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.ddsp import DdspPiano, hashed_noise
+from wavegen_core.models.ddsp import DdspPiano
+from wavegen_core.models.oscillators import hashed_noise
 
 RATE = 16000
 HOP = 128

@@ -15,10 +15,16 @@ roll has one frame per ``hop_length`` samples: frame ``i`` stands for samples
 
 :class:`ConditioningNetwork` encodes the roll with a few centred convolutions over
 frames and upsamples the features to the sample rate, with learnt transposed
-convolutions or by repeating each frame and smoothing with a convolution.
+convolutions or by repeating each frame and smoothing with a convolution. With
+``excitation: harmonic`` it also renders the MIDI's harmonic excitation
+(:mod:`wavegen_core.models.excitation`) and adds it, projected, to those features.
+The excitation reads the notes' age from frames before the audio: a roll may then
+begin ``history`` frames before the audio it conditions.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -26,6 +32,7 @@ from torch.nn import functional as F
 
 from wavegen_core.data.pairs import ROLL_CHANNELS
 from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.excitation import HarmonicExcitation, excitation_or_none
 
 
 def upsample_factors(hop_length: int, largest: int = 16) -> list[int]:
@@ -58,14 +65,30 @@ class ConditioningNetwork(nn.Module):
     ``upsample`` brings them to the sample rate (what the WaveNet and the flow add in
     every layer). ``context_frames`` is how many frames on either side of a frame
     can change its features, which is what chunked inference must carry along.
+
+    With an excitation (``config.excitation``, which needs ``sample_rate``),
+    ``excitation`` renders it and ``forward`` adds it through a 1x1 projection; built
+    with ``upsampled=False`` (the GAN, which upsamples and takes the excitation itself)
+    the network has neither the upsampler nor the projection.
     """
 
-    def __init__(self, config: ConditioningConfig, in_channels: int = ROLL_CHANNELS) -> None:
+    def __init__(
+        self,
+        config: ConditioningConfig,
+        in_channels: int = ROLL_CHANNELS,
+        sample_rate: int | None = None,
+        upsampled: bool = True,
+    ) -> None:
         super().__init__()
         self.config = config
         self.in_channels = in_channels
         self.hop_length = config.hop_length
         self.channels = config.channels
+        self.excitation: HarmonicExcitation | None = None
+        if config.excitation != "none":
+            if sample_rate is None:
+                raise ValueError(f"the {config.excitation} excitation needs the sample rate")
+            self.excitation = excitation_or_none(config, sample_rate)
         layers: list[nn.Module] = []
         width = in_channels
         for _ in range(config.layers):
@@ -77,6 +100,15 @@ class ConditioningNetwork(nn.Module):
         self.encoder = nn.Sequential(*layers)
         self.factors = upsample_factors(config.hop_length)
         self.upsampler = nn.ModuleList()
+        self.excitation_projection: nn.Conv1d | None = None
+        if not upsampled:
+            return
+        if self.excitation is not None:
+            # Zero at first: an excited network starts as the plain one, and learns how
+            # much of each harmonic to take in.
+            self.excitation_projection = nn.Conv1d(self.excitation.channels, config.channels, 1)
+            nn.init.zeros_(self.excitation_projection.weight)
+            nn.init.zeros_(self.excitation_projection.bias)
         if config.upsample == "transposed":
             # One transposed convolution per factor (a single one with a kernel of 2 x
             # hop would hold 2 x hop x channels^2 weights); kernel 2 x factor, so each
@@ -106,10 +138,17 @@ class ConditioningNetwork(nn.Module):
         """Frames on either side of a frame that its upsampled features depend on."""
         return self.config.layers * (self.config.kernel_size // 2) + 1
 
+    @property
+    def history_frames(self) -> int:
+        """Frames before the audio that the conditioning reads (the excitation's)."""
+        return 0 if self.excitation is None else self.excitation.history_frames
+
     def encode(self, roll: torch.Tensor) -> torch.Tensor:
         return self.encoder(roll)
 
     def upsample(self, features: torch.Tensor) -> torch.Tensor:
+        if not len(self.upsampler):
+            raise RuntimeError("this conditioning network was built without its upsampler")
         if self.config.upsample == "repeat":
             return self.upsampler[0](features.repeat_interleave(self.hop_length, dim=-1))
         for index, (factor, layer) in enumerate(zip(self.factors, self.upsampler, strict=True)):
@@ -119,8 +158,60 @@ class ConditioningNetwork(nn.Module):
             features = layer(features)[..., : features.shape[-1] * factor]
         return features
 
-    def forward(self, roll: torch.Tensor) -> torch.Tensor:
-        return self.upsample(self.encode(roll))
+    def source(
+        self, roll: torch.Tensor, history: int = 0, first_frame: int = 0
+    ) -> torch.Tensor | None:
+        """The excitation (batch, channels, samples) of frames ``history ..`` of ``roll``
+        (whose first frame is frame ``first_frame`` of its piece), or None without one."""
+        if self.excitation is None:
+            return None
+        return self.excitation(roll, history, first_frame)
+
+    def _add_source(self, features: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
+        if source is None or self.excitation_projection is None:
+            return features
+        return features + self.excitation_projection(source)
+
+    def forward(self, roll: torch.Tensor, history: int = 0, first_frame: int = 0) -> torch.Tensor:
+        """Features at the sample rate (batch, channels, samples) for frames ``history ..``
+        of ``roll``; the frames before are read by the excitation only."""
+        features = self.upsample(self.encode(roll[..., history:]))
+        return self._add_source(features, self.source(roll, history, first_frame))
+
+    def blocks(
+        self, roll: torch.Tensor, block_frames: int, history: int = 0, first_frame: int = 0
+    ) -> Iterator[torch.Tensor]:
+        """``self(roll, history, first_frame)`` block by block (batch, channels,
+        block_frames * hop): each block is computed from its frames and
+        ``context_frames`` frames on either side, then cropped, so memory stays bounded
+        for any length."""
+        frames = roll.shape[-1]
+        context = self.context_frames
+        state = None if self.excitation is None else self.excitation.state(roll)
+        for first in range(history, frames, block_frames):
+            last = min(first + block_frames, frames)
+            start, stop = max(first - context, history), min(last + context, frames)
+            features = self.upsample(self.encode(roll[..., start:stop]))
+            offset = (first - start) * self.hop_length
+            block = features[..., offset : offset + (last - first) * self.hop_length]
+            if self.excitation is not None and state is not None:
+                first_sample = (first_frame + first) * self.hop_length
+                block = self._add_source(
+                    block, self.excitation.render(state, first, last - first, first_sample)
+                )
+            yield block
+
+
+def split_history(audio: torch.Tensor, roll: torch.Tensor, hop_length: int) -> int:
+    """Frames of ``roll`` (batch, channels, frames) before ``audio`` (batch, samples): a
+    roll ends where its audio does and may begin earlier. ValueError otherwise."""
+    history = roll.shape[-1] - audio.shape[-1] // hop_length
+    if history < 0 or audio.shape[-1] % hop_length:
+        raise ValueError(
+            f"audio of {audio.shape[-1]} samples does not end the roll's {roll.shape[-1]} "
+            f"frames of {hop_length} samples"
+        )
+    return history
 
 
 def crop_or_pad(audio: torch.Tensor, samples: int) -> torch.Tensor:

@@ -7,16 +7,16 @@ bank of sinusoids at its partials, and a small network shared by all 88 keys dec
 frame by frame, how loud the note is, how its energy spreads over the partials, and
 how much filtered noise (hammer, damper) it adds. Read top to bottom:
 
-* **Key state** (:func:`key_state`): from the roll (onset, sounding, velocity per key)
-  each key's velocity, time since its onset, time since its release, whether it is
-  held, and whether it still rings (held, or released less than ``release_seconds``
-  ago). Computed for a whole piece at frame rate, so a note begun before a chunk or a
-  training excerpt has its true age.
+* **Key state** (:func:`~wavegen_core.models.oscillators.key_state`): from the roll
+  (onset, sounding, velocity per key) each key's velocity, time since its onset, time
+  since its release, whether it is held, and whether it still rings (held, or released
+  less than ``release_seconds`` ago). Computed for a whole piece at frame rate, so a
+  note begun before a chunk or a training excerpt has its true age.
 * **Control network** (:class:`KeyControl`): a perceptron over each key's state and its
   position on the keyboard gives, per key and frame, an amplitude, a distribution over
   ``harmonics`` partials and the gains of ``noise_bands`` noise bands (DDSP's
   ``exp_sigmoid`` scaling).
-* **Oscillator bank** (:meth:`DdspPiano.harmonic`): partial k of a key with fundamental
+* **Oscillator bank** (:func:`~wavegen_core.models.oscillators.oscillator_bank`): partial k of a key with fundamental
   f0 at ``k f0 sqrt(1 + B k^2)`` (the stiff string; Fletcher 1964), B learnt per key;
   partials at or above Nyquist are silent. Phases are those of the absolute sample
   index, so any chunk of a piece is the same as that part of the whole.
@@ -32,7 +32,6 @@ distance (:func:`wavegen_core.audio.spectral.multi_resolution_stft`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,7 +41,18 @@ from torch.nn import functional as F
 from wavegen_core.audio.spectral import multi_resolution_stft
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
 from wavegen_core.models.configs.ddsp import DdspConfig
+from wavegen_core.models.conditioning import split_history
 from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.oscillators import (
+    STATE_FEATURES,
+    KeyState,
+    frame_columns,
+    hashed_noise,
+    interpolated_sum,
+    key_state,
+    oscillator_bank,
+    ramps,
+)
 from wavegen_core.models.spec import VocoderSpec
 from wavegen_core.progress import progress_bar
 
@@ -51,74 +61,14 @@ NOISE_LOW_HZ = 100.0
 # The amplitude nonlinearity of DDSP: 2 sigmoid(x)^log(10) + 1e-7, from 1e-7 to 2.
 EXP_SIGMOID_MAX = 2.0
 EXP_SIGMOID_FLOOR = 1e-7
-# Features of a key's state given to the network (see key_state).
-STATE_FEATURES = 5
 
 
-# --------------------------------------------------------------------------- key state
+# --------------------------------------------------------------------------- control
 
 
 def exp_sigmoid(x: torch.Tensor) -> torch.Tensor:
     """DDSP's positive scaling of network outputs (Engel et al. 2020, appendix B.5)."""
     return EXP_SIGMOID_MAX * torch.sigmoid(x) ** math.log(10.0) + EXP_SIGMOID_FLOOR
-
-
-def _frames_since(events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(..., T) booleans -> frames since the latest event at or before each frame, and
-    whether there was one (frames where there was none count from a frame -T)."""
-    frames = events.shape[-1]
-    index = torch.arange(frames, device=events.device).expand_as(events)
-    last = torch.where(events, index, torch.full_like(index, -frames)).cummax(dim=-1).values
-    return (index - last).to(torch.float32), last >= 0
-
-
-@dataclass
-class KeyState:
-    """Per key and frame: what the control network reads, and whether the key rings."""
-
-    features: torch.Tensor  # (batch, KEY_COUNT, frames, STATE_FEATURES)
-    ringing: torch.Tensor  # (batch, KEY_COUNT, frames): 1 while held or decaying, else 0
-
-
-def key_state(roll: torch.Tensor, frames_per_second: float, config: DdspConfig) -> KeyState:
-    """The state of every key of a roll (batch, 3 * KEY_COUNT, frames).
-
-    Velocity is the note's (held through its release); the times since onset and since
-    release are in seconds, capped at ``onset_seconds`` and ``release_seconds`` and
-    scaled to [0, 1]; a key rings from its onset until ``release_seconds`` after it is
-    let go. A note already sounding at the roll's first frame starts there.
-    """
-    batch, _, frames = roll.shape
-    onset, sounding, velocity = roll.reshape(batch, 3, KEY_COUNT, frames).unbind(1)
-    held = sounding > 0.5
-    before = F.pad(held, (1, 0))[..., :-1]
-    started = (onset > 0.5) | (held & ~before)
-    onset_frames, has_started = _frames_since(started)
-    release_frames, _ = _frames_since(~held & before)
-    # Released since the latest onset (a release before it belongs to an earlier note).
-    decaying = has_started & ~held & (release_frames < onset_frames)
-    since_release = torch.where(decaying, release_frames / frames_per_second, 0.0)
-    ringing = has_started & (held | (decaying & (since_release < config.release_seconds)))
-    since_onset = onset_frames / frames_per_second
-    # The velocity of the latest onset, carried through the note's release.
-    index = torch.arange(frames, device=roll.device).expand_as(started)
-    last_onset = torch.where(started, index, torch.zeros_like(index)).cummax(dim=-1).values
-    note_velocity = velocity.gather(-1, last_onset)
-    features = torch.stack(
-        [
-            note_velocity,
-            (since_onset.clamp(max=config.onset_seconds) / config.onset_seconds).sqrt(),
-            since_release.clamp(max=config.release_seconds) / config.release_seconds,
-            held.float(),
-            torch.ones_like(note_velocity),
-        ],
-        dim=-1,
-    )
-    ringing_f = ringing.float()
-    return KeyState(features * ringing_f.unsqueeze(-1), ringing_f)
-
-
-# --------------------------------------------------------------------------- control
 
 
 class KeyControl(nn.Module):
@@ -164,20 +114,6 @@ class KeyControl(nn.Module):
 
 
 # --------------------------------------------------------------------------- noise
-
-
-def hashed_noise(first: int, count: int, device: torch.device) -> torch.Tensor:
-    """White noise in [-1, 1) for samples ``first .. first + count - 1``: a function of
-    the sample index alone (an integer hash), so that chunks agree with the whole."""
-    index = torch.arange(first, first + count, dtype=torch.int64, device=device)
-    x = index * 0x2545F4914F6CDD1D + 0x1D8E4E27C47D124F
-    x = x ^ (x >> 31)
-    x = x * 0x5851F42D4C957F2D
-    x = x ^ (x >> 29)
-    # 24 bits from the middle: torch's right shift keeps the sign, so the xor-shifts
-    # above leave the top bit always clear.
-    bits = (x >> 16) & 0xFFFFFF
-    return bits.to(torch.float32) / float(1 << 23) - 1.0
 
 
 def noise_filters(bands: int, taps: int, sample_rate: int) -> np.ndarray:
@@ -237,60 +173,22 @@ class DdspPiano(nn.Module):
     fundamentals: torch.Tensor
     filters: torch.Tensor
 
+    @property
+    def history_frames(self) -> int:
+        """Frames of the roll before an excerpt that training reads for the keys' state."""
+        return self.config.history_frames
+
+    def key_state(self, roll: torch.Tensor) -> KeyState:
+        return key_state(
+            roll, self.frames_per_second, self.config.onset_seconds, self.config.release_seconds
+        )
+
     def partial_frequencies(self, keys: torch.Tensor) -> torch.Tensor:
         """Partial frequencies in Hz (keys, harmonics), float64: k f0 sqrt(1 + B k^2)."""
         k = torch.arange(1, self.config.harmonics + 1, dtype=torch.float64, device=keys.device)
         inharmonicity = self.log_inharmonicity[keys].exp().to(torch.float64)
         stretch = torch.sqrt(1.0 + inharmonicity[:, None] * k**2)
         return self.fundamentals[keys][:, None] * k * stretch
-
-    def _interpolated_sum(
-        self, now: torch.Tensor, then: torch.Tensor, signals: torch.Tensor
-    ) -> torch.Tensor:
-        """sum_j v_j(n) s_j(n) per sample, where v_j goes linearly from ``now`` (batch, J,
-        frames) at a frame's first sample to ``then`` (the next frame's value, the same
-        shape) at the next frame's, and ``signals`` is (J, frames * hop); by matrix
-        products over j, without the (batch, J, samples) product."""
-        hop = self.hop_length
-        frames = now.shape[-1]
-        shaped = signals.reshape(signals.shape[0], frames, hop)
-        weight = torch.arange(hop, device=signals.device, dtype=signals.dtype) / hop
-        at_start = torch.einsum("bjf,jfp->bfp", now, shaped)
-        at_end = torch.einsum("bjf,jfp->bfp", then, shaped)
-        return (at_start * (1 - weight) + at_end * weight).reshape(now.shape[0], -1)
-
-    def _oscillators(
-        self, now: torch.Tensor, then: torch.Tensor, frequencies: torch.Tensor, first: int
-    ) -> torch.Tensor:
-        """sum_j a_j(n) sin(2 pi f_j n / sample_rate) for samples ``n = first ..`` of whole
-        frames, ``a_j`` ramping from ``now`` to ``then`` (batch, J, frames) as in
-        :meth:`_interpolated_sum`, ``frequencies`` (J,) in Hz, float64.
-
-        No sine is evaluated per sample: within a frame, partial j is the imaginary part
-        of ``exp(i phi_jf) exp(i w_j p)`` (phase at the frame's start, then the rotation
-        over its ``p``-th sample), so the sum over partials is two complex matrix
-        products, (frames x J) by (J x hop). The phases at frame starts are taken modulo
-        one cycle in float64, so a sample far into a piece is as exact as an early one.
-        """
-        hop = self.hop_length
-        frames = now.shape[-1]
-        starts = first + hop * torch.arange(frames, dtype=torch.float64, device=now.device)
-        cycles = torch.frac(frequencies[:, None] * (starts / self.sample_rate))
-        at_frame = torch.polar(torch.ones_like(cycles), 2 * math.pi * cycles).to(torch.complex64)
-        offsets = torch.arange(hop, dtype=torch.float64, device=now.device) / self.sample_rate
-        rotation = 2 * math.pi * frequencies[:, None] * offsets
-        within = torch.polar(torch.ones_like(rotation), rotation).to(torch.complex64)
-        weight = torch.arange(hop, device=now.device, dtype=now.dtype) / hop
-        at_start = torch.einsum("bjf,jp->bfp", now * at_frame, within).imag
-        at_end = torch.einsum("bjf,jp->bfp", then * at_frame, within).imag
-        return (at_start * (1 - weight) + at_end * weight).reshape(now.shape[0], -1)
-
-    def _ramps(self, values: torch.Tensor, ringing: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Per frame (frames + 1 given) the value at its start and the one it ramps to: a
-        frame where the key does not ring stays silent, so a note starts at its onset
-        frame's first sample, not a frame early, and fades out over its last frame."""
-        gate = ringing[..., :-1]
-        return values[..., :-1] * gate, values[..., 1:] * gate
 
     def dry(
         self, roll: torch.Tensor, state: KeyState, first_frame: int, frames: int, origin: int
@@ -302,8 +200,7 @@ class DdspPiano(nn.Module):
         batch, samples = roll.shape[0], frames * hop
         start = first_frame * hop
         # Frames first .. first + frames, the last one for interpolation (held at the end).
-        columns = torch.arange(first_frame, first_frame + frames + 1, device=roll.device)
-        columns = columns.clamp(max=roll.shape[-1] - 1)
+        columns = frame_columns(first_frame, frames, roll.shape[-1], roll.device)
         ringing = state.ringing[..., columns]
         active = ringing.amax(dim=(0, 2)).nonzero().flatten()
         if len(active) == 0:
@@ -317,19 +214,21 @@ class DdspPiano(nn.Module):
         audible = (frequencies < self.sample_rate / 2).to(distribution.dtype)
         partials = amplitude.unsqueeze(-1) * distribution * audible[None, :, None, :]
         keys, harmonics = frequencies.shape
-        now, then = self._ramps(partials.permute(0, 1, 3, 2), ringing.unsqueeze(2))
-        harmonic = self._oscillators(
+        now, then = ramps(partials.permute(0, 1, 3, 2), ringing.unsqueeze(2))
+        harmonic = oscillator_bank(
             now.reshape(batch, keys * harmonics, -1),
             then.reshape(batch, keys * harmonics, -1),
-            frequencies.reshape(-1),
+            frequencies.reshape(1, -1),
             start - origin,
-        )
+            hop,
+            self.sample_rate,
+        )[:, 0]
         # Noise gains summed over the keys: (batch, bands, frames) at start and end.
-        now, then = self._ramps(noise.permute(0, 1, 3, 2), ringing.unsqueeze(2))
+        now, then = ramps(noise.permute(0, 1, 3, 2), ringing.unsqueeze(2))
         taps = self.filters.shape[-1]
         white = hashed_noise(start - origin - (taps - 1) // 2, samples + taps - 1, roll.device)
         bands = F.conv1d(white[None, None], self.filters.flip(-1)[:, None])[0]
-        return harmonic + self._interpolated_sum(now.sum(dim=1), then.sum(dim=1), bands)
+        return harmonic + interpolated_sum(now.sum(dim=1), then.sum(dim=1), bands)
 
     def add_reverb(
         self, dry: torch.Tensor, tail: torch.Tensor | None
@@ -352,7 +251,7 @@ class DdspPiano(nn.Module):
     def forward(self, roll: torch.Tensor, history: int = 0) -> torch.Tensor:
         """Frames ``history ..`` of ``roll`` rendered in one pass (batch, samples), the
         frames before read only for the keys' state: what training compares."""
-        state = key_state(roll, self.frames_per_second, self.config)
+        state = self.key_state(roll)
         frames = roll.shape[-1] - history
         dry = self.dry(roll, state, history, frames, origin=history * self.hop_length)
         return self.add_reverb(dry, None)[0]
@@ -362,13 +261,7 @@ class DdspPiano(nn.Module):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Multi-resolution STFT distance of the render to ``audio`` (batch, samples);
         ``roll`` may hold frames before the audio's (``config.history_frames``)."""
-        history = roll.shape[-1] - audio.shape[-1] // self.hop_length
-        if history < 0 or audio.shape[-1] % self.hop_length:
-            raise ValueError(
-                f"audio of {audio.shape[-1]} samples does not end the roll's "
-                f"{roll.shape[-1]} frames of {self.hop_length} samples"
-            )
-        rendered = self(roll, history)
+        rendered = self(roll, split_history(audio, roll, self.hop_length))
         distances = multi_resolution_stft(rendered, audio)
         return distances["total"], {
             name: value.detach() for name, value in distances.items() if name != "total"
@@ -382,20 +275,24 @@ class DdspPiano(nn.Module):
         generator: torch.Generator | None = None,
         temperature: float | None = None,
         progress: bool = False,
+        history: int = 0,
+        first_frame: int = 0,
     ) -> torch.Tensor:
-        """Audio (batch, frames * hop_length) in [-1, 1] for a whole roll, rendered
+        """Audio (batch, (frames - history) * hop_length) in [-1, 1] for a roll, rendered
         ``chunk_frames`` at a time: equal to one pass (the phases and the noise are those
         of the absolute sample, the reverb's tail is carried over), with memory bounded
-        by the chunk. Deterministic: ``generator`` and ``temperature`` are unused."""
+        by the chunk. The first ``history`` frames give the keys' state only; the roll's
+        first frame is frame ``first_frame`` of its piece. Deterministic: ``generator``
+        and ``temperature`` are unused."""
         frames = roll.shape[-1]
         chunk = self.config.chunk_frames
         pieces = []
         tail: torch.Tensor | None = None
-        bar = progress_bar(total=frames, desc="ddsp", unit="frame") if progress else None
-        state = key_state(roll, self.frames_per_second, self.config)
-        for first in range(0, frames, chunk):
+        bar = progress_bar(total=frames - history, desc="ddsp", unit="frame") if progress else None
+        state = self.key_state(roll)
+        for first in range(history, frames, chunk):
             count = min(chunk, frames - first)
-            dry = self.dry(roll, state, first, count, origin=0)
+            dry = self.dry(roll, state, first, count, origin=-first_frame * self.hop_length)
             out, tail = self.add_reverb(dry, tail)
             pieces.append(out.clamp(-1.0, 1.0))
             if bar is not None:

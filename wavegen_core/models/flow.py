@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from wavegen_core.models.blocks import GatedResidualStack
-from wavegen_core.models.conditioning import ConditioningNetwork
+from wavegen_core.models.conditioning import ConditioningNetwork, split_history
 from wavegen_core.models.configs.flow import FlowConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
 from wavegen_core.models.spec import VocoderSpec
@@ -161,7 +161,7 @@ class FlowVocoder(nn.Module):
         self.config = config
         self.sample_rate = sample_rate
         self.groups = config.groups
-        self.conditioning = ConditioningNetwork(conditioning)
+        self.conditioning = ConditioningNetwork(conditioning, sample_rate=sample_rate)
         self.hop_length = conditioning.hop_length
         cond_channels = conditioning.channels * config.groups
         self.convs = nn.ModuleList()
@@ -184,6 +184,11 @@ class FlowVocoder(nn.Module):
                 )
             )
 
+    @property
+    def history_frames(self) -> int:
+        """Frames of the roll before the audio that the conditioning reads."""
+        return self.conditioning.history_frames
+
     def emits_early(self, k: int) -> bool:
         """Whether ``early_channels`` leave for ``z`` before flow ``k``."""
         return k > 0 and k % self.config.early_every == 0 and self.config.early_channels > 0
@@ -197,19 +202,17 @@ class FlowVocoder(nn.Module):
         """The 1x1 convolution and the coupling layer of flow ``k``."""
         return cast(Invertible1x1Conv, self.convs[k]), cast(AffineCoupling, self.couplings[k])
 
-    def grouped_conditioning(self, roll: torch.Tensor) -> torch.Tensor:
-        """Roll ``(B, ROLL_CHANNELS, F)`` -> ``(B, channels * groups, F * hop / groups)``."""
-        return squeeze(self.conditioning(roll), self.groups)
+    def grouped_conditioning(
+        self, roll: torch.Tensor, history: int = 0, first_frame: int = 0
+    ) -> torch.Tensor:
+        """Roll ``(B, ROLL_CHANNELS, F)`` -> ``(B, channels * groups, (F - history) * hop /
+        groups)``: the conditioning of the frames after ``history``."""
+        return squeeze(self.conditioning(roll, history, first_frame), self.groups)
 
     def forward(self, audio: torch.Tensor, roll: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Audio ``(B, T)`` -> ``z`` ``(B, groups, T / groups)`` and ``log|det dz/dx|`` ``(B,)``."""
-        expected = roll.shape[-1] * self.hop_length
-        if audio.shape[-1] != expected:
-            raise ValueError(
-                f"{audio.shape[-1]} samples do not match {roll.shape[-1]} frames "
-                f"x hop_length {self.hop_length} = {expected}"
-            )
-        cond = self.grouped_conditioning(roll)
+        """Audio ``(B, T)`` -> ``z`` ``(B, groups, T / groups)`` and ``log|det dz/dx|`` ``(B,)``.
+        The roll ends with the audio and may begin earlier (see :func:`split_history`)."""
+        cond = self.grouped_conditioning(roll, split_history(audio, roll, self.hop_length))
         x = squeeze(audio.unsqueeze(1), self.groups)
         outputs: list[torch.Tensor] = []
         log_det = audio.new_zeros(audio.shape[0])
@@ -225,13 +228,21 @@ class FlowVocoder(nn.Module):
         return torch.cat(outputs, dim=1), log_det
 
     def inverse(
-        self, z: torch.Tensor, roll: torch.Tensor, *, progress: bool = False
+        self,
+        z: torch.Tensor,
+        roll: torch.Tensor,
+        *,
+        history: int = 0,
+        first_frame: int = 0,
+        progress: bool = False,
     ) -> torch.Tensor:
-        """``z`` ``(B, groups, T / groups)`` (the layout of :meth:`forward`) -> audio ``(B, T)``."""
-        cond = self.grouped_conditioning(roll)
+        """``z`` ``(B, groups, T / groups)`` (the layout of :meth:`forward`) -> audio ``(B, T)``
+        for the frames of ``roll`` after ``history``."""
+        cond = self.grouped_conditioning(roll, history, first_frame)
         if cond.shape[-1] != z.shape[-1] or z.shape[1] != self.groups:
             raise ValueError(
-                f"z of shape {tuple(z.shape)} does not fit {roll.shape[-1]} frames: expected "
+                f"z of shape {tuple(z.shape)} does not fit {roll.shape[-1] - history} frames: "
+                "expected "
                 f"({z.shape[0]}, {self.groups}, {cond.shape[-1]})"
             )
         early_used = self.groups - self.flow_channels(self.config.flows - 1)
@@ -286,8 +297,12 @@ class FlowVocoder(nn.Module):
         generator: torch.Generator | None = None,
         temperature: float | None = None,
         progress: bool = False,
+        history: int = 0,
+        first_frame: int = 0,
     ) -> torch.Tensor:
-        """Audio ``(B, F * hop_length)`` for a roll ``(B, ROLL_CHANNELS, F)``, in parallel.
+        """Audio ``(B, (F - history) * hop_length)`` for a roll ``(B, ROLL_CHANNELS, F)``, in
+        parallel; the first ``history`` frames are read by the conditioning only, and the
+        roll's first frame is frame ``first_frame`` of its piece.
 
         ``z ~ N(0, (sigma * temperature)^2)``, drawn with ``generator``; WaveGlow samples
         below the training sigma (None: 0.6, the default of
@@ -296,7 +311,7 @@ class FlowVocoder(nn.Module):
         """
         temperature = FlowConfig.default_temperature() if temperature is None else temperature
         weight = self.flow_step(0)[0].weight
-        steps = roll.shape[-1] * self.hop_length // self.groups
+        steps = (roll.shape[-1] - history) * self.hop_length // self.groups
         # Drawn where the generator lives, so a seeded CPU generator drives a GPU model too.
         z = torch.randn(
             roll.shape[0],
@@ -307,7 +322,9 @@ class FlowVocoder(nn.Module):
             dtype=weight.dtype,
         )
         z = z.to(weight.device) * (self.config.sigma * temperature)
-        audio = self.inverse(z, roll.to(weight.dtype), progress=progress)
+        audio = self.inverse(
+            z, roll.to(weight.dtype), history=history, first_frame=first_frame, progress=progress
+        )
         return audio.clamp(-1.0, 1.0)
 
 

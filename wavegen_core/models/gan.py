@@ -35,7 +35,7 @@ from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 from wavegen_core.audio.mel import LogMelSpectrogram, MelConfig
 from wavegen_core.models.blocks import DilatedConv1d
-from wavegen_core.models.conditioning import ConditioningNetwork
+from wavegen_core.models.conditioning import ConditioningNetwork, split_history
 from wavegen_core.models.configs.gan import GanConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
 from wavegen_core.models.spec import Optimiser, PhaseLoss, VocoderSpec
@@ -138,9 +138,14 @@ class Generator(nn.Module):
     conv_pre to ``initial_channels``; per upsampling rate a LeakyReLU, a transposed
     convolution that multiplies the length by the rate and halves the width, and a
     multi-receptive-field fusion; then LeakyReLU, conv_post to one channel and tanh.
+
+    With ``source_channels``, a sample-rate excitation (batch, source_channels, samples)
+    enters every stage before its fusion, brought to that stage's rate by a strided
+    convolution (stride = the product of the later rates; kernel twice that), as the
+    source-filter HiFi-GANs of singing synthesis add their harmonic source.
     """
 
-    def __init__(self, config: GanConfig, in_channels: int) -> None:
+    def __init__(self, config: GanConfig, in_channels: int, source_channels: int = 0) -> None:
         super().__init__()
         width = config.initial_channels
         self.hop_length = math.prod(config.upsample_rates)
@@ -164,11 +169,31 @@ class Generator(nn.Module):
                 )
             )
         self.conv_post = _weight_normed(DilatedConv1d(width, 1, EDGE_KERNEL, causal=False))
+        self.source_convs = nn.ModuleList()
+        if source_channels:
+            rates = config.upsample_rates
+            width = config.initial_channels
+            for index in range(len(rates)):
+                width //= 2
+                stride = math.prod(rates[index + 1 :])
+                # Output length: exactly samples / stride (padding ceil(stride / 2)).
+                self.source_convs.append(
+                    nn.Conv1d(
+                        source_channels,
+                        width,
+                        kernel_size=2 * stride if stride > 1 else 1,
+                        stride=stride,
+                        padding=(stride + 1) // 2 if stride > 1 else 0,
+                    )
+                )
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         x = self.conv_pre(features)
-        for upsample, fusion in zip(self.upsamples, self.fusions, strict=True):
-            x = fusion(upsample(F.leaky_relu(x, LEAKY_SLOPE)))
+        for index, (upsample, fusion) in enumerate(zip(self.upsamples, self.fusions, strict=True)):
+            x = upsample(F.leaky_relu(x, LEAKY_SLOPE))
+            if source is not None and self.source_convs:
+                x = x + self.source_convs[index](source)
+            x = fusion(x)
         x = self.conv_post(F.leaky_relu(x, LEAKY_SLOPE))
         return torch.tanh(x).squeeze(1)
 
@@ -376,12 +401,13 @@ class GanVocoder(nn.Module):
         config.check_conditioning(conditioning)
         self.config = config
         self.hop_length = conditioning.hop_length
-        self.conditioning = ConditioningNetwork(conditioning)
-        # The generator is the upsampler; the conditioning network's own would be dead
-        # weight in the optimizer and the checkpoints, so it is emptied (its `upsample`
-        # then fails loudly rather than being used by mistake).
-        self.conditioning.upsampler = nn.ModuleList()
-        self.generator = Generator(config, conditioning.channels)
+        # The generator is the upsampler, and takes the excitation itself: the conditioning
+        # network's upsampler and projection would be dead weight, so it has neither.
+        self.conditioning = ConditioningNetwork(conditioning, sample_rate=sample_rate, upsampled=False)
+        excitation = self.conditioning.excitation
+        self.generator = Generator(
+            config, conditioning.channels, 0 if excitation is None else excitation.channels
+        )
         self.mpd: MultiPeriodDiscriminator | None = None
         self.msd: MultiScaleDiscriminator | None = None
         if discriminators:
@@ -413,16 +439,19 @@ class GanVocoder(nn.Module):
             raise RuntimeError("this GAN was built for inference, without its discriminators")
         return self.mpd, self.msd
 
-    def forward(self, roll: torch.Tensor) -> torch.Tensor:
-        """Roll (batch, ROLL_CHANNELS, frames) -> audio (batch, frames * hop_length) in [-1, 1]."""
-        return self.generator(self.conditioning.encode(roll))
+    @property
+    def history_frames(self) -> int:
+        """Frames of the roll before the audio that the conditioning reads."""
+        return self.conditioning.history_frames
 
-    def _check_lengths(self, audio: torch.Tensor, roll: torch.Tensor) -> None:
-        if audio.shape[-1] != roll.shape[-1] * self.hop_length:
-            raise ValueError(
-                f"audio has {audio.shape[-1]} samples but the roll's {roll.shape[-1]} frames "
-                f"condition {roll.shape[-1] * self.hop_length} (hop {self.hop_length})"
-            )
+    def forward(self, roll: torch.Tensor, history: int = 0, first_frame: int = 0) -> torch.Tensor:
+        """Roll (batch, ROLL_CHANNELS, frames) -> audio (batch, (frames - history) *
+        hop_length) in [-1, 1]; the first ``history`` frames feed the excitation only."""
+        features = self.conditioning.encode(roll[..., history:])
+        return self.generator(features, self.conditioning.source(roll, history, first_frame))
+
+    def _fake(self, audio: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+        return self(roll, split_history(audio, roll, self.hop_length))
 
     def discriminator_loss(
         self, audio: torch.Tensor, roll: torch.Tensor, carry: dict[str, Any]
@@ -430,8 +459,7 @@ class GanVocoder(nn.Module):
         """The discriminators' least-squares loss on ``audio`` and the generator's output
         for ``roll``, detached. The output (with its graph) is left in ``carry["fake"]``
         for :meth:`generator_loss`."""
-        self._check_lengths(audio, roll)
-        fake = self(roll)
+        fake = self._fake(audio, roll)
         carry["fake"] = fake
         both = torch.cat([audio, fake.detach()])
         loss = torch.zeros((), device=audio.device)
@@ -448,10 +476,9 @@ class GanVocoder(nn.Module):
         + ``feature_matching_weight`` x feature matching + ``mel_weight`` x mel L1 (HiFi-GAN
         eq. 6), on the audio :meth:`discriminator_loss` generated (generated anew when
         ``carry`` has none). The discriminators' parameters get no gradient."""
-        self._check_lengths(audio, roll)
         fake = carry.get("fake")
         if fake is None:
-            fake = self(roll)
+            fake = self._fake(audio, roll)
         adversarial, matching = self._generator_terms(audio, fake)
         mel_l1 = (self.mel(audio) - self.mel(fake)).abs().mean()
         total = (
@@ -493,8 +520,12 @@ class GanVocoder(nn.Module):
         generator: torch.Generator | None = None,
         temperature: float | None = None,
         progress: bool = False,
+        history: int = 0,
+        first_frame: int = 0,
     ) -> torch.Tensor:
-        """Roll (batch, ROLL_CHANNELS, frames) -> audio (batch, frames * hop_length), in one pass.
+        """Roll (batch, ROLL_CHANNELS, frames) -> audio (batch, (frames - history) *
+        hop_length), in one pass; the roll's first frame is frame ``first_frame`` of its
+        piece (the excitation's phases).
 
         Deterministic: ``generator``, ``temperature`` and ``progress`` exist for the
         interface the vocoder families share and are unused (nothing is sampled, and one
@@ -503,7 +534,7 @@ class GanVocoder(nn.Module):
         """
         # Weight norm recomputes each weight at every use; once per call is enough.
         with parametrize.cached():
-            return self(roll)
+            return self(roll, history, first_frame)
 
 
 # --------------------------------------------------------------------------- spec

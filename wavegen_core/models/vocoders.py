@@ -49,9 +49,18 @@ def vocoder_spec(family: str) -> VocoderSpec[Any]:
 
 
 class Vocoder(Protocol):
-    """What every family offers (the models are also ``nn.Module``s)."""
+    """What every family offers (the models are also ``nn.Module``s).
+
+    A roll given to ``loss`` may begin before its audio (training excerpts carry
+    ``roll_history`` frames); ``generate`` renders the frames after ``history`` of its
+    roll, whose first frame is frame ``first_frame`` of the piece. ``history_frames`` is
+    how many frames before a chunk the family reads.
+    """
 
     hop_length: int
+
+    @property
+    def history_frames(self) -> int: ...
 
     def loss(
         self, audio: torch.Tensor, roll: torch.Tensor
@@ -64,6 +73,8 @@ class Vocoder(Protocol):
         generator: torch.Generator | None = None,
         temperature: float | None = None,
         progress: bool = False,
+        history: int = 0,
+        first_frame: int = 0,
     ) -> torch.Tensor: ...
 
 
@@ -93,7 +104,8 @@ def _render_chunked(
     generator: torch.Generator | None,
     temperature: float | None,
 ) -> torch.Tensor:
-    """One piece's (ROLL_CHANNELS, frames) roll -> (frames * hop,) audio, chunk by chunk."""
+    """One piece's (ROLL_CHANNELS, frames) roll -> (frames * hop,) audio, chunk by chunk;
+    each chunk also gets the frames before its context that the family reads."""
     vocoder = cast(Vocoder, model)
     hop = vocoder.hop_length
     frames = roll.shape[-1]
@@ -101,8 +113,13 @@ def _render_chunked(
     for start in range(0, frames, chunk_frames):
         stop = min(start + chunk_frames, frames)
         left, right = max(start - context_frames, 0), min(stop + context_frames, frames)
+        earliest = max(left - vocoder.history_frames, 0)
         audio = vocoder.generate(
-            roll[None, :, left:right], generator=generator, temperature=temperature
+            roll[None, :, earliest:right],
+            generator=generator,
+            temperature=temperature,
+            history=left - earliest,
+            first_frame=earliest,
         )[0]
         pieces.append(audio[(start - left) * hop : (stop - left) * hop])
     return torch.cat(pieces)

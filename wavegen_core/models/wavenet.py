@@ -38,7 +38,7 @@ from torch.nn import functional as F
 
 from wavegen_core.data.pairs import ROLL_CHANNELS
 from wavegen_core.models.blocks import DilatedConv1d, GatedResidualLayer, GatedResidualStack
-from wavegen_core.models.conditioning import ConditioningNetwork
+from wavegen_core.models.conditioning import ConditioningNetwork, split_history
 from wavegen_core.models.configs.vocoder import ConditioningConfig
 from wavegen_core.models.configs.wavenet import WaveNetConfig
 from wavegen_core.models.spec import VocoderSpec
@@ -183,7 +183,7 @@ class WaveNetVocoder(nn.Module):
         super().__init__()
         self.config = config
         self.sample_rate = sample_rate
-        self.conditioning = ConditioningNetwork(conditioning, cond_in_channels)
+        self.conditioning = ConditioningNetwork(conditioning, cond_in_channels, sample_rate)
         self.hop_length = conditioning.hop_length
         self.mu_law = config.output == "mu_law"
         input_channels = config.quantization_channels if self.mu_law else 1
@@ -213,6 +213,11 @@ class WaveNetVocoder(nn.Module):
         """Past samples one prediction depends on: sample ``t`` is predicted from
         samples ``t - receptive_field`` to ``t - 1``."""
         return self.input_conv.reach + self.stack.receptive_field
+
+    @property
+    def history_frames(self) -> int:
+        """Frames of the roll before the audio that the conditioning reads."""
+        return self.conditioning.history_frames
 
     @property
     def draws(self) -> int:
@@ -252,17 +257,13 @@ class WaveNetVocoder(nn.Module):
 
     def forward(self, audio: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
         """Teacher-forced output (batch, out, time): position ``t`` predicts ``audio[t]``
-        from ``audio[:t]`` (the first input is silence) and the roll."""
-        frames = roll.shape[-1]
-        if audio.shape[-1] != frames * self.hop_length:
-            raise ValueError(
-                f"audio has {audio.shape[-1]} samples, the roll {frames} frames of "
-                f"{self.hop_length}: expected {frames * self.hop_length} samples"
-            )
+        from ``audio[:t]`` (the first input is silence) and the roll, which ends with
+        the audio and may begin earlier (see :func:`split_history`)."""
+        history = split_history(audio, roll, self.hop_length)
         targets = self.targets(audio)
         silence = torch.full_like(targets[:, :1], self.silence)
         previous = torch.cat([silence, targets[:, :-1]], dim=1)
-        return self.network(self.input_features(previous), self.conditioning(roll))
+        return self.network(self.input_features(previous), self.conditioning(roll, history))
 
     def targets(self, audio: torch.Tensor) -> torch.Tensor:
         """What the model predicts: mu-law classes (int64) or the audio itself."""
@@ -299,22 +300,17 @@ class WaveNetVocoder(nn.Module):
     # ------------------------------------------------------------------ generation
 
     def conditioning_blocks(
-        self, roll: torch.Tensor, block_frames: int = CONDITIONING_BLOCK_FRAMES
+        self,
+        roll: torch.Tensor,
+        block_frames: int = CONDITIONING_BLOCK_FRAMES,
+        history: int = 0,
+        first_frame: int = 0,
     ) -> Iterator[torch.Tensor]:
-        """The upsampled conditioning (batch, channels, block_frames * hop), block by block.
-
-        Each block is computed from its frames and ``context_frames`` frames on either
-        side, then cropped, so that it equals the same samples of
-        ``self.conditioning(roll)`` while memory stays bounded for any length.
-        """
-        frames = roll.shape[-1]
-        context = self.conditioning.context_frames
-        for first in range(0, frames, block_frames):
-            last = min(first + block_frames, frames)
-            start, stop = max(first - context, 0), min(last + context, frames)
-            features = self.conditioning(roll[..., start:stop])
-            offset = (first - start) * self.hop_length
-            yield features[..., offset : offset + (last - first) * self.hop_length]
+        """The upsampled conditioning (batch, channels, block_frames * hop) of frames
+        ``history ..``, block by block, equal to the same samples of
+        ``self.conditioning(roll, history, first_frame)`` with memory bounded for any
+        length (see :meth:`ConditioningNetwork.blocks`)."""
+        return self.conditioning.blocks(roll, block_frames, history, first_frame)
 
     def _check_roll(self, roll: torch.Tensor) -> None:
         channels = self.conditioning.in_channels
@@ -329,11 +325,15 @@ class WaveNetVocoder(nn.Module):
         generator: torch.Generator | None = None,
         temperature: float | None = None,
         progress: bool = False,
+        history: int = 0,
+        first_frame: int = 0,
         block_frames: int = CONDITIONING_BLOCK_FRAMES,
         method: str = "auto",
     ) -> torch.Tensor:
-        """Audio (batch, frames * hop_length) in [-1, 1] drawn sample by sample from
-        ``roll`` (batch, ROLL_CHANNELS, frames), all pieces of the batch at once.
+        """Audio (batch, (frames - history) * hop_length) in [-1, 1] drawn sample by
+        sample from ``roll`` (batch, ROLL_CHANNELS, frames), all pieces of the batch at
+        once. The first ``history`` frames are read by the conditioning only; the roll's
+        first frame is frame ``first_frame`` of its piece (the excitation's phases).
 
         ``method`` is one of ``GENERATION_METHODS`` (the same samples up to float
         rounding); ``auto`` takes ``numba`` where it is installed and the model is on
@@ -343,7 +343,9 @@ class WaveNetVocoder(nn.Module):
         self._check_roll(roll)
         temperature = WaveNetConfig.default_temperature() if temperature is None else temperature
         stepper = make_stepper(self, roll.shape[0], temperature, method)
-        return run_generation(self, stepper, roll, generator, progress, block_frames)
+        return run_generation(
+            self, stepper, roll, generator, progress, block_frames, history, first_frame
+        )
 
     @torch.no_grad()
     def generate_naive(

@@ -634,14 +634,16 @@ def run_generation(
     generator: torch.Generator | None,
     progress: bool,
     block_frames: int,
+    history: int = 0,
+    first_frame: int = 0,
 ) -> torch.Tensor:
-    batch, samples = roll.shape[0], roll.shape[-1] * model.hop_length
+    batch, samples = roll.shape[0], (roll.shape[-1] - history) * model.hop_length
     uniforms = UniformStream(batch, model.draws, generator, roll.device)
     audio = torch.empty(batch, samples, device=roll.device)
     bar = progress_bar(total=samples, desc="wavenet", unit="sample") if progress else None
     done = 0
     chunk = max(PROJECTED_SAMPLES // batch, 1)
-    for cond in model.conditioning_blocks(roll, block_frames):
+    for cond in model.conditioning_blocks(roll, block_frames, history, first_frame):
         for start in range(0, cond.shape[-1], chunk):
             part = cond[..., start : start + chunk]
             n = part.shape[-1]

@@ -64,7 +64,7 @@ def train_vocoder(
     draw = dict(
         segment_frames=section.segment_frames,
         hop_length=config.conditioning.hop_length,
-        history_frames=section.roll_history(),
+        history_frames=section.roll_history(config.conditioning, sample_rate),
     )
     held_out = segment_batch(
         validation, seed=seed, step=VALIDATION_STEP, batch_size=VALIDATION_SEGMENTS, **draw
@@ -75,10 +75,11 @@ def train_vocoder(
         audio, roll = held_out["audio"].to(device), held_out["roll"].to(device)
         loss, extras = model.loss(audio, roll)  # type: ignore[operator]
         generator = torch.Generator(device=device).manual_seed(seed)
-        generated = model.generate(roll, generator=generator)  # type: ignore[operator]
-        # A family that reads frames before the excerpt renders them too: the excerpt's
-        # audio is the end of what it made.
-        generated = generated[..., generated.shape[-1] - audio.shape[-1] :]
+        # The frames before the excerpt are read, not rendered.
+        history = roll.shape[-1] - audio.shape[-1] // config.conditioning.hop_length
+        generated = model.generate(  # type: ignore[operator]
+            roll, generator=generator, history=history
+        )
         scores = {"loss": float(loss), **{name: float(value) for name, value in extras.items()}}
         scores["generated_mel_l1"] = float(mel_l1(generated, audio, mel))
         return scores

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from wavegen_core.models.configs.vocoder import VocoderSection
+from wavegen_core.models.configs.vocoder import ConditioningConfig, VocoderSection
 from wavegen_core.schema import TrainLoopConfig
 
 Coefficient = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -53,5 +53,6 @@ class DdspConfig(VocoderSection):
         steps=300, batch_size=4, learning_rate=3e-3, checkpoint_every=100, eval_every=100
     )
 
-    def roll_history(self) -> int:
+    def roll_history(self, conditioning: ConditioningConfig, sample_rate: int) -> int:
+        # Its own oscillators need no excitation: the conditioning's is not rendered.
         return self.history_frames

@@ -12,12 +12,19 @@ stage's list of code deps in ``dvc.yaml``).
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from wavegen_core.schema import OddKernel, Strict, TrainLoopConfig
+
+
+# The excitation's decay stops after this many time constants (e^-3, 5 % of the attack).
+EXCITATION_MEMORY_DECAYS = 3.0
+# A released note's excitation fades out linearly over this long (a damper is quick).
+EXCITATION_RELEASE_SECONDS = 0.2
 
 
 class ConditioningConfig(Strict):
@@ -28,6 +35,14 @@ class ConditioningConfig(Strict):
     ``kernel_size`` frames into ``channels`` features, then brought to the sample
     rate: learnt transposed convolutions (``transposed``) or repetition followed by a
     convolution (``repeat``).
+
+    ``excitation: harmonic`` adds a source signal at the sample rate, rendered from the
+    same MIDI (the neural source-filter idea, Wang et al. 2019): per sounding note, sines
+    at its first ``excitation_harmonics`` harmonics, falling by e every
+    ``excitation_decay_seconds`` after the onset and fading out after the release, plus
+    a burst of noise at each onset. Each harmonic is a channel (summed over the notes),
+    the noise another; a network then shapes a spectrum that already has the right
+    pitches instead of having to discover them.
     """
 
     # 256 samples = 62.5 frames per second at 16 kHz (16 ms, half the transcriber's frame).
@@ -36,6 +51,22 @@ class ConditioningConfig(Strict):
     layers: int = Field(2, ge=1, le=16)
     kernel_size: OddKernel = Field(3, ge=1, le=31)
     upsample: Literal["transposed", "repeat"] = "transposed"
+    excitation: Literal["none", "harmonic"] = "none"
+    excitation_harmonics: int = Field(8, ge=1, le=64)
+    excitation_decay_seconds: float = Field(1.0, gt=0.0, le=30.0)
+
+    def excitation_memory_seconds(self) -> float:
+        """How far back the excitation reads a note's onset: after this its decay stops
+        (at e^-EXCITATION_MEMORY_DECAYS) and longer ago is the same."""
+        return EXCITATION_MEMORY_DECAYS * self.excitation_decay_seconds
+
+    def history_frames(self, sample_rate: int) -> int:
+        """Frames of the roll before an excerpt that its conditioning reads: those the
+        excitation needs for the notes' age, none without one."""
+        if self.excitation == "none":
+            return 0
+        seconds = max(self.excitation_memory_seconds(), EXCITATION_RELEASE_SECONDS)
+        return math.ceil(seconds * sample_rate / self.hop_length) + 1
 
 
 class VocoderSection(Strict):
@@ -68,10 +99,11 @@ class VocoderSection(Strict):
     def check_conditioning(self, conditioning: ConditioningConfig) -> None:
         """Raise ValueError when the family cannot be built on ``conditioning``."""
 
-    def roll_history(self) -> int:
+    def roll_history(self, conditioning: ConditioningConfig, sample_rate: int) -> int:
         """Frames of the roll before each training excerpt that the family reads (its
-        ``loss`` then gets a roll that many frames longer than the audio); none by default."""
-        return 0
+        ``loss`` then gets a roll that many frames longer than the audio): by default
+        those its conditioning reads (see :meth:`ConditioningConfig.history_frames`)."""
+        return conditioning.history_frames(sample_rate)
 
     @classmethod
     def default_temperature(cls) -> float:
