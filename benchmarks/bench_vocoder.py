@@ -31,8 +31,10 @@ conditioning roll with :func:`render_pieces` (what ``synthesize`` and ``wavegen
 synthesize`` call: the WaveNet's default path, the flow and the GAN in chunks of
 512 frames with 16 of context), batch 1, for untrained models (torch seed 0) at the
 sizes of the tiny profile (the shipped params) and of the cpu profile, all in one
-run, each after an untimed 1 s render of the same model. FluidSynth's render of the
-same 10 s of MIDI (the soundfont reference) is timed the same way.
+run, each after an untimed 1 s render of the same model; every family that takes the
+harmonic excitation also with it (``vocoder.conditioning.excitation: harmonic``, its
+frames of history given to each chunk). FluidSynth's render of the same 10 s of MIDI
+(the soundfont reference) is timed the same way.
 
 ``python -m benchmarks.bench_vocoder pictures --repo DIR --out DIR``: after `dvc repro`
 in DIR, one PNG per test piece: the true audio, every family's render, FluidSynth's
@@ -204,29 +206,33 @@ def run_families() -> list[dict[str, Any]]:
         vocoder = _profile_params(profile).vocoder
         roll, _ = _chorale_roll(FAMILY_SECONDS, vocoder.conditioning.hop_length)
         warm_up = roll[:, : int(SAMPLE_RATE / vocoder.conditioning.hop_length)]
+        excited = vocoder.conditioning.model_copy(update={"excitation": "harmonic"})
         for family, spec in VOCODERS.items():
-            torch.manual_seed(0)
-            saved = spec.checkpoint_config(
-                vocoder.section(family), vocoder.conditioning, SAMPLE_RATE, seed=0
-            )
-            model = spec.build(saved).eval()  # everything trained, as the table counts
-            draw = dict(chunk_frames=512, context_frames=16, progress=False)
-            render_pieces(spec, model, [warm_up], **draw)
-            start = time.perf_counter()
-            (audio,) = render_pieces(
-                spec, model, [roll], generator=torch.Generator().manual_seed(0), **draw
-            )
-            seconds = time.perf_counter() - start
-            rows.append(
-                {
-                    "name": f"vocoder {family} ({profile} profile): real-time factor",
-                    "parameters": parameter_count(model),
-                    "audio_s": round(len(audio) / SAMPLE_RATE, 2),
-                    "wall_s": round(seconds, 3),
-                    "real_time_factor": round(len(audio) / SAMPLE_RATE / seconds, 3),
-                    "threads": torch.get_num_threads(),
-                }
-            )
+            section = vocoder.section(family)
+            variants = {"": vocoder.conditioning}
+            if type(section).uses_excitation:
+                variants[", harmonic excitation"] = excited
+            for suffix, conditioning in variants.items():
+                torch.manual_seed(0)
+                saved = spec.checkpoint_config(section, conditioning, SAMPLE_RATE, seed=0)
+                model = spec.build(saved).eval()  # everything trained, as the table counts
+                draw = dict(chunk_frames=512, context_frames=16, progress=False)
+                render_pieces(spec, model, [warm_up], **draw)
+                start = time.perf_counter()
+                (audio,) = render_pieces(
+                    spec, model, [roll], generator=torch.Generator().manual_seed(0), **draw
+                )
+                seconds = time.perf_counter() - start
+                rows.append(
+                    {
+                        "name": f"vocoder {family}{suffix} ({profile} profile): real-time factor",
+                        "parameters": parameter_count(model),
+                        "audio_s": round(len(audio) / SAMPLE_RATE, 2),
+                        "wall_s": round(seconds, 3),
+                        "real_time_factor": round(len(audio) / SAMPLE_RATE / seconds, 3),
+                        "threads": torch.get_num_threads(),
+                    }
+                )
     rows.append(_soundfont_row())
     return rows
 

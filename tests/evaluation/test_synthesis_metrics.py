@@ -103,6 +103,10 @@ def test_a_judge_scores_every_render_and_the_truth_beside_our_transcriber() -> N
     assert judge.heard == 3
     for name in ("ddsp", "sine", "true_audio"):
         assert scores[name]["judge_onset_f1"] == 1.0 and scores[name]["onset_f1"] == 0.0
+    # The judge alone, without our transcriber: no onset_f1 is made up.
+    alone = score_renders(renders, notes, truth, None, TranscriptionConfig(), RATE, judge)
+    assert alone["true_audio"] == {"judge_onset_f1": 1.0}
+    assert "onset_f1" not in alone["ddsp"] and alone["ddsp"]["mr_stft"] < 1e-5
 
 
 def test_renders_side_by_side_are_one_png_a_row_each(tmp_path) -> None:

@@ -19,9 +19,7 @@ from wavegen_core.models.vocoders import render_pieces, vocoder_spec
 RATE = 16000
 HOP = 128
 HARMONICS = 4
-CONFIG = ConditioningConfig(
-    hop_length=HOP, excitation="harmonic", excitation_harmonics=HARMONICS
-)
+CONFIG = ConditioningConfig(hop_length=HOP, excitation="harmonic", excitation_harmonics=HARMONICS)
 C4, E4, G4 = 39, 43, 46  # key indices (A0 = 0) of MIDI 60, 64, 67
 
 
@@ -185,7 +183,9 @@ def test_the_excitation_reaches_every_neural_familys_loss(family: str) -> None:
         optimizer.step()
     taking_in = _excitation_parameters(model)
     assert taking_in and all(p.grad is not None and p.grad.abs().sum() > 0 for p in taking_in)
-    rendered = model.eval().generate(roll, generator=torch.Generator().manual_seed(0), history=history)
+    rendered = model.eval().generate(
+        roll, generator=torch.Generator().manual_seed(0), history=history
+    )
     assert rendered.shape == audio.shape
 
 
@@ -213,10 +213,10 @@ def test_an_excited_gans_chunks_join_into_the_whole_piece() -> None:
 def test_each_family_learns_with_and_without_the_excitation(family: str, excitation: str) -> None:
     """A short real run on one batch of pitched audio (the additive render of a roll):
     the family's own loss falls, whether or not the excitation is there."""
+    import pretty_midi
+
     from wavegen_core.audio.render import additive_render
     from wavegen_core.data.pairs import roll_for_midi
-
-    import pretty_midi
 
     conditioning = EXCITED.model_copy(update={"excitation": excitation})
     model = _build(family, conditioning).train()
@@ -224,9 +224,7 @@ def test_each_family_learns_with_and_without_the_excitation(family: str, excitat
     midi = pretty_midi.PrettyMIDI()
     piano = pretty_midi.Instrument(program=0)
     step = frames * SMALL_HOP / RATE / 4
-    piano.notes += [
-        pretty_midi.Note(90, 60 + 3 * i, i * step, (i + 1) * step) for i in range(4)
-    ]
+    piano.notes += [pretty_midi.Note(90, 60 + 3 * i, i * step, (i + 1) * step) for i in range(4)]
     midi.instruments.append(piano)
     history = conditioning.history_frames(RATE)
     audio = additive_render(piano.notes, frames * SMALL_HOP, RATE, peak=0.5)

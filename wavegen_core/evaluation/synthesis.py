@@ -80,7 +80,7 @@ def score_renders(
     renders: dict[str, np.ndarray],
     notes: list[pretty_midi.Note],
     true_audio: np.ndarray | None,
-    transcriber: OnsetsAndFrames,
+    transcriber: OnsetsAndFrames | None,
     transcription: TranscriptionConfig,
     sample_rate: int,
     judge: Judge | None = None,
@@ -88,7 +88,8 @@ def score_renders(
     """Every score of one piece for each named render of it (a vocoder's, the soundfont's).
 
     Each render gets its transcription consistency against ``notes`` by our transcriber
-    and, given a ``judge``, by the judge (``judge_onset_f1``); where the piece has true
+    (``onset_f1``, unless ``transcriber`` is None) and, given a ``judge``, by the judge
+    (``judge_onset_f1``); where the piece has true
     audio (as long as the renders), also its spectral distances to it, and the entry
     ``true_audio`` holds both transcribers' onset F1 on it: their ceilings.
     """
@@ -97,11 +98,11 @@ def score_renders(
     if true_audio is not None:
         named["true_audio"] = true_audio
     for name, audio in named.items():
-        scores[name] = {
-            "onset_f1": transcription_consistency(
+        scores[name] = {}
+        if transcriber is not None:
+            scores[name]["onset_f1"] = transcription_consistency(
                 audio, notes, transcriber, transcription, sample_rate
             )
-        }
         if judge is not None:
             judged = piano_notes(judge.transcribe_audio(audio, sample_rate))
             scores[name]["judge_onset_f1"] = note_onset_f1(notes, judged)

@@ -106,9 +106,10 @@ class ConditioningNetwork(nn.Module):
         if self.excitation is not None:
             # Zero at first: an excited network starts as the plain one, and learns how
             # much of each harmonic to take in.
-            self.excitation_projection = nn.Conv1d(self.excitation.channels, config.channels, 1)
-            nn.init.zeros_(self.excitation_projection.weight)
-            nn.init.zeros_(self.excitation_projection.bias)
+            projection = nn.Conv1d(self.excitation.channels, config.channels, 1)
+            for parameter in projection.parameters():
+                nn.init.zeros_(parameter)
+            self.excitation_projection = projection
         if config.upsample == "transposed":
             # One transposed convolution per factor (a single one with a kernel of 2 x
             # hop would hold 2 x hop x channels^2 weights); kernel 2 x factor, so each

@@ -16,10 +16,11 @@ how much filtered noise (hammer, damper) it adds. Read top to bottom:
   position on the keyboard gives, per key and frame, an amplitude, a distribution over
   ``harmonics`` partials and the gains of ``noise_bands`` noise bands (DDSP's
   ``exp_sigmoid`` scaling).
-* **Oscillator bank** (:func:`~wavegen_core.models.oscillators.oscillator_bank`): partial k of a key with fundamental
-  f0 at ``k f0 sqrt(1 + B k^2)`` (the stiff string; Fletcher 1964), B learnt per key;
-  partials at or above Nyquist are silent. Phases are those of the absolute sample
-  index, so any chunk of a piece is the same as that part of the whole.
+* **Oscillator bank** (:func:`~wavegen_core.models.oscillators.oscillator_bank`):
+  partial k of a key with fundamental f0 at ``k f0 sqrt(1 + B k^2)`` (the stiff
+  string; Fletcher 1964), B learnt per key; partials at or above Nyquist are silent.
+  Phases are those of the absolute sample index, so any chunk of a piece is the same
+  as that part of the whole.
 * **Filtered noise**: white noise from a hash of the sample index, through fixed
   band-pass FIRs (log-spaced bands), each band scaled by the keys' summed gains.
 * **Reverb**: a learnt impulse response of ``reverb_seconds`` convolved with the dry
@@ -40,8 +41,8 @@ from torch.nn import functional as F
 
 from wavegen_core.audio.spectral import multi_resolution_stft
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
-from wavegen_core.models.configs.ddsp import DdspConfig
 from wavegen_core.models.conditioning import split_history
+from wavegen_core.models.configs.ddsp import DdspConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
 from wavegen_core.models.oscillators import (
     STATE_FEATURES,

@@ -122,4 +122,3 @@ def excitation_or_none(config: ConditioningConfig, sample_rate: int) -> Harmonic
     if config.excitation == "harmonic":
         return HarmonicExcitation(config, sample_rate)
     return None
-

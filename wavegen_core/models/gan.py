@@ -403,7 +403,9 @@ class GanVocoder(nn.Module):
         self.hop_length = conditioning.hop_length
         # The generator is the upsampler, and takes the excitation itself: the conditioning
         # network's upsampler and projection would be dead weight, so it has neither.
-        self.conditioning = ConditioningNetwork(conditioning, sample_rate=sample_rate, upsampled=False)
+        self.conditioning = ConditioningNetwork(
+            conditioning, sample_rate=sample_rate, upsampled=False
+        )
         excitation = self.conditioning.excitation
         self.generator = Generator(
             config, conditioning.channels, 0 if excitation is None else excitation.channels

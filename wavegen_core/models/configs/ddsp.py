@@ -26,6 +26,8 @@ class DdspConfig(VocoderSection):
     year: ClassVar[int] = 2020
     # Its oscillators' phases, its noise and its reverb's tail run across its own chunks.
     whole_pieces: ClassVar[bool] = True
+    # Its own oscillators play the notes: the conditioning's excitation is not rendered.
+    uses_excitation: ClassVar[bool] = False
 
     harmonics: int = Field(24, ge=1, le=256)
     noise_bands: int = Field(12, ge=1, le=128)
@@ -54,5 +56,4 @@ class DdspConfig(VocoderSection):
     )
 
     def roll_history(self, conditioning: ConditioningConfig, sample_rate: int) -> int:
-        # Its own oscillators need no excitation: the conditioning's is not rendered.
         return self.history_frames

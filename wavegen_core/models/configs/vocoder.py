@@ -20,7 +20,6 @@ from pydantic import Field
 
 from wavegen_core.schema import OddKernel, Strict, TrainLoopConfig
 
-
 # The excitation's decay stops after this many time constants (e^-3, 5 % of the attack).
 EXCITATION_MEMORY_DECAYS = 3.0
 # A released note's excitation fades out linearly over this long (a damper is quick).
@@ -89,6 +88,9 @@ class VocoderSection(Strict):
     whole_pieces: ClassVar[bool] = False
     # A pydantic ``Field(default, ...)`` for the family's sampling temperature, or None.
     sampling_temperature: ClassVar[Any] = None
+    # Whether the family takes the conditioning's excitation (``excitation: harmonic``)
+    # in; one with oscillators of its own ignores it.
+    uses_excitation: ClassVar[bool] = True
 
     if TYPE_CHECKING:
         # Every family has both, declared in its own class: fields declared here would
