@@ -170,3 +170,61 @@ def test_loss_reads_history_frames_before_the_audio() -> None:
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match="does not end the roll"):
         model.loss(torch.zeros(1, 40 * HOP), roll)
+
+
+def test_adversarial_fine_tuning_joins_at_its_step_and_inference_loads_no_discriminator(
+    tmp_path,
+) -> None:
+    """With adversarial_from = 3: two steps on the spectral distance alone (the
+    discriminators do not move), then both networks train, the piano on the spectral
+    distance plus the adversarial terms; the checkpoint keeps the discriminators for
+    resuming and inference loads the piano alone, rendering what the trained one does."""
+    from wavegen_core.models.ddsp import SPEC
+    from wavegen_core.schema import TrainLoopConfig
+    from wavegen_core.training.loop import fit
+
+    config = CONFIG.model_copy(
+        update={"adversarial_from": 3, "periods": [2, 3], "scales": 2, "discriminator_channels": 2}
+    )
+    saved = SPEC.checkpoint_config(config, ConditioningConfig(hop_length=HOP), RATE, seed=0)
+    torch.manual_seed(0)
+    model = SPEC.build(saved)
+    assert model.mpd is not None and model.msd is not None
+    frames = 40
+    roll = _roll(frames, (A4, 2, 30, 0.8))
+    audio = 0.3 * torch.sin(2 * math.pi * 440.0 * torch.arange(frames * HOP) / RATE)[None]
+    start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    watched: dict[int, dict] = {}
+    phases = SPEC.phase_losses(model)
+    assert phases is not None and set(phases) == {"discriminator", "piano"}
+
+    def after(step: int) -> None:
+        watched[step] = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    loop = TrainLoopConfig(steps=4, batch_size=1, learning_rate=1e-2, log_every=1, eval_every=100)
+    fit(
+        model,
+        SPEC.optimisers(model, loop, saved),
+        loss_fn={
+            name: (lambda phase: lambda m, b, c: phase(b[0], b[1], c))(phase)
+            for name, phase in phases.items()
+        },
+        batch_for_step=lambda step: (audio, roll),
+        loop=loop,
+        checkpoint_path=tmp_path / "ddsp.pt",
+        metrics_dir=tmp_path / "metrics",
+        config=saved,
+        device=torch.device("cpu"),
+        on_step=after,
+    )
+    discriminator = [n for n in start if n.startswith(("mpd.", "msd."))]
+    piano = [n for n in start if n not in discriminator]
+    assert all(torch.equal(watched[2][n], start[n]) for n in discriminator)
+    assert not all(torch.equal(watched[4][n], watched[2][n]) for n in discriminator)
+    assert not all(torch.equal(watched[1][n], start[n]) for n in piano)
+    curves = (tmp_path / "metrics").rglob("*.tsv")
+    logged = "".join(path.read_text() for path in curves)
+    assert "generator_adversarial" in logged and "feature_matching" in logged
+    loaded = SPEC.load(tmp_path / "ddsp.pt")
+    assert loaded.mpd is None and loaded.msd is None
+    torch.testing.assert_close(loaded.generate(roll), model.eval().generate(roll))

@@ -217,3 +217,41 @@ def test_named_optimisers_need_one_loss_each(tmp_path) -> None:
             config={},
             device=torch.device("cpu"),
         )
+
+
+def test_an_optimiser_with_a_first_step_joins_training_there(tmp_path) -> None:
+    """Before its first step a phase is skipped: its loss is not computed, its
+    parameters do not move, and what it would leave in the carry is missing."""
+    from wavegen_core.models.spec import Optimiser
+    from wavegen_core.training.loop import fit
+
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"a": nn.Linear(2, 1), "b": nn.Linear(2, 1)})
+    calls: dict[str, list[bool]] = {"late": [], "early": []}
+
+    def late(m, batch, carry):
+        calls["late"].append(True)
+        carry["late ran"] = True
+        return m["a"](batch).pow(2).sum(), {}
+
+    def early(m, batch, carry):
+        calls["early"].append("late ran" in carry)
+        return m["b"](batch).pow(2).sum(), {}
+
+    optimisers = [
+        Optimiser("late", torch.optim.SGD(model["a"].parameters(), lr=0.1), first_step=4),
+        Optimiser("early", torch.optim.SGD(model["b"].parameters(), lr=0.1)),
+    ]
+    fit(
+        model,
+        optimisers,
+        loss_fn={"late": late, "early": early},
+        batch_for_step=lambda step: torch.ones(1, 2),
+        loop=loop_config(5),
+        checkpoint_path=tmp_path / CHECKPOINT,
+        metrics_dir=tmp_path / METRICS,
+        config={},
+        device=torch.device("cpu"),
+    )
+    assert len(calls["late"]) == 2  # steps 4 and 5
+    assert calls["early"] == [False, False, False, True, True]

@@ -27,12 +27,19 @@ how much filtered noise (hammer, damper) it adds. Read top to bottom:
   sum and added to it (DDSP's reverb); chunks carry the tail into the next.
 
 Training compares the render with the true audio by the multi-resolution STFT
-distance (:func:`wavegen_core.audio.spectral.multi_resolution_stft`).
+distance (:func:`wavegen_core.audio.spectral.multi_resolution_stft`). With
+``adversarial_from`` set it is fine-tuned adversarially from that step on, against the
+GAN family's discriminators (:class:`DdspSpec`): a discriminator step on the true audio
+and the render, then a step of the piano on the spectral distance plus the adversarial
+and feature-matching terms.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
+from itertools import chain
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +51,13 @@ from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
 from wavegen_core.models.conditioning import split_history
 from wavegen_core.models.configs.ddsp import DdspConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.gan import (
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+    discriminators_loss,
+    generator_terms,
+    without_discriminators,
+)
 from wavegen_core.models.oscillators import (
     STATE_FEATURES,
     KeyState,
@@ -54,8 +68,9 @@ from wavegen_core.models.oscillators import (
     oscillator_bank,
     ramps,
 )
-from wavegen_core.models.spec import VocoderSpec
+from wavegen_core.models.spec import Optimiser, PhaseLoss, VocoderSpec
 from wavegen_core.progress import progress_bar
+from wavegen_core.schema import TrainLoopConfig
 
 # Lowest band edge of the noise filters (Hz); the top one ends at Nyquist.
 NOISE_LOW_HZ = 100.0
@@ -144,10 +159,18 @@ def noise_filters(bands: int, taps: int, sample_rate: int) -> np.ndarray:
 
 
 class DdspPiano(nn.Module):
-    """Audio (batch, frames * hop_length) from a piano roll (batch, 3 * KEY_COUNT, frames)."""
+    """Audio (batch, frames * hop_length) from a piano roll (batch, 3 * KEY_COUNT, frames).
+
+    With ``config.adversarial_from`` set and ``discriminators`` True (training), it also
+    holds the GAN family's discriminators, ``mpd`` and ``msd``; inference loads none.
+    """
 
     def __init__(
-        self, config: DdspConfig, conditioning: ConditioningConfig, sample_rate: int
+        self,
+        config: DdspConfig,
+        conditioning: ConditioningConfig,
+        sample_rate: int,
+        discriminators: bool = True,
     ) -> None:
         super().__init__()
         self.config = config
@@ -170,6 +193,11 @@ class DdspPiano(nn.Module):
         # A decaying noise tail, quiet at first: the dry sound dominates until trained.
         decay = torch.exp(-torch.arange(taps) / max(taps / 6.0, 1.0))
         self.reverb = nn.Parameter(1e-3 * torch.randn(taps) * decay)
+        self.mpd: MultiPeriodDiscriminator | None = None
+        self.msd: MultiScaleDiscriminator | None = None
+        if discriminators and config.adversarial_from is not None:
+            self.mpd = MultiPeriodDiscriminator(config.periods, config.discriminator_channels)
+            self.msd = MultiScaleDiscriminator(config.scales, config.discriminator_channels)
 
     fundamentals: torch.Tensor
     filters: torch.Tensor
@@ -268,6 +296,48 @@ class DdspPiano(nn.Module):
             name: value.detach() for name, value in distances.items() if name != "total"
         }
 
+    # ------------------------------------------------------------------ adversarial
+
+    def piano_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters that make audio (all but the discriminators')."""
+        return (p for name, p in self.named_parameters() if not name.startswith(("mpd.", "msd.")))
+
+    def discriminator_parameters(self) -> Iterator[nn.Parameter]:
+        return chain(*(disc.parameters() for disc in self._discriminators()))
+
+    def _discriminators(self) -> tuple[nn.Module, nn.Module]:
+        if self.mpd is None or self.msd is None:
+            raise RuntimeError("this DDSP piano has no discriminators (adversarial_from is unset)")
+        return self.mpd, self.msd
+
+    def discriminator_loss(
+        self, audio: torch.Tensor, roll: torch.Tensor, carry: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The discriminators' least-squares loss on ``audio`` and the render (detached);
+        the render, with its graph, is left in ``carry["fake"]`` for :meth:`piano_loss`."""
+        fake = self(roll, split_history(audio, roll, self.hop_length))
+        carry["fake"] = fake
+        loss = discriminators_loss(self._discriminators(), audio, fake)
+        return loss, {"discriminator": loss.detach()}
+
+    def piano_loss(
+        self, audio: torch.Tensor, roll: torch.Tensor, carry: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The spectral distance of the render; once the discriminators train (their step
+        left the render in ``carry``), plus ``adversarial_weight`` x (adversarial + 2 x
+        feature matching) against them."""
+        fake = carry.get("fake")
+        if fake is None:
+            return self.loss(audio, roll)
+        distances = multi_resolution_stft(fake, audio)
+        adversarial, matching = generator_terms(self._discriminators(), audio, fake)
+        total = distances["total"] + self.config.adversarial_weight * (adversarial + 2 * matching)
+        extras = {name: value.detach() for name, value in distances.items() if name != "total"}
+        extras["spectral"] = distances["total"].detach()
+        extras["generator_adversarial"] = adversarial.detach()
+        extras["feature_matching"] = matching.detach()
+        return total, extras
+
     @torch.no_grad()
     def generate(
         self,
@@ -305,4 +375,47 @@ class DdspPiano(nn.Module):
 
 # --------------------------------------------------------------------------- spec
 
-SPEC: VocoderSpec[DdspPiano] = VocoderSpec(DdspConfig, DdspPiano)
+
+class DdspSpec(VocoderSpec[DdspPiano]):
+    """Adam on the spectral distance; with ``adversarial_from`` set, an optimiser per
+    network: the discriminators' AdamW (HiFi-GAN's betas 0.8, 0.99), which joins at that
+    step, then the piano's Adam. The discriminators are saved for resuming and left out
+    of what inference loads."""
+
+    def optimisers(
+        self, model: DdspPiano, loop: TrainLoopConfig, saved: Mapping[str, Any]
+    ) -> list[Optimiser]:
+        section = self.section(saved)
+        assert isinstance(section, DdspConfig)
+        if section.adversarial_from is None:
+            return super().optimisers(model, loop, saved)
+        discriminator = torch.optim.AdamW(
+            model.discriminator_parameters(),
+            lr=loop.learning_rate,
+            betas=(0.8, 0.99),
+            weight_decay=loop.weight_decay,
+        )
+        piano = torch.optim.Adam(
+            model.piano_parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
+        )
+        return [
+            Optimiser("discriminator", discriminator, first_step=section.adversarial_from),
+            Optimiser("piano", piano),
+        ]
+
+    def phase_losses(self, model: DdspPiano) -> dict[str, PhaseLoss] | None:
+        if model.config.adversarial_from is None:
+            return None
+        return {"discriminator": model.discriminator_loss, "piano": model.piano_loss}
+
+    def build_for_inference(self, saved: Mapping[str, Any]) -> DdspPiano:
+        conditioning = ConditioningConfig.model_validate(saved["conditioning"])
+        section = self.section(saved)
+        assert isinstance(section, DdspConfig)
+        return DdspPiano(section, conditioning, int(saved["sample_rate"]), discriminators=False)
+
+    def inference_state(self, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        return without_discriminators(state)
+
+
+SPEC = DdspSpec(DdspConfig, DdspPiano)

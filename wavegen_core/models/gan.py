@@ -373,6 +373,45 @@ def _with_frozen_parameters(
     return torch.func.functional_call(discriminator, frozen, (audio,))
 
 
+# The state-dict prefixes of the discriminators (a model's ``mpd`` and ``msd``).
+DISCRIMINATORS = ("mpd.", "msd.")
+
+
+def without_discriminators(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A checkpoint's state without the discriminators: what inference loads."""
+    return {k: v for k, v in state.items() if not k.startswith(DISCRIMINATORS)}
+
+
+def discriminators_loss(
+    discriminators: Sequence[nn.Module], real: torch.Tensor, fake: torch.Tensor
+) -> torch.Tensor:
+    """The discriminators' least-squares loss on ``real`` audio and ``fake`` (detached
+    here), summed over the discriminators, both halves scored in one pass."""
+    both = torch.cat([real, fake.detach()])
+    loss = torch.zeros((), device=real.device)
+    for disc in discriminators:
+        scores, _ = disc(both)
+        real_scores, fake_scores = scores_halves(scores, real.shape[0])
+        loss = loss + discriminator_adversarial_loss(real_scores, fake_scores)
+    return loss
+
+
+def generator_terms(
+    discriminators: Sequence[nn.Module], real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The generator's adversarial and feature-matching losses against the
+    discriminators as they are now; their parameters get no gradient."""
+    adversarial = torch.zeros((), device=real.device)
+    matching = torch.zeros((), device=real.device)
+    for disc in discriminators:
+        with torch.no_grad():
+            _, real_features = disc(real)
+        scores, features = _with_frozen_parameters(disc, fake)
+        adversarial = adversarial + generator_adversarial_loss(scores)
+        matching = matching + feature_matching_loss(real_features, features)
+    return adversarial, matching
+
+
 # --------------------------------------------------------------------------- the vocoder
 
 
@@ -463,12 +502,7 @@ class GanVocoder(nn.Module):
         for :meth:`generator_loss`."""
         fake = self._fake(audio, roll)
         carry["fake"] = fake
-        both = torch.cat([audio, fake.detach()])
-        loss = torch.zeros((), device=audio.device)
-        for disc in self._discriminators():
-            scores, _ = disc(both)
-            real, generated = scores_halves(scores, audio.shape[0])
-            loss = loss + discriminator_adversarial_loss(real, generated)
+        loss = discriminators_loss(self._discriminators(), audio, fake)
         return loss, {"discriminator": loss.detach()}
 
     def generator_loss(
@@ -481,7 +515,7 @@ class GanVocoder(nn.Module):
         fake = carry.get("fake")
         if fake is None:
             fake = self._fake(audio, roll)
-        adversarial, matching = self._generator_terms(audio, fake)
+        adversarial, matching = generator_terms(self._discriminators(), audio, fake)
         mel_l1 = (self.mel(audio) - self.mel(fake)).abs().mean()
         total = (
             adversarial
@@ -490,19 +524,6 @@ class GanVocoder(nn.Module):
         )
         terms = {"generator_adversarial": adversarial, "feature_matching": matching}
         return total, {**{k: v.detach() for k, v in terms.items()}, "mel_l1": mel_l1.detach()}
-
-    def _generator_terms(
-        self, audio: torch.Tensor, fake: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        adversarial = torch.zeros((), device=audio.device)
-        matching = torch.zeros((), device=audio.device)
-        for disc in self._discriminators():
-            with torch.no_grad():
-                _, real_features = disc(audio)
-            scores, features = _with_frozen_parameters(disc, fake)
-            adversarial = adversarial + generator_adversarial_loss(scores)
-            matching = matching + feature_matching_loss(real_features, features)
-        return adversarial, matching
 
     def loss(
         self, audio: torch.Tensor, roll: torch.Tensor
@@ -548,8 +569,6 @@ class GanSpec(VocoderSpec[GanVocoder]):
     steps; HiFi-GAN: 0.999 per epoch), stepped discriminator first. The discriminators
     are saved for resuming and left out of what inference loads."""
 
-    DISCRIMINATORS = ("mpd.", "msd.")
-
     def optimisers(
         self, model: GanVocoder, loop: TrainLoopConfig, saved: Mapping[str, Any]
     ) -> list[Optimiser]:
@@ -582,7 +601,7 @@ class GanSpec(VocoderSpec[GanVocoder]):
         return GanVocoder(section, conditioning, int(saved["sample_rate"]), discriminators=False)
 
     def inference_state(self, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-        return {k: v for k, v in state.items() if not k.startswith(self.DISCRIMINATORS)}
+        return without_discriminators(state)
 
 
 SPEC = GanSpec(GanConfig, GanVocoder)

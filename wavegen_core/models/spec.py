@@ -41,12 +41,14 @@ class Optimiser:
     """One optimiser and its learning-rate schedule (None: constant).
 
     A model trained by one objective has one, named ``""``; an adversarial model has
-    one per network, named for the network, each stepped on its own loss.
+    one per network, named for the network, each stepped on its own loss. One with a
+    ``first_step`` above 1 joins training at that step: before it, its phase is skipped.
     """
 
     name: str
     optimizer: torch.optim.Optimizer
     scheduler: LRScheduler | None = None
+    first_step: int = 1
 
 
 def adam(model: nn.Module, loop: TrainLoopConfig) -> list[Optimiser]:

@@ -156,6 +156,8 @@ def fit(
             scalars: dict[str, float] = {}
             total = 0.0
             for phase in phases:
+                if step < phase.optimiser.first_step:
+                    continue
                 loss, grad_norm, extras = _backward(model, phase, batch, carry, loop.grad_clip)
                 if not (math.isfinite(loss) and math.isfinite(grad_norm)):
                     raise NonFiniteLossError(step, loss, grad_norm, checkpoint_path, saved_step)

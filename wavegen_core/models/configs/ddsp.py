@@ -51,6 +51,16 @@ class DdspConfig(VocoderSection):
     history_frames: int = Field(128, ge=0, le=100_000)
     # Rendering: samples synthesised at a time (memory is bounded by this, not the piece).
     chunk_frames: int = Field(256, ge=1, le=1_000_000)
+    # Adversarial fine-tuning (optional): from step adversarial_from on, the GAN family's
+    # multi-period and multi-scale discriminators (periods, scales, discriminator_channels
+    # as in the gan section) learn to tell renders from the true audio, and the render's
+    # loss adds adversarial_weight x (adversarial + 2 x feature matching) to the spectral
+    # distance. None: the spectral distance alone.
+    adversarial_from: int | None = Field(None, ge=1)
+    adversarial_weight: float = Field(0.1, gt=0.0, le=100.0)
+    periods: list[Annotated[int, Field(ge=1, le=64)]] = [2, 3, 5, 7, 11]
+    scales: int = Field(3, ge=1, le=8)
+    discriminator_channels: int = Field(4, gt=0, le=1024)
     train: TrainLoopConfig = TrainLoopConfig(
         steps=300, batch_size=4, learning_rate=3e-3, checkpoint_every=100, eval_every=100
     )
