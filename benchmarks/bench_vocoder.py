@@ -32,9 +32,9 @@ synthesize`` call: the WaveNet's default path, the flow and the GAN in chunks of
 512 frames with 16 of context), batch 1, for untrained models (torch seed 0) at the
 sizes of the tiny profile (the shipped params) and of the cpu profile, all in one
 run, each after an untimed 1 s render of the same model; every family that takes the
-harmonic excitation also with it (``vocoder.conditioning.excitation: harmonic``, its
-frames of history given to each chunk). FluidSynth's render of the same 10 s of MIDI
-(the soundfont reference) is timed the same way.
+harmonic excitation with it and without (``vocoder.conditioning.excitation``; with it,
+each chunk also gets the frames of history the excitation reads). FluidSynth's render
+of the same 10 s of MIDI (the soundfont reference) is timed the same way.
 
 ``python -m benchmarks.bench_vocoder pictures --repo DIR --out DIR``: after `dvc repro`
 in DIR, one PNG per test piece: the true audio, every family's render, FluidSynth's
@@ -206,12 +206,16 @@ def run_families() -> list[dict[str, Any]]:
         vocoder = _profile_params(profile).vocoder
         roll, _ = _chorale_roll(FAMILY_SECONDS, vocoder.conditioning.hop_length)
         warm_up = roll[:, : int(SAMPLE_RATE / vocoder.conditioning.hop_length)]
-        excited = vocoder.conditioning.model_copy(update={"excitation": "harmonic"})
         for family, spec in VOCODERS.items():
             section = vocoder.section(family)
             variants = {"": vocoder.conditioning}
             if type(section).uses_excitation:
-                variants[", harmonic excitation"] = excited
+                variants = {
+                    f", {excitation} excitation": vocoder.conditioning.model_copy(
+                        update={"excitation": excitation}
+                    )
+                    for excitation in ("none", "harmonic")
+                }
             for suffix, conditioning in variants.items():
                 torch.manual_seed(0)
                 saved = spec.checkpoint_config(section, conditioning, SAMPLE_RATE, seed=0)

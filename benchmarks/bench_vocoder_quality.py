@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     transcriber = TRANSCRIBER.load(args.transcriber, "cpu") if args.transcriber else None
     judge = BasicPitchTranscriber()
     per_piece = []
-    for index, piece in enumerate(progress_bar(pieces, desc="score", unit="piece")):
+    bar = progress_bar(total=len(pieces), desc="score", unit="piece")
+    for index, piece in enumerate(pieces):
         seconds = len(piece["audio"]) / rate
         notes = notes_before(piece["midi"], seconds)
         named = {label: audio[index] for label, audio in renders.items()}
@@ -145,6 +146,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 notes_to_midi(notes),
                 f"{piece['id']}: first {seconds:.0f} s",
             )
+        bar.update(1)
+    bar.close()
     labels = [label for label, _ in args.model] + list(REFERENCES) + ["true_audio"]
     means = {label: mean_scores([piece[label] for piece in per_piece]) for label in labels}
     return {

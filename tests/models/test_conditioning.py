@@ -66,7 +66,9 @@ def test_roll_cuts_notes_past_the_end_and_ignores_keys_off_the_piano() -> None:
 def test_network_gives_hop_samples_per_frame(upsample: str, hop: int) -> None:
     torch.manual_seed(0)
     network = ConditioningNetwork(
-        ConditioningConfig(hop_length=hop, channels=8, layers=2, upsample=upsample)
+        ConditioningConfig(
+            hop_length=hop, channels=8, layers=2, upsample=upsample, excitation="none"
+        )
     )
     roll = torch.rand(2, ROLL_CHANNELS, 7)
     assert network.encode(roll).shape == (2, 8, 7)
@@ -80,7 +82,14 @@ def test_context_frames_bound_what_a_frame_depends_on(upsample: str) -> None:
     torch.manual_seed(0)
     hop = 8
     network = ConditioningNetwork(
-        ConditioningConfig(hop_length=hop, channels=4, layers=2, kernel_size=3, upsample=upsample)
+        ConditioningConfig(
+            hop_length=hop,
+            channels=4,
+            layers=2,
+            kernel_size=3,
+            upsample=upsample,
+            excitation="none",
+        )
     )
     roll = torch.rand(1, ROLL_CHANNELS, 30)
     changed = roll.clone()

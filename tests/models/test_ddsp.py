@@ -172,6 +172,11 @@ def test_loss_reads_history_frames_before_the_audio() -> None:
         model.loss(torch.zeros(1, 40 * HOP), roll)
 
 
+def _on_batch(phase):
+    """The loop's form of a phase loss, on a batch (audio, roll)."""
+    return lambda model, batch, carry: phase(batch[0], batch[1], carry)
+
+
 def test_adversarial_fine_tuning_joins_at_its_step_and_inference_loads_no_discriminator(
     tmp_path,
 ) -> None:
@@ -205,10 +210,7 @@ def test_adversarial_fine_tuning_joins_at_its_step_and_inference_loads_no_discri
     fit(
         model,
         SPEC.optimisers(model, loop, saved),
-        loss_fn={
-            name: (lambda phase: lambda m, b, c: phase(b[0], b[1], c))(phase)
-            for name, phase in phases.items()
-        },
+        loss_fn={name: _on_batch(phase) for name, phase in phases.items()},
         batch_for_step=lambda step: (audio, roll),
         loop=loop,
         checkpoint_path=tmp_path / "ddsp.pt",

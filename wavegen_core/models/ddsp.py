@@ -377,30 +377,34 @@ class DdspPiano(nn.Module):
 
 
 class DdspSpec(VocoderSpec[DdspPiano]):
-    """Adam on the spectral distance; with ``adversarial_from`` set, an optimiser per
-    network: the discriminators' AdamW (HiFi-GAN's betas 0.8, 0.99), which joins at that
-    step, then the piano's Adam. The discriminators are saved for resuming and left out
-    of what inference loads."""
+    """Adam on the spectral distance, its rate multiplied by ``lr_decay`` every
+    ``lr_decay_every`` steps; with ``adversarial_from`` set, an optimiser per network:
+    the discriminators' AdamW (HiFi-GAN's betas 0.8, 0.99), which joins at that step,
+    then the piano's Adam. The discriminators are saved for resuming and left out of
+    what inference loads."""
 
     def optimisers(
         self, model: DdspPiano, loop: TrainLoopConfig, saved: Mapping[str, Any]
     ) -> list[Optimiser]:
         section = self.section(saved)
         assert isinstance(section, DdspConfig)
+        piano = torch.optim.Adam(
+            model.piano_parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
+        )
+        decay = torch.optim.lr_scheduler.StepLR(
+            piano, step_size=section.lr_decay_every, gamma=section.lr_decay
+        )
         if section.adversarial_from is None:
-            return super().optimisers(model, loop, saved)
+            return [Optimiser("", piano, decay)]
         discriminator = torch.optim.AdamW(
             model.discriminator_parameters(),
             lr=loop.learning_rate,
             betas=(0.8, 0.99),
             weight_decay=loop.weight_decay,
         )
-        piano = torch.optim.Adam(
-            model.piano_parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
-        )
         return [
             Optimiser("discriminator", discriminator, first_step=section.adversarial_from),
-            Optimiser("piano", piano),
+            Optimiser("piano", piano, decay),
         ]
 
     def phase_losses(self, model: DdspPiano) -> dict[str, PhaseLoss] | None:

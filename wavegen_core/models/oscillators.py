@@ -156,12 +156,14 @@ def oscillator_bank(
     """
     batch, _, frames = now.shape
     device = now.device
+    # complex64 for float32 amplitudes, complex128 for float64.
+    complex_dtype = torch.promote_types(now.dtype, torch.complex64)
     starts = first_sample + hop * torch.arange(frames, dtype=torch.float64, device=device)
     cycles = torch.frac(frequencies[..., None] * (starts / sample_rate))
-    at_frame = torch.polar(torch.ones_like(cycles), 2 * math.pi * cycles).to(torch.complex64)
+    at_frame = torch.polar(torch.ones_like(cycles), 2 * math.pi * cycles).to(complex_dtype)
     offsets = torch.arange(hop, dtype=torch.float64, device=device) / sample_rate
     rotation = 2 * math.pi * frequencies[..., None] * offsets
-    within = torch.polar(torch.ones_like(rotation), rotation).to(torch.complex64)
+    within = torch.polar(torch.ones_like(rotation), rotation).to(complex_dtype)
     weight = torch.arange(hop, device=device, dtype=now.dtype) / hop
     at_start = torch.einsum("bkjf,kjp->bkfp", now[:, None] * at_frame, within).imag
     at_end = torch.einsum("bkjf,kjp->bkfp", then[:, None] * at_frame, within).imag

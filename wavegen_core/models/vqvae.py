@@ -146,8 +146,13 @@ def tier_wavenet(
         output="mu_law",
         quantization_channels=256 if classes is None else classes,
     )
+    # Conditioned on codes, not on a roll: there are no notes to excite.
     conditioning = ConditioningConfig(
-        hop_length=hop, channels=config.cond_channels, layers=config.cond_layers, kernel_size=3
+        hop_length=hop,
+        channels=config.cond_channels,
+        layers=config.cond_layers,
+        kernel_size=3,
+        excitation="none",
     )
     model_class = WaveNetVocoder if classes is None else CodeWaveNet
     return model_class(wavenet, conditioning, sample_rate, cond_in_channels=code_dim)

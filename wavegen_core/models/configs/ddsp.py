@@ -41,8 +41,9 @@ class DdspConfig(VocoderSection):
     onset_seconds: float = Field(4.0, gt=0.0, le=60.0)
     release_seconds: float = Field(0.5, gt=0.0, le=10.0)
     # Initial inharmonicity B of the lowest and the highest key (log-spaced between):
-    # piano strings range from about 1e-5 in the bass to 1e-2 at the top.
-    inharmonicity: tuple[Coefficient, Coefficient] = (1e-4, 1e-2)
+    # piano strings range from about 1e-5 in the bass to 1e-2 at the top (about 2e-4 at
+    # middle C). A spectral loss moves B little, so the start matters.
+    inharmonicity: tuple[Coefficient, Coefficient] = (1e-5, 1e-2)
     # The learnt reverb: an impulse response of this length added to the dry signal.
     reverb_seconds: float = Field(0.5, ge=0.0, le=10.0)
     # Training excerpts, in conditioning frames, and the frames of the roll before each
@@ -57,6 +58,11 @@ class DdspConfig(VocoderSection):
     # loss adds adversarial_weight x (adversarial + 2 x feature matching) to the spectral
     # distance. None: the spectral distance alone.
     adversarial_from: int | None = Field(None, ge=1)
+    # The learning rate is multiplied by lr_decay every lr_decay_every steps (1: constant);
+    # a last stretch at a tenth of the rate settles what the spectral loss's noise keeps
+    # stirring.
+    lr_decay: float = Field(0.1, gt=0.0, le=1.0)
+    lr_decay_every: int = Field(250, ge=1)
     adversarial_weight: float = Field(0.1, gt=0.0, le=100.0)
     periods: list[Annotated[int, Field(ge=1, le=64)]] = [2, 3, 5, 7, 11]
     scales: int = Field(3, ge=1, le=8)

@@ -50,7 +50,7 @@ class ConditioningConfig(Strict):
     layers: int = Field(2, ge=1, le=16)
     kernel_size: OddKernel = Field(3, ge=1, le=31)
     upsample: Literal["transposed", "repeat"] = "transposed"
-    excitation: Literal["none", "harmonic"] = "none"
+    excitation: Literal["none", "harmonic"] = "harmonic"
     excitation_harmonics: int = Field(8, ge=1, le=64)
     excitation_decay_seconds: float = Field(1.0, gt=0.0, le=30.0)
 
