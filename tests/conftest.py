@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 import pytest
+import torch
 import yaml
 
 from wavegen_core.config import Params, validate_params
+from wavegen_core.midi.rolls import KEY_COUNT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
@@ -96,6 +98,17 @@ def scale_midi(
         )
     midi.instruments.append(piano)
     return midi
+
+
+def note_roll(frames: int, *notes: tuple[int, int, int, float]) -> torch.Tensor:
+    """A conditioning roll (1, 3 * KEY_COUNT, frames) of notes (key, onset frame, end
+    frame, velocity), keys counted from A0."""
+    roll = torch.zeros(1, 3, KEY_COUNT, frames)
+    for key, start, end, velocity in notes:
+        roll[0, 0, key, start] = 1.0
+        roll[0, 1, key, start:end] = 1.0
+        roll[0, 2, key, start:end] = velocity
+    return roll.reshape(1, 3 * KEY_COUNT, frames)
 
 
 def tone(seconds: float, sample_rate: int, channels: int = 1, freq: float = 440.0) -> np.ndarray:

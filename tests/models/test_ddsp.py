@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import note_roll
 from wavegen_core.midi.rolls import KEY_COUNT
 from wavegen_core.models.configs.ddsp import DdspConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
@@ -45,16 +46,6 @@ def _model(config: DdspConfig = CONFIG, partial: int | None = None) -> DdspPiano
     return model
 
 
-def _roll(frames: int, *notes: tuple[int, int, int, float]) -> torch.Tensor:
-    """A roll (1, 3 * KEY_COUNT, frames) of notes (key, onset frame, end frame, velocity)."""
-    roll = torch.zeros(1, 3, KEY_COUNT, frames)
-    for key, start, end, velocity in notes:
-        roll[0, 0, key, start] = 1.0
-        roll[0, 1, key, start:end] = 1.0
-        roll[0, 2, key, start:end] = velocity
-    return roll.reshape(1, 3 * KEY_COUNT, frames)
-
-
 def _peak_hz(audio: torch.Tensor) -> float:
     signal = audio.numpy() * np.hanning(len(audio))
     spectrum = np.abs(np.fft.rfft(signal))
@@ -63,7 +54,7 @@ def _peak_hz(audio: torch.Tensor) -> float:
 
 def test_one_note_peaks_at_its_fundamental() -> None:
     model = _model(partial=1)
-    audio = model.generate(_roll(100, (A4, 10, 90, 0.8)))[0]
+    audio = model.generate(note_roll(100, (A4, 10, 90, 0.8)))[0]
     segment = audio[20 * HOP : 80 * HOP]
     bin_hz = RATE / len(segment)
     frequencies = model.partial_frequencies(torch.tensor([A4]))[0]
@@ -79,7 +70,7 @@ def test_partials_sit_where_inharmonicity_puts_them(inharmonicity: float) -> Non
     model = _model(partial=8)
     with torch.no_grad():
         model.log_inharmonicity[A4 - 12] = math.log(inharmonicity)
-    audio = model.generate(_roll(120, (A4 - 12, 10, 110, 0.8)))[0]
+    audio = model.generate(note_roll(120, (A4 - 12, 10, 110, 0.8)))[0]
     segment = audio[20 * HOP : 100 * HOP]
     expected = 8 * 220.0 * math.sqrt(1 + 64 * inharmonicity)
     assert abs(_peak_hz(segment) - expected) <= RATE / len(segment)
@@ -91,13 +82,13 @@ def test_partials_at_or_above_nyquist_are_silent() -> None:
     model = _model(partial=4)
     top = KEY_COUNT - 1
     assert model.partial_frequencies(torch.tensor([top]))[0, 3] > RATE / 2
-    assert model.generate(_roll(40, (top, 5, 35, 0.8))).abs().max() < 1e-6
+    assert model.generate(note_roll(40, (top, 5, 35, 0.8))).abs().max() < 1e-6
 
 
 def test_nothing_sounds_before_the_onset_and_only_decay_and_reverb_after_release() -> None:
     model = _model()
     onset, release = 30, 60
-    audio = model.generate(_roll(200, (A4, onset, release, 0.8)))[0]
+    audio = model.generate(note_roll(200, (A4, onset, release, 0.8)))[0]
     assert audio[: onset * HOP].abs().max() < 1e-6
     assert audio[onset * HOP : (onset + 5) * HOP].abs().max() > 1e-3
     decay_ends = release * HOP + round(CONFIG.release_seconds * RATE) + HOP
@@ -110,15 +101,15 @@ def test_nothing_sounds_before_the_onset_and_only_decay_and_reverb_after_release
 def test_two_notes_sum() -> None:
     model = _model()
     first, second = (A4, 10, 70, 0.8), (A4 - 7, 30, 90, 0.5)
-    both = model.generate(_roll(120, first, second))
-    alone = model.generate(_roll(120, first)) + model.generate(_roll(120, second))
+    both = model.generate(note_roll(120, first, second))
+    alone = model.generate(note_roll(120, first)) + model.generate(note_roll(120, second))
     torch.testing.assert_close(both, alone, atol=1e-5, rtol=0)
 
 
 def test_a_chunked_render_equals_the_whole_render() -> None:
     notes = [(A4, 3, 40, 0.8), (A4 + 4, 17, 33, 0.6), (A4 - 20, 25, 60, 0.9)]
-    chunked = _model(CONFIG).generate(_roll(70, *notes))
-    whole = _model(CONFIG.model_copy(update={"chunk_frames": 1000})).generate(_roll(70, *notes))
+    chunked = _model(CONFIG).generate(note_roll(70, *notes))
+    whole = _model(CONFIG.model_copy(update={"chunk_frames": 1000})).generate(note_roll(70, *notes))
     assert chunked.shape == whole.shape == (1, 70 * HOP)
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=0)
 
@@ -138,8 +129,8 @@ def test_training_on_a_struck_string_lowers_the_spectral_distance() -> None:
     frames = 48
     roll = torch.cat(
         [
-            _roll(frames, (A4, 4, 40, 0.8)),
-            _roll(frames, (A4 - 5, 8, 30, 0.6), (A4 + 7, 8, 30, 0.6)),
+            note_roll(frames, (A4, 4, 40, 0.8)),
+            note_roll(frames, (A4 - 5, 8, 30, 0.6), (A4 + 7, 8, 30, 0.6)),
         ]
     )
     time = torch.arange(frames * HOP) / RATE
@@ -164,7 +155,7 @@ def test_training_on_a_struck_string_lowers_the_spectral_distance() -> None:
 def test_loss_reads_history_frames_before_the_audio() -> None:
     """A roll longer than the audio: the frames before are history (a note's age)."""
     model = _model()
-    roll = _roll(30, (A4, 2, 28, 0.8))
+    roll = note_roll(30, (A4, 2, 28, 0.8))
     audio = torch.zeros(1, 20 * HOP)
     loss, _ = model.loss(audio, roll)  # 10 frames of history
     assert torch.isfinite(loss)
@@ -196,7 +187,7 @@ def test_adversarial_fine_tuning_joins_at_its_step_and_inference_loads_no_discri
     model = SPEC.build(saved)
     assert model.mpd is not None and model.msd is not None
     frames = 40
-    roll = _roll(frames, (A4, 2, 30, 0.8))
+    roll = note_roll(frames, (A4, 2, 30, 0.8))
     audio = 0.3 * torch.sin(2 * math.pi * 440.0 * torch.arange(frames * HOP) / RATE)[None]
     start = {name: p.detach().clone() for name, p in model.named_parameters()}
     watched: dict[int, dict] = {}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import note_roll
 from wavegen_core.midi.rolls import KEY_COUNT
 from wavegen_core.models.configs.flow import FlowConfig
 from wavegen_core.models.configs.gan import GanConfig
@@ -27,16 +28,6 @@ def _hz(key: int) -> float:
     return 440.0 * 2.0 ** ((key + 21 - 69) / 12)
 
 
-def _roll(frames: int, *notes: tuple[int, int, int, float]) -> torch.Tensor:
-    """A roll (1, 3 * KEY_COUNT, frames) of notes (key, onset frame, end frame, velocity)."""
-    roll = torch.zeros(1, 3, KEY_COUNT, frames)
-    for key, start, end, velocity in notes:
-        roll[0, 0, key, start] = 1.0
-        roll[0, 1, key, start:end] = 1.0
-        roll[0, 2, key, start:end] = velocity
-    return roll.reshape(1, 3 * KEY_COUNT, frames)
-
-
 def _peaks(signal: np.ndarray, count: int) -> list[float]:
     """The ``count`` strongest local maxima of the spectrum, in Hz, ascending."""
     spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal))))
@@ -52,7 +43,7 @@ def test_a_chords_partials_sit_at_each_notes_harmonics() -> None:
     excitation = HarmonicExcitation(CONFIG, RATE)
     frames = 2 * RATE // HOP  # two seconds: bins of half a hertz
     chord = [(key, 0, frames, 0.8) for key in (C4, E4, G4)]
-    audio = excitation(_roll(frames, *chord))[0].numpy()
+    audio = excitation(note_roll(frames, *chord))[0].numpy()
     assert audio.shape == (HARMONICS + 1, frames * HOP)
     bin_hz = RATE / (frames * HOP)
     for k in range(1, HARMONICS + 1):
@@ -67,7 +58,7 @@ def test_a_chords_partials_sit_at_each_notes_harmonics() -> None:
 def test_nothing_sounds_before_the_onset_nor_after_the_release_fades() -> None:
     excitation = HarmonicExcitation(CONFIG, RATE)
     onset, release = 10, 40
-    audio = excitation(_roll(100, (C4, onset, release, 0.7)))[0]
+    audio = excitation(note_roll(100, (C4, onset, release, 0.7)))[0]
     assert audio[:, : onset * HOP].abs().max() == 0.0
     assert audio[0, onset * HOP : release * HOP].abs().max() > 0.3
     faded = release + int(np.ceil(EXCITATION_RELEASE_SECONDS * RATE / HOP)) + 1
@@ -81,7 +72,7 @@ def test_nothing_sounds_before_the_onset_nor_after_the_release_fades() -> None:
 def test_harmonics_at_or_above_nyquist_are_silent() -> None:
     excitation = HarmonicExcitation(CONFIG, RATE)
     top = KEY_COUNT - 1  # C8, 4186 Hz: its second harmonic is above 8 kHz
-    audio = excitation(_roll(20, (top, 2, 18, 0.8)))[0]
+    audio = excitation(note_roll(20, (top, 2, 18, 0.8)))[0]
     assert audio[0].abs().max() > 0.3
     assert audio[1:HARMONICS].abs().max() == 0.0
 
@@ -92,7 +83,7 @@ def test_a_chunk_given_its_history_equals_that_part_of_the_whole() -> None:
     after it too, which its last frame ramps towards)."""
     excitation = HarmonicExcitation(CONFIG, RATE)
     notes = [(C4, 3, 250, 0.8), (E4, 120, 160, 0.5), (G4, 200, 300, 0.9), (C4 + 12, 290, 320, 0.6)]
-    roll = _roll(330, *notes)
+    roll = note_roll(330, *notes)
     whole = excitation(roll)
     history = excitation.history_frames
     for start, stop in ((0, 50), (210, 260), (255, 330)):

@@ -52,11 +52,11 @@ from wavegen_core.models.conditioning import split_history
 from wavegen_core.models.configs.ddsp import DdspConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
 from wavegen_core.models.gan import (
+    DiscriminatedSpec,
     MultiPeriodDiscriminator,
     MultiScaleDiscriminator,
     discriminators_loss,
     generator_terms,
-    without_discriminators,
 )
 from wavegen_core.models.oscillators import (
     STATE_FEATURES,
@@ -68,7 +68,7 @@ from wavegen_core.models.oscillators import (
     oscillator_bank,
     ramps,
 )
-from wavegen_core.models.spec import Optimiser, PhaseLoss, VocoderSpec
+from wavegen_core.models.spec import Optimiser, PhaseLoss
 from wavegen_core.progress import progress_bar
 from wavegen_core.schema import TrainLoopConfig
 
@@ -376,7 +376,7 @@ class DdspPiano(nn.Module):
 # --------------------------------------------------------------------------- spec
 
 
-class DdspSpec(VocoderSpec[DdspPiano]):
+class DdspSpec(DiscriminatedSpec[DdspPiano]):
     """Adam on the spectral distance, its rate multiplied by ``lr_decay`` every
     ``lr_decay_every`` steps; with ``adversarial_from`` set, an optimiser per network:
     the discriminators' AdamW (HiFi-GAN's betas 0.8, 0.99), which joins at that step,
@@ -411,15 +411,6 @@ class DdspSpec(VocoderSpec[DdspPiano]):
         if model.config.adversarial_from is None:
             return None
         return {"discriminator": model.discriminator_loss, "piano": model.piano_loss}
-
-    def build_for_inference(self, saved: Mapping[str, Any]) -> DdspPiano:
-        conditioning = ConditioningConfig.model_validate(saved["conditioning"])
-        section = self.section(saved)
-        assert isinstance(section, DdspConfig)
-        return DdspPiano(section, conditioning, int(saved["sample_rate"]), discriminators=False)
-
-    def inference_state(self, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-        return without_discriminators(state)
 
 
 SPEC = DdspSpec(DdspConfig, DdspPiano)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -38,7 +38,7 @@ from wavegen_core.models.blocks import DilatedConv1d
 from wavegen_core.models.conditioning import ConditioningNetwork, split_history
 from wavegen_core.models.configs.gan import GanConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.spec import Optimiser, PhaseLoss, VocoderSpec
+from wavegen_core.models.spec import ModelT, Optimiser, PhaseLoss, VocoderSpec
 from wavegen_core.schema import TrainLoopConfig
 
 # The slope of every LeakyReLU in HiFi-GAN's generator and discriminators.
@@ -563,7 +563,23 @@ class GanVocoder(nn.Module):
 # --------------------------------------------------------------------------- spec
 
 
-class GanSpec(VocoderSpec[GanVocoder]):
+class DiscriminatedSpec(VocoderSpec[ModelT]):
+    """A family trained against the discriminators (``mpd``, ``msd``), whose model takes
+    ``discriminators=False``: inference builds it without them and loads the rest."""
+
+    def build_for_inference(self, saved: Mapping[str, Any]) -> ModelT:
+        conditioning = ConditioningConfig.model_validate(saved["conditioning"])
+        model_class = cast(Any, self.model_class)
+        model: ModelT = model_class(
+            self.section(saved), conditioning, int(saved["sample_rate"]), discriminators=False
+        )
+        return model
+
+    def inference_state(self, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        return without_discriminators(state)
+
+
+class GanSpec(DiscriminatedSpec[GanVocoder]):
     """HiFi-GAN's optimisation: an AdamW per network with the section's betas, each with
     its own exponential learning-rate decay (``lr_decay`` every ``lr_decay_every``
     steps; HiFi-GAN: 0.999 per epoch), stepped discriminator first. The discriminators
@@ -593,15 +609,6 @@ class GanSpec(VocoderSpec[GanVocoder]):
 
     def phase_losses(self, model: GanVocoder) -> dict[str, PhaseLoss]:
         return {"discriminator": model.discriminator_loss, "generator": model.generator_loss}
-
-    def build_for_inference(self, saved: Mapping[str, Any]) -> GanVocoder:
-        conditioning = ConditioningConfig.model_validate(saved["conditioning"])
-        section = self.section(saved)
-        assert isinstance(section, GanConfig)
-        return GanVocoder(section, conditioning, int(saved["sample_rate"]), discriminators=False)
-
-    def inference_state(self, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
-        return without_discriminators(state)
 
 
 SPEC = GanSpec(GanConfig, GanVocoder)
