@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from wavegen_core.config import Params, validate_params
+from wavegen_core.data.pairs import KEY_CHANNELS, PEDAL_CHANNEL, ROLL_CHANNELS, ROLL_FEATURES
 from wavegen_core.midi.rolls import KEY_COUNT
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -100,15 +101,22 @@ def scale_midi(
     return midi
 
 
-def note_roll(frames: int, *notes: tuple[int, int, int, float]) -> torch.Tensor:
-    """A conditioning roll (1, 3 * KEY_COUNT, frames) of notes (key, onset frame, end
-    frame, velocity), keys counted from A0."""
-    roll = torch.zeros(1, 3, KEY_COUNT, frames)
+def note_roll(
+    frames: int, *notes: tuple[int, int, int, float], pedal: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """A conditioning roll (1, ROLL_CHANNELS, frames) of notes (key, onset frame, end
+    frame, velocity), keys counted from A0, with the sustain pedal down over the frames
+    ``pedal`` (first, end) if given."""
+    keys = torch.zeros(1, len(ROLL_FEATURES), KEY_COUNT, frames)
     for key, start, end, velocity in notes:
-        roll[0, 0, key, start] = 1.0
-        roll[0, 1, key, start:end] = 1.0
-        roll[0, 2, key, start:end] = velocity
-    return roll.reshape(1, 3 * KEY_COUNT, frames)
+        keys[0, 0, key, start] = 1.0
+        keys[0, 1, key, start:end] = 1.0
+        keys[0, 2, key, start:end] = velocity
+    roll = torch.zeros(1, ROLL_CHANNELS, frames)
+    roll[:, :KEY_CHANNELS] = keys.reshape(1, KEY_CHANNELS, frames)
+    if pedal is not None:
+        roll[0, PEDAL_CHANNEL, pedal[0] : pedal[1]] = 1.0
+    return roll
 
 
 def tone(seconds: float, sample_rate: int, channels: int = 1, freq: float = 440.0) -> np.ndarray:

@@ -7,7 +7,13 @@ import pretty_midi
 import pytest
 import torch
 
-from wavegen_core.data.pairs import ROLL_CHANNELS, conditioning_roll, frames_for_samples
+from wavegen_core.data.pairs import (
+    KEY_CHANNELS,
+    PEDAL_CHANNEL,
+    ROLL_CHANNELS,
+    conditioning_roll,
+    frames_for_samples,
+)
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
 from wavegen_core.models.conditioning import ConditioningNetwork
 from wavegen_core.models.configs.vocoder import ConditioningConfig
@@ -28,7 +34,7 @@ def _midi(*notes: tuple[int, float, float, int], pedal: tuple[float, float] | No
 
 
 def _features(roll: np.ndarray) -> np.ndarray:
-    return roll.reshape(3, KEY_COUNT, -1)
+    return roll[:KEY_CHANNELS].reshape(3, KEY_COUNT, -1)
 
 
 def test_roll_marks_onset_sounding_and_velocity_on_the_frame_grid() -> None:
@@ -52,6 +58,18 @@ def test_roll_follows_the_sustain_pedal_and_restrikes() -> None:
     key = 64 - LOWEST_KEY
     assert np.flatnonzero(twice[0][key]).tolist() == [0, 5]
     assert np.allclose(twice[2][key, :5], 40 / 127) and np.allclose(twice[2][key, 5:10], 120 / 127)
+
+
+def test_roll_holds_the_sustain_pedal_on_the_frame_grid() -> None:
+    fps = 10.0
+    midi = _midi((64, 0.0, 0.2, 80), pedal=(0.15, 1.02))
+    midi.instruments.append(pretty_midi.Instrument(program=0, is_drum=True))
+    midi.instruments[-1].control_changes.append(pretty_midi.ControlChange(64, 127, 1.5))
+    roll = conditioning_roll(midi, 20, fps)
+    # Down from frame floor(1.5) = 1 to frame ceil(10.2) = 11; a drum's pedal is not the piano's.
+    assert np.flatnonzero(roll[PEDAL_CHANNEL]).tolist() == list(range(1, 11))
+    assert roll.shape == (ROLL_CHANNELS, 20)
+    assert not conditioning_roll(_midi((64, 0.0, 0.2, 80)), 20, fps)[PEDAL_CHANNEL].any()
 
 
 def test_roll_cuts_notes_past_the_end_and_ignores_keys_off_the_piano() -> None:

@@ -14,7 +14,7 @@ from wavegen_core.midi.rolls import KEY_COUNT
 from wavegen_core.models.configs.ddsp import DdspConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
 from wavegen_core.models.ddsp import DdspPiano
-from wavegen_core.models.oscillators import hashed_noise
+from wavegen_core.models.oscillators import STATE_FEATURE_PEDAL, hashed_noise
 
 RATE = 16000
 HOP = 128
@@ -104,6 +104,20 @@ def test_two_notes_sum() -> None:
     both = model.generate(note_roll(120, first, second))
     alone = model.generate(note_roll(120, first)) + model.generate(note_roll(120, second))
     torch.testing.assert_close(both, alone, atol=1e-5, rtol=0)
+
+
+def test_the_sustain_pedal_reaches_the_network_while_notes_ring() -> None:
+    model = _model()
+    with torch.no_grad():  # a network that reads the pedal, as a trained one may
+        model.control.input.weight[:, STATE_FEATURE_PEDAL] = 3.0 * torch.randn(CONFIG.hidden)
+    plain = model.generate(note_roll(60, (A4, 5, 40, 0.8)))
+    pedalled = model.generate(note_roll(60, (A4, 5, 40, 0.8), pedal=(20, 60)))
+    # Before the pedal goes down the render is the same (frame 19 ramps to frame 20's
+    # controls); while it is down it differs.
+    assert torch.allclose(plain[:, : 19 * HOP], pedalled[:, : 19 * HOP], atol=1e-6)
+    assert (plain[:, 20 * HOP : 40 * HOP] - pedalled[:, 20 * HOP : 40 * HOP]).abs().max() > 1e-3
+    # A pedal with no note ringing makes no sound of its own.
+    assert model.generate(note_roll(30, pedal=(0, 30))).abs().max() == 0.0
 
 
 def test_a_chunked_render_equals_the_whole_render() -> None:

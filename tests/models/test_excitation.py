@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import note_roll
+from wavegen_core.data.pairs import KEY_CHANNELS
 from wavegen_core.midi.rolls import KEY_COUNT
 from wavegen_core.models.configs.flow import FlowConfig
 from wavegen_core.models.configs.gan import GanConfig
@@ -141,7 +142,7 @@ def _random_roll(frames: int, seed: int = 0) -> np.ndarray:
         roll[0, key, start] = 1.0
         roll[1, key, start:end] = 1.0
         roll[2, key, start:end] = generator.uniform(0.3, 1.0)
-    return roll.reshape(3 * KEY_COUNT, frames)
+    return np.concatenate([roll.reshape(KEY_CHANNELS, frames), np.zeros((1, frames), np.float32)])
 
 
 def _excitation_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from wavegen_core.data.pairs import ROLL_CHANNELS
+from wavegen_core.data.pairs import KEY_CHANNELS, ROLL_CHANNELS
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
 from wavegen_core.models.configs.gan import GanConfig
 from wavegen_core.models.configs.vocoder import ConditioningConfig
@@ -230,7 +230,8 @@ def _sine_batch(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
             rolls[example, 2, key, first:last] = 0.6
             span = slice(first * HOP, last * HOP)
             audio[example, span] = 0.6 * torch.sin(2 * math.pi * frequency * time[span])
-    return audio, rolls.reshape(len(keys), ROLL_CHANNELS, frames)
+    keyed = rolls.reshape(len(keys), KEY_CHANNELS, frames)
+    return audio, torch.cat([keyed, torch.zeros(len(keys), 1, frames)], dim=1)
 
 
 def test_short_training_lowers_the_mel_distance() -> None:

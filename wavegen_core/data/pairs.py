@@ -20,27 +20,43 @@ import torch
 from wavegen_core.audio.io import load_audio
 from wavegen_core.data.manifest import Piece
 from wavegen_core.midi.io import load_midi
-from wavegen_core.midi.events import performance_notes
+from wavegen_core.midi.events import pedal_intervals, performance_notes
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY, MAX_VELOCITY
 from wavegen_core.seeding import step_generator
 
 
+# Features per key, then features of the whole instrument: the roll's channels are
+# ``f * KEY_COUNT + key`` for ROLL_FEATURES[f], then one channel per PIANO_FEATURES entry.
 ROLL_FEATURES = ("onset", "sounding", "velocity")
-ROLL_CHANNELS = len(ROLL_FEATURES) * KEY_COUNT
+PIANO_FEATURES = ("pedal",)
+KEY_CHANNELS = len(ROLL_FEATURES) * KEY_COUNT
+PEDAL_CHANNEL = KEY_CHANNELS
+ROLL_CHANNELS = KEY_CHANNELS + len(PIANO_FEATURES)
 
 
 def conditioning_roll(
     midi: pretty_midi.PrettyMIDI, n_frames: int, frames_per_second: float
 ) -> np.ndarray:
-    """The (ROLL_CHANNELS, n_frames) float32 roll of ``midi``: onsets, sounding, velocity.
+    """The (ROLL_CHANNELS, n_frames) float32 roll of ``midi``: onsets, sounding and
+    velocity per key, then the sustain pedal.
 
     Channels ``f * 88 + key`` hold feature ``ROLL_FEATURES[f]`` of key ``key`` (A0 = 0).
     A note from ``start`` to ``end`` seconds starts in frame ``floor(start * fps)``
     (the frame whose samples hold its attack) and sounds until frame
     ``ceil(end * fps)``, at least one frame. The sustain pedal lengthens notes first,
     as it does for the Music Transformer's events. Notes past ``n_frames`` are cut;
-    keys off the piano are left out.
+    keys off the piano are left out. Channel ``PEDAL_CHANNEL`` is 1 in the frames where
+    the sustain pedal is down (CC 64 >= 64, on the same frame grid): a pedalled piano
+    lifts every damper, so strings that are not played ring in sympathy.
     """
+    pedal = np.zeros((1, n_frames), dtype=np.float32)
+    for instrument in midi.instruments:
+        if instrument.is_drum:
+            continue
+        for down, up in pedal_intervals(instrument):
+            first = max(int(math.floor(down * frames_per_second)), 0)
+            last = max(int(math.ceil(up * frames_per_second)), first + 1)
+            pedal[0, first:last] = 1.0
     roll = np.zeros((len(ROLL_FEATURES), KEY_COUNT, n_frames), dtype=np.float32)
     onset, sounding, velocity = roll
     for note in performance_notes(midi, sustain=True):
@@ -56,7 +72,7 @@ def conditioning_roll(
         # A later note of the same key takes over the velocity from its onset on.
         velocity[key, first:last] = note.velocity / MAX_VELOCITY
         onset[key, first] = 1.0
-    return roll.reshape(ROLL_CHANNELS, n_frames)
+    return np.concatenate([roll.reshape(KEY_CHANNELS, n_frames), pedal])
 
 
 def frames_for_samples(samples: int, hop_length: int) -> int:

@@ -161,7 +161,7 @@ def _copy_note(note: pretty_midi.Note) -> pretty_midi.Note:
     )
 
 
-def _pedal_intervals(instrument: pretty_midi.Instrument) -> list[tuple[float, float]]:
+def pedal_intervals(instrument: pretty_midi.Instrument) -> list[tuple[float, float]]:
     """(down, up) times of the sustain pedal, in order; a pedal left down ends with the part."""
     changes = sorted(
         (change for change in instrument.control_changes if change.number == SUSTAIN_CONTROL),
@@ -191,7 +191,7 @@ def _sustained_notes(instrument: pretty_midi.Instrument) -> list[pretty_midi.Not
     at the new onset is left alone, as the pedal plays no part in that overlap.
     """
     notes = [_copy_note(note) for note in instrument.notes]
-    intervals = _pedal_intervals(instrument)
+    intervals = pedal_intervals(instrument)
     if not intervals:
         return notes
     downs = [down for down, _ in intervals]

@@ -8,19 +8,21 @@ frame by frame, how loud the note is, how its energy spreads over the partials, 
 how much filtered noise (hammer, damper) it adds. Read top to bottom:
 
 * **Key state** (:func:`~wavegen_core.models.oscillators.key_state`): from the roll
-  (onset, sounding, velocity per key) each key's velocity, time since its onset, time
-  since its release, whether it is held, and whether it still rings (held, or released
-  less than ``release_seconds`` ago). Computed for a whole piece at frame rate, so a
-  note begun before a chunk or a training excerpt has its true age.
+  (onset, sounding, velocity per key, and the sustain pedal) each key's velocity, time
+  since its onset, time since its release, whether it is held, whether the pedal is
+  down (every damper lifted: the strings ring in sympathy), and whether it still rings
+  (held, or released less than ``release_seconds`` ago). Computed for a whole piece
+  at frame rate, so a note begun before a chunk or a training excerpt has its true age.
 * **Control network** (:class:`KeyControl`): a perceptron over each key's state and its
   position on the keyboard gives, per key and frame, an amplitude, a distribution over
   ``harmonics`` partials and the gains of ``noise_bands`` noise bands (DDSP's
   ``exp_sigmoid`` scaling).
 * **Oscillator bank** (:func:`~wavegen_core.models.oscillators.oscillator_bank`):
   partial k of a key with fundamental f0 at ``k f0 sqrt(1 + B k^2)`` (the stiff
-  string; Fletcher 1964), B learnt per key; partials at or above Nyquist are silent.
-  Phases are those of the absolute sample index, so any chunk of a piece is the same
-  as that part of the whole.
+  string; Fletcher 1964), B per key measured on the training audio
+  (:mod:`~wavegen_core.models.inharmonicity`), then learnt; partials at or above
+  Nyquist are silent. Phases are those of the absolute sample index, so any chunk of a
+  piece is the same as that part of the whole.
 * **Filtered noise**: white noise from a hash of the sample index, through fixed
   band-pass FIRs (log-spaced bands), each band scaled by the keys' summed gains.
 * **Reverb**: a learnt impulse response of ``reverb_seconds`` convolved with the dry
@@ -37,7 +39,7 @@ and feature-matching terms.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -58,6 +60,7 @@ from wavegen_core.models.gan import (
     discriminators_loss,
     generator_terms,
 )
+from wavegen_core.models.inharmonicity import estimate_inharmonicity
 from wavegen_core.models.oscillators import (
     STATE_FEATURES,
     KeyState,
@@ -68,7 +71,7 @@ from wavegen_core.models.oscillators import (
     oscillator_bank,
     ramps,
 )
-from wavegen_core.models.spec import Optimiser, PhaseLoss
+from wavegen_core.models.spec import Optimiser, PhaseLoss, TrainingPair
 from wavegen_core.progress import progress_bar
 from wavegen_core.schema import TrainLoopConfig
 
@@ -159,7 +162,7 @@ def noise_filters(bands: int, taps: int, sample_rate: int) -> np.ndarray:
 
 
 class DdspPiano(nn.Module):
-    """Audio (batch, frames * hop_length) from a piano roll (batch, 3 * KEY_COUNT, frames).
+    """Audio (batch, frames * hop_length) from a piano roll (batch, ROLL_CHANNELS, frames).
 
     With ``config.adversarial_from`` set and ``discriminators`` True (training), it also
     holds the GAN family's discriminators, ``mpd`` and ``msd``; inference loads none.
@@ -406,6 +409,20 @@ class DdspSpec(DiscriminatedSpec[DdspPiano]):
             Optimiser("discriminator", discriminator, first_step=section.adversarial_from),
             Optimiser("piano", piano, decay),
         ]
+
+    def initialise(self, model: DdspPiano, train: Sequence[TrainingPair]) -> None:
+        """With ``measure_inharmonicity``, B per key from the training audio."""
+        if not model.config.measure_inharmonicity:
+            return
+        measured = estimate_inharmonicity(
+            train,
+            model.sample_rate,
+            model.hop_length,
+            model.config.harmonics,
+            model.config.inharmonicity,
+        )
+        with torch.no_grad():
+            model.log_inharmonicity.copy_(torch.from_numpy(np.log(measured.inharmonicity)))
 
     def phase_losses(self, model: DdspPiano) -> dict[str, PhaseLoss] | None:
         if model.config.adversarial_from is None:

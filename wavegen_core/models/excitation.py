@@ -41,7 +41,7 @@ ATTACK_SECONDS = 0.03
 
 
 class HarmonicExcitation(nn.Module):
-    """Roll (batch, 3 * KEY_COUNT, frames) -> excitation (batch, channels, samples); see
+    """Roll (batch, ROLL_CHANNELS, frames) -> excitation (batch, channels, samples); see
     the module docstring. It has no parameters."""
 
     def __init__(self, config: ConditioningConfig, sample_rate: int) -> None:

@@ -4,9 +4,9 @@ Both turn the roll's keys into sound at the sample rate, chunk by chunk, with ev
 chunk equal to that part of one pass over the whole piece:
 
 * **Key state** (:func:`key_state`): per key and frame, the note's velocity, the time
-  since its onset and since its release, whether it is held, and whether it still
-  rings. Computed for a whole roll at frame rate, so a note begun before a chunk or a
-  training excerpt has its true age.
+  since its onset and since its release, whether it is held, whether the sustain pedal
+  is down, and whether it still rings. Computed for a whole roll at frame rate, so a
+  note begun before a chunk or a training excerpt has its true age.
 * **Oscillators** (:func:`oscillator_bank`): sums of sinusoids whose amplitudes ramp
   linearly across each frame. Phases are those of the absolute sample index.
 * **Noise** (:func:`hashed_noise`): white noise that is a function of the sample index.
@@ -20,10 +20,12 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
+from wavegen_core.data.pairs import KEY_CHANNELS, PEDAL_CHANNEL, ROLL_FEATURES
 from wavegen_core.midi.rolls import KEY_COUNT
 
-# Features of a key's state (see key_state).
-STATE_FEATURES = 5
+# Features of a key's state (see key_state), and where the pedal is among them.
+STATE_FEATURES = 6
+STATE_FEATURE_PEDAL = 4
 
 
 def _frames_since(events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,9 +43,10 @@ class KeyState:
 
     ``features`` (batch, KEY_COUNT, frames, STATE_FEATURES) holds the note's velocity,
     ``sqrt(time since onset / onset_seconds)``, ``time since release /
-    release_seconds`` (both capped at 1), whether the key is held, and 1; zero where
-    the key does not ring. ``ringing`` (batch, KEY_COUNT, frames) is 1 while the key is
-    held or released less than ``release_seconds`` ago.
+    release_seconds`` (both capped at 1), whether the key is held, whether the sustain
+    pedal is down, and 1; zero where the key does not ring. ``ringing`` (batch,
+    KEY_COUNT, frames) is 1 while the key is held or released less than
+    ``release_seconds`` ago.
     """
 
     features: torch.Tensor
@@ -68,13 +71,15 @@ class KeyState:
 def key_state(
     roll: torch.Tensor, frames_per_second: float, onset_seconds: float, release_seconds: float
 ) -> KeyState:
-    """The state of every key of a roll (batch, 3 * KEY_COUNT, frames); see :class:`KeyState`.
+    """The state of every key of a roll (batch, ROLL_CHANNELS, frames); see :class:`KeyState`.
 
     Velocity is the note's (held through its release). A note already sounding at the
     roll's first frame starts there.
     """
     batch, _, frames = roll.shape
-    onset, sounding, velocity = roll.reshape(batch, 3, KEY_COUNT, frames).unbind(1)
+    keys = roll[:, :KEY_CHANNELS].reshape(batch, len(ROLL_FEATURES), KEY_COUNT, frames)
+    onset, sounding, velocity = keys.unbind(1)
+    pedal = roll[:, PEDAL_CHANNEL, None, :].expand(batch, KEY_COUNT, frames)
     held = sounding > 0.5
     before = F.pad(held, (1, 0))[..., :-1]
     started = (onset > 0.5) | (held & ~before)
@@ -95,6 +100,7 @@ def key_state(
             (since_onset.clamp(max=onset_seconds) / onset_seconds).sqrt(),
             since_release.clamp(max=release_seconds) / release_seconds,
             held.float(),
+            pedal,
             torch.ones_like(note_velocity),
         ],
         dim=-1,

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
@@ -34,6 +35,17 @@ ModelT = TypeVar("ModelT", bound=nn.Module)
 PhaseLoss = Callable[
     [torch.Tensor, torch.Tensor, dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]
 ]
+
+
+class TrainingPair(Protocol):
+    """A training piece as a vocoder family reads it: audio (samples,) and its
+    conditioning roll (ROLL_CHANNELS, frames), one frame per hop of samples."""
+
+    @property
+    def audio(self) -> np.ndarray: ...
+
+    @property
+    def roll(self) -> np.ndarray: ...
 
 
 @dataclass
@@ -138,6 +150,11 @@ class VocoderSpec(ModelSpec[ModelT]):
         if family != self.name:
             raise WavegenError(f"{path} holds a {family} model, not {self.name}")
         return self.from_checkpoint(checkpoint, device)
+
+    def initialise(self, model: ModelT, train: Sequence[TrainingPair]) -> None:
+        """Set what the family measures on its training pairs before step 1 (nothing by
+        default). It must be deterministic: a resumed run then loads its checkpoint over
+        the same start."""
 
     def phase_losses(self, model: ModelT) -> Mapping[str, PhaseLoss] | None:
         """For a family trained in phases (one per named optimiser), each phase's loss;

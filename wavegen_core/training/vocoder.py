@@ -61,6 +61,7 @@ def train_vocoder(
     section = config.section(family)
     saved = spec.checkpoint_config(section, config.conditioning, sample_rate, seed)
     model = spec.build(saved)
+    spec.initialise(model, train)
     draw = dict(
         segment_frames=section.segment_frames,
         hop_length=config.conditioning.hop_length,

@@ -44,6 +44,10 @@ class DdspConfig(VocoderSection):
     # piano strings range from about 1e-5 in the bass to 1e-2 at the top (about 2e-4 at
     # middle C). A spectral loss moves B little, so the start matters.
     inharmonicity: tuple[Coefficient, Coefficient] = (1e-5, 1e-2)
+    # Start each key's B from its value measured on the training audio (the partials'
+    # positions in each key's averaged spectrum); keys the corpus does not play follow
+    # the range above from their nearest measured neighbour.
+    measure_inharmonicity: bool = True
     # The learnt reverb: an impulse response of this length added to the dry signal.
     reverb_seconds: float = Field(0.5, ge=0.0, le=10.0)
     # Training excerpts, in conditioning frames, and the frames of the roll before each
