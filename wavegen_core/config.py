@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from wavegen_core.audio.augment import AugmentConfig
 from wavegen_core.data.prepare_config import DataConfig, PrepareJob
 from wavegen_core.midi.events import EventsConfig
 from wavegen_core.midi.rolls import NoteDecodingConfig
@@ -71,6 +72,8 @@ class TranscriptionConfig(Strict):
     # Training examples are random excerpts of the train split, on the frame grid; the
     # paper trains on excerpts of up to 20 s.
     segment_seconds: float = Field(3.0, gt=0.5, le=60.0)
+    # Training-time audio augmentation of each excerpt (gain, EQ, noise, a room).
+    augment: AugmentConfig = AugmentConfig()
     train: TrainLoopConfig = TrainLoopConfig(
         steps=400,
         batch_size=4,

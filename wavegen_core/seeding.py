@@ -46,6 +46,14 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(mixed))
 
 
+def augment_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU generator for the augmentation of training step ``step``'s batch: a function of
+    (seed, step) only, and a stream apart from :func:`step_generator`'s, so turning
+    augmentation on leaves the excerpts drawn the same."""
+    mixed = np.random.SeedSequence([seed, step, 1]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed))
+
+
 def capture_rng() -> RngState:
     """The state of every global generator, in types ``torch.load(weights_only=True)`` accepts.
 

@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from wavegen_core.audio.augment import augment
 from wavegen_core.config import TranscriptionConfig
 from wavegen_core.data.segments import AlignedPiece, excerpt_batch
 from wavegen_core.evaluation.transcription import note_onset_f1
 from wavegen_core.midi.rolls import NoteDecodingConfig, decode_notes
 from wavegen_core.models.onsets_frames import SPEC, OnsetsAndFrames, transcription_loss
-from wavegen_core.seeding import seed_everything
+from wavegen_core.seeding import augment_generator, seed_everything
 from wavegen_core.training.loop import TrainResult, fit
 
 # Validation excerpts: a fixed draw, the same at every evaluation and in every run.
@@ -66,6 +67,31 @@ def onset_f1(
     return float(np.mean(scores)) if scores else 0.0
 
 
+def training_batch(
+    train: list[AlignedPiece],
+    config: TranscriptionConfig,
+    *,
+    seed: int,
+    step: int,
+    n_frames: int,
+) -> dict[str, torch.Tensor]:
+    """The excerpts of training step ``step``, their audio augmented when
+    ``config.augment`` is on; a function of (seed, step), so a resumed run is exact."""
+    mel = config.model.mel
+    batch = excerpt_batch(
+        train,
+        seed=seed,
+        step=step,
+        batch_size=config.train.batch_size,
+        n_frames=n_frames,
+        hop_length=mel.hop_length,
+    )
+    if config.augment.enabled:
+        generator = augment_generator(seed, step)
+        batch["audio"] = augment(batch["audio"], generator, config.augment, mel.sample_rate)
+    return batch
+
+
 def train_transcriber(
     config: TranscriptionConfig,
     train: list[AlignedPiece],
@@ -79,6 +105,9 @@ def train_transcriber(
     """Train (or resume training) an Onsets and Frames model; see :func:`fit`."""
     seed_everything(seed)
     saved = SPEC.checkpoint_config(config.model, segment_seconds=config.segment_seconds, seed=seed)
+    if config.augment.enabled:
+        # A run with augmentation is another run: its checkpoint must not resume one without.
+        saved["augment"] = config.augment.model_dump(mode="json")
     model = SPEC.build(saved)
     loop = config.train
     mel = config.model.mel
@@ -100,8 +129,8 @@ def train_transcriber(
         model,
         SPEC.optimisers(model, loop, saved),
         loss_fn=_loss,
-        batch_for_step=lambda step: excerpt_batch(
-            train, seed=seed, step=step, batch_size=loop.batch_size, **draw
+        batch_for_step=lambda step: training_batch(
+            train, config, seed=seed, step=step, n_frames=n_frames
         ),
         loop=loop,
         checkpoint_path=checkpoint_path,
