@@ -35,6 +35,12 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.deterministic = True
 
 
+def _hashed_generator(entropy: list[int]) -> torch.Generator:
+    """A CPU generator seeded by NumPy's ``SeedSequence`` hash of ``entropy``."""
+    mixed = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed))
+
+
 def step_generator(seed: int, step: int) -> torch.Generator:
     """A CPU generator for the batch of training step ``step``, a function of (seed, step) only.
 
@@ -42,16 +48,14 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     or steps give unrelated streams and no two pairs collide the way ``seed + step``
     would.
     """
-    mixed = np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(mixed))
+    return _hashed_generator([seed, step])
 
 
 def augment_generator(seed: int, step: int) -> torch.Generator:
     """A CPU generator for the augmentation of training step ``step``'s batch: a function of
     (seed, step) only, and a stream apart from :func:`step_generator`'s, so turning
     augmentation on leaves the excerpts drawn the same."""
-    mixed = np.random.SeedSequence([seed, step, 1]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(mixed))
+    return _hashed_generator([seed, step, 1])
 
 
 def capture_rng() -> RngState:
