@@ -27,9 +27,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pretty_midi
 
 from wavegen_core.data.pairs import KEY_CHANNELS, ROLL_FEATURES
-from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
+from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY, NoteDecodingConfig, decode_notes
 from wavegen_core.models.spec import TrainingPair
 
 # The analysed stretch of a note: from SKIP_SECONDS after its onset (past the hammer's
@@ -61,17 +62,18 @@ class InharmonicityEstimate:
 
 
 def _note_spans(piece: TrainingPair, hop_length: int) -> dict[int, list[tuple[int, int]]]:
-    """(first, last) sample of every note of the piece's roll, by key: from an onset
-    frame to the end of the sounding run it starts."""
+    """(first, last) sample of every note of the piece's roll, by key, as the
+    transcriber's decoder reads notes: from an onset to the end of its sounding run or
+    the key's next onset."""
     frames = piece.roll.shape[1]
     keys = piece.roll[:KEY_CHANNELS].reshape(len(ROLL_FEATURES), KEY_COUNT, frames)
-    onsets, sounding = keys[0] > 0.5, keys[1] > 0.5
+    onset, sounding, velocity = (np.asarray(feature, np.float32).T for feature in keys)
+    # At one "frame per second" the decoded notes' times are frame indices.
+    notes = decode_notes(onset, sounding, velocity, NoteDecodingConfig(), frames_per_second=1.0)
     spans: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for key, first in zip(*np.nonzero(onsets), strict=True):
-        last = first + 1
-        while last < frames and sounding[key, last] and not onsets[key, last]:
-            last += 1
-        spans[int(key)].append((int(first) * hop_length, last * hop_length))
+    for note in notes:
+        first, last = round(note.start), round(note.end)
+        spans[note.pitch - LOWEST_KEY].append((first * hop_length, last * hop_length))
     return spans
 
 
@@ -140,7 +142,7 @@ def estimate_inharmonicity(
         if len(key_notes) < MIN_NOTES:
             continue
         chosen = key_notes[:MAX_NOTES]
-        fundamental = 440.0 * 2.0 ** ((key + LOWEST_KEY - 69) / 12)
+        fundamental = float(pretty_midi.note_number_to_hz(key + LOWEST_KEY))
         spectrum = _key_spectrum(pieces, chosen, sample_rate, n_fft)
         best = _best_inharmonicity(spectrum, fundamental, partials, sample_rate)
         if best is None:
