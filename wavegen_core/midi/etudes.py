@@ -22,13 +22,13 @@ over the whole keyboard, so the material spans it.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pretty_midi
 
+from wavegen_core.midi.chorales import piece_rng
 from wavegen_core.midi.events import SUSTAIN_CONTROL
 
 LOWEST_PITCH, HIGHEST_PITCH = 21, 108
@@ -211,7 +211,7 @@ TEXTURES = tuple(FIGURES)
 
 def etude_rng(seed: int, index: int) -> np.random.Generator:
     """The generator of etude ``index``: it depends only on the seed and the index."""
-    return np.random.default_rng([seed, zlib.crc32(f"etude-{index}".encode())])
+    return piece_rng(seed, f"etude-{index}")
 
 
 def etude(
