@@ -6,9 +6,8 @@ import numpy as np
 import pretty_midi
 import torch
 
-from wavegen_core.data.pairs import pair_piece, segment_batch
+from wavegen_core.data.pairs import ROLL_CHANNELS, pair_piece, segment_batch
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
-from wavegen_core.data.pairs import ROLL_CHANNELS
 
 
 def _piece(piece_id: str, seconds: float, rate: int, hop: int, onsets: list[float]):

@@ -11,9 +11,14 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import make_params, scale_midi, tone
-from wavegen_core.data.prepare import NothingUsable, prepare_corpus
 from wavegen_core.data.manifest import read_manifest
-from wavegen_core.data.prepare import assign_splits, fingerprint, prepare_piece
+from wavegen_core.data.prepare import (
+    NothingUsable,
+    assign_splits,
+    fingerprint,
+    prepare_corpus,
+    prepare_piece,
+)
 from wavegen_core.data.sources import discover
 from wavegen_core.midi.io import load_midi, write_midi
 

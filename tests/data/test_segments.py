@@ -6,8 +6,7 @@ import numpy as np
 import torch
 
 from tests.conftest import scale_midi
-from wavegen_core.audio.mel import LogMelSpectrogram
-from wavegen_core.audio.mel import MelConfig
+from wavegen_core.audio.mel import LogMelSpectrogram, MelConfig
 from wavegen_core.data.segments import AlignedPiece, excerpt, excerpt_batch
 from wavegen_core.midi.rolls import midi_to_targets
 

@@ -22,7 +22,7 @@ def test_stage_writes_corpus_metrics_and_picture(tmp_path, repo_root, venv_env) 
     result = run(
         ["python", "-m", "stages.prepare_data", *stage_argv("prepare_data")], tmp_path, venv_env
     )
-    assert "prepare_data: 2 pieces prepared, 0 rejected" in result.stderr
+    assert "prepare_data: 2 pieces made, 0 rejected" in result.stderr
     assert "piece/s" in result.stderr  # the progress bar shows a rate
     manifest = json.loads((tmp_path / "data/prepared/manifest.json").read_text())["pieces"]
     assert len(manifest) == 2

@@ -19,11 +19,10 @@ import torch
 
 from wavegen_core.audio.io import load_audio
 from wavegen_core.data.manifest import Piece
-from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.events import pedal_intervals, performance_notes
+from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY, MAX_VELOCITY
 from wavegen_core.seeding import step_generator
-
 
 # Features per key, then features of the whole instrument: the roll's channels are
 # ``f * KEY_COUNT + key`` for ROLL_FEATURES[f], then one channel per PIANO_FEATURES entry.

@@ -14,27 +14,24 @@ import multiprocessing
 import os
 import shutil
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Protocol
 
 import numpy as np
-from pydantic import Field, model_validator
 
 from wavegen_core import __version__
-from wavegen_core.data.prepare_config import DataConfig, PrepareJob, SplitsConfig
 from wavegen_core.audio.io import AudioReadError, load_audio, write_wav
-from wavegen_core.audio.render import RenderConfig, check_renderer, render_midi
+from wavegen_core.audio.render import check_renderer, render_midi
 from wavegen_core.data.manifest import Piece, write_manifest
+from wavegen_core.data.prepare_config import PrepareJob
 from wavegen_core.data.sources import SourceItem, discover
 from wavegen_core.errors import WavegenError
 from wavegen_core.files import replace_dir, staging_dir, write_json
-from wavegen_core.midi.chorales import ChoralesConfig
 from wavegen_core.midi.io import MidiReadError, load_midi, note_count, write_midi
 from wavegen_core.progress import log, progress
-from wavegen_core.schema import Probability, Seconds, Strict
-
 
 REJECTED_NAME = "rejected.json"
 
@@ -83,6 +80,13 @@ def _load_piece(item: SourceItem, job: PrepareJob) -> tuple[np.ndarray, Any]:
     return load_audio(item.audio, job.sample_rate), midi
 
 
+def record_piece(staging: Path, piece: Piece) -> Piece:
+    """Mark ``piece`` finished in ``staging``; written last, after its audio and MIDI,
+    so that its presence means the piece is complete."""
+    write_json(staging / "records" / f"{piece.id}.json", asdict(piece))
+    return piece
+
+
 def prepare_piece(item: SourceItem, job: PrepareJob, staging: Path) -> Piece | Rejection:
     """Read or render one piece into ``staging``; a bad file becomes a :class:`Rejection`."""
     try:
@@ -103,20 +107,20 @@ def prepare_piece(item: SourceItem, job: PrepareJob, staging: Path) -> Piece | R
     if midi is not None:
         midi_rel = f"midi/{item.piece_id}.mid"
         write_midi(staging / midi_rel, midi)
-    piece = Piece(
-        id=item.piece_id,
-        audio=audio_rel,
-        midi=midi_rel,
-        duration=round(duration, 4),
-        split=item.split or ("unlabelled" if midi is None else "train"),
-        source=item.source,
-        has_midi=midi is not None,
-        notes=note_count(midi) if midi is not None else 0,
-        origin=item.origin,
+    return record_piece(
+        staging,
+        Piece(
+            id=item.piece_id,
+            audio=audio_rel,
+            midi=midi_rel,
+            duration=round(duration, 4),
+            split=item.split or ("unlabelled" if midi is None else "train"),
+            source=item.source,
+            has_midi=midi is not None,
+            notes=note_count(midi) if midi is not None else 0,
+            origin=item.origin,
+        ),
     )
-    # The record is written last: its presence means the piece is complete.
-    write_json(staging / "records" / f"{item.piece_id}.json", asdict(piece))
-    return piece
 
 
 # --------------------------------------------------------------------------- the corpus
@@ -171,17 +175,72 @@ def _finished_records(staging: Path) -> dict[str, Piece]:
     return records
 
 
-def _run(items: list[SourceItem], job: PrepareJob, staging: Path) -> list[Piece | Rejection]:
-    workers = job.data.num_workers or os.cpu_count() or 1
-    workers = min(workers, max(len(items), 1))
-    work = partial(prepare_piece, job=job, staging=staging)
-    bar = partial(progress, total=len(items), desc="prepare_data", unit="piece")
+class Item(Protocol):
+    """What :func:`build_corpus` needs of one piece to make: its id and where it comes from."""
+
+    @property
+    def piece_id(self) -> str: ...
+
+    @property
+    def origin(self) -> str: ...
+
+
+def _run(
+    items: Sequence[Item], work: Callable[[Any], Piece | Rejection], workers: int, desc: str
+) -> list[Piece | Rejection]:
+    workers = min(workers or os.cpu_count() or 1, max(len(items), 1))
+    bar = partial(progress, total=len(items), desc=desc, unit="piece")
     if workers == 1:
-        return list(bar(map(work, items)))
+        return list(bar(work(item) for item in items))
     # forkserver, not fork: a parent that has imported torch holds thread pools that a
     # forked child would inherit mid-lock and hang on.
     with multiprocessing.get_context("forkserver").Pool(workers) as pool:
         return list(bar(pool.imap_unordered(work, items)))
+
+
+def build_corpus(
+    items: Sequence[Item],
+    work: Callable[..., Piece | Rejection],
+    out_dir: str | os.PathLike[str],
+    *,
+    key: str,
+    workers: int,
+    desc: str,
+    arrange: Callable[[list[Piece]], list[Piece]] | None = None,
+) -> PrepareResult:
+    """Make every item with ``work(item, staging)`` into ``out_dir``, atomically.
+
+    ``key`` hashes everything that changes the output: a killed run with the same key
+    resumes from the pieces it finished. ``arrange`` may rewrite the pieces (their
+    splits) before the manifest is written. ``out_dir`` then holds the pieces' files,
+    ``manifest.json`` and ``rejected.json``. Raises :class:`NothingUsable` when no
+    piece survives.
+    """
+    out_dir = Path(out_dir)
+    duplicates = [piece_id for piece_id, n in Counter(i.piece_id for i in items).items() if n > 1]
+    if duplicates:
+        raise WavegenError(f"piece ids are not unique: {duplicates[:5]}")
+    staging = staging_dir(out_dir, key)
+    done = _finished_records(staging)
+    if done:
+        log.info("%s: resuming, %d pieces already made", desc, len(done))
+    todo = [item for item in items if item.piece_id not in done]
+    outcomes = _run(todo, partial(work, staging=staging), workers, desc)
+
+    pieces = list(done.values()) + [o for o in outcomes if isinstance(o, Piece)]
+    rejected = sorted((o for o in outcomes if isinstance(o, Rejection)), key=lambda r: r.origin)
+    if not pieces:
+        reasons = "; ".join(f"{r.origin}: {r.reason}" for r in rejected[:5])
+        raise NothingUsable(f"no usable piece among {len(items)} ({reasons})")
+    if arrange is not None:
+        pieces = arrange(pieces)
+    pieces = sorted(pieces, key=lambda p: p.id)
+    write_json(staging / REJECTED_NAME, [asdict(r) for r in rejected])
+    write_manifest(staging, pieces)
+    shutil.rmtree(staging / "records")
+    replace_dir(staging, out_dir)
+    log.info("%s: %d pieces made, %d rejected -> %s", desc, len(pieces), len(rejected), out_dir)
+    return PrepareResult(pieces=pieces, rejected=rejected, resumed=len(done))
 
 
 def prepare_corpus(job: PrepareJob, out_dir: str | os.PathLike[str]) -> PrepareResult:
@@ -190,7 +249,6 @@ def prepare_corpus(job: PrepareJob, out_dir: str | os.PathLike[str]) -> PrepareR
     ``out_dir`` holds ``audio/``, ``midi/``, ``manifest.json`` and ``rejected.json``.
     Raises :class:`NothingUsable` when no piece survives.
     """
-    out_dir = Path(out_dir)
     items = discover(job.data.source, job.data.root)
     if job.data.max_pieces is not None:
         items = items[: job.data.max_pieces]
@@ -198,36 +256,20 @@ def prepare_corpus(job: PrepareJob, out_dir: str | os.PathLike[str]) -> PrepareR
     if any(item.corpus_id is not None or item.audio is None for item in items):
         check_renderer(job.data.render.soundfont)
 
-    staging = staging_dir(out_dir, fingerprint(job))
-    done = _finished_records(staging)
-    if done:
-        log.info("prepare_data: resuming, %d pieces already prepared", len(done))
-    todo = [item for item in items if item.piece_id not in done]
-    outcomes = _run(todo, job, staging)
+    def arrange(pieces: list[Piece]) -> list[Piece]:
+        labelled = [p.id for p in pieces if p.has_midi and p.source != "maestro"]
+        splits = assign_splits(labelled, job.data.splits.validation, job.data.splits.test, job.seed)
+        return [Piece(**{**asdict(p), "split": splits.get(p.id, p.split)}) for p in pieces]
 
-    pieces = list(done.values()) + [o for o in outcomes if isinstance(o, Piece)]
-    rejected = sorted((o for o in outcomes if isinstance(o, Rejection)), key=lambda r: r.origin)
-    duplicates = [piece_id for piece_id, n in Counter(i.piece_id for i in items).items() if n > 1]
-    if duplicates:
-        raise WavegenError(f"piece ids are not unique: {duplicates[:5]}")
-    if not pieces:
-        reasons = "; ".join(f"{r.origin}: {r.reason}" for r in rejected[:5])
-        raise NothingUsable(f"no usable piece among {len(items)} ({reasons})")
-
-    labelled = [p.id for p in pieces if p.has_midi and p.source != "maestro"]
-    splits = assign_splits(labelled, job.data.splits.validation, job.data.splits.test, job.seed)
-    pieces = sorted(
-        (Piece(**{**asdict(p), "split": splits.get(p.id, p.split)}) for p in pieces),
-        key=lambda p: p.id,
+    return build_corpus(
+        items,
+        partial(prepare_piece, job=job),
+        out_dir,
+        key=fingerprint(job),
+        workers=job.data.num_workers,
+        desc="prepare_data",
+        arrange=arrange,
     )
-    write_json(staging / REJECTED_NAME, [asdict(r) for r in rejected])
-    write_manifest(staging, pieces)
-    shutil.rmtree(staging / "records")
-    replace_dir(staging, out_dir)
-    log.info(
-        "prepare_data: %d pieces prepared, %d rejected -> %s", len(pieces), len(rejected), out_dir
-    )
-    return PrepareResult(pieces=pieces, rejected=rejected, resumed=len(done))
 
 
 def summarize(pieces: list[Piece], rejected: list[Rejection]) -> dict[str, Any]:

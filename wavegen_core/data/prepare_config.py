@@ -61,8 +61,6 @@ class DataConfig(Strict):
         return self
 
 
-
-
 @dataclass(frozen=True)
 class PrepareJob:
     """What preparing a corpus reads: the `data` section, the sample rate and the seed."""
