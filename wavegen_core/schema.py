@@ -38,6 +38,15 @@ def _odd(value: int) -> int:
     return value
 
 
+def _ordered(value: tuple[float, float]) -> tuple[float, float]:
+    if value[0] > value[1]:
+        raise ValueError(f"[{value[0]:g}, {value[1]:g}] is not a range: the low end comes first")
+    return value
+
+
+# A [low, high] range a value is drawn from (low == high fixes it).
+Range = Annotated[tuple[float, float], AfterValidator(_ordered)]
+
 # Kernel sizes of centred convolutions (conditioning, flow couplings, GAN residual blocks).
 OddKernel = Annotated[int, AfterValidator(_odd)]
 

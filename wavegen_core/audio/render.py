@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,72 @@ def check_renderer(soundfont: str | os.PathLike[str]) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Synthesis:
+    """How FluidSynth plays a piece, beyond the soundfont: one draw of a rendering's
+    variations. The defaults are FluidSynth's own settings and the MIDI as written."""
+
+    # General MIDI program of every melodic part (0-3: acoustic, bright, electric grand,
+    # honky-tonk); None keeps the MIDI's.
+    program: int | None = None
+    # FluidSynth's master gain (0.2 is its default). Its output is 16-bit, so a loud
+    # setting saturates the peaks, as an overdriven recording does.
+    gain: float = 0.2
+    # Reverb room size and wet level (0..1 each); None keeps FluidSynth's defaults.
+    reverb: tuple[float, float] | None = None
+    # Chorus level (0 turns it off); None keeps FluidSynth's default.
+    chorus: float | None = None
+    # The instrument's velocity response: a played velocity v sounds as 127 (v/127)^gamma.
+    # The MIDI (the label) keeps v: a piano with a lighter or heavier touch.
+    velocity_gamma: float = 1.0
+
+
+def _played(midi: pretty_midi.PrettyMIDI, synthesis: Synthesis) -> pretty_midi.PrettyMIDI:
+    """A copy of ``midi`` with the program and velocity response of ``synthesis``."""
+    played = copy.deepcopy(midi)
+    for instrument in played.instruments:
+        if synthesis.program is not None and not instrument.is_drum:
+            instrument.program = synthesis.program
+        if synthesis.velocity_gamma != 1.0:
+            for note in instrument.notes:
+                level = 127.0 * (note.velocity / 127.0) ** synthesis.velocity_gamma
+                note.velocity = int(np.clip(round(level), 1, 127))
+    return played
+
+
+def _synthesizer(soundfont: str, sample_rate: int, synthesis: Synthesis) -> tuple[object, int]:
+    import fluidsynth
+
+    settings: dict[str, float] = {}
+    if synthesis.reverb is not None:
+        settings["synth.reverb.room-size"], settings["synth.reverb.level"] = synthesis.reverb
+    if synthesis.chorus is not None:
+        settings["synth.chorus.level"] = synthesis.chorus
+    # Settings given at creation: FluidSynth reads its effects' parameters from them.
+    synth = fluidsynth.Synth(gain=synthesis.gain, samplerate=sample_rate, **settings)
+    sfid = synth.sfload(soundfont)
+    if sfid < 0:
+        synth.delete()
+        raise ValueError(f"FluidSynth cannot load the soundfont {soundfont!r}")
+    return synth, sfid
+
+
+def _render_instrument(
+    instrument: pretty_midi.Instrument,
+    sample_rate: int,
+    soundfont: str,
+    synthesis: Synthesis | None,
+) -> np.ndarray:
+    """One part, on a synthesizer of its own (so no reverb tail crosses between parts)."""
+    if synthesis is None:
+        return instrument.fluidsynth(fs=sample_rate, synthesizer=soundfont)
+    synth, sfid = _synthesizer(soundfont, sample_rate, synthesis)
+    try:
+        return instrument.fluidsynth(fs=sample_rate, synthesizer=synth, sfid=sfid)
+    finally:
+        synth.delete()  # type: ignore[attr-defined]
+
+
 def render_midi(
     midi: pretty_midi.PrettyMIDI,
     *,
@@ -54,15 +122,19 @@ def render_midi(
     soundfont: str | os.PathLike[str],
     release_tail: float,
     peak: float,
+    synthesis: Synthesis | None = None,
 ) -> np.ndarray:
     """Synthesise ``midi`` to mono float32 audio, normalised to ``peak``.
 
     The audio lasts until the last note-off plus ``release_tail`` seconds, so its
-    duration matches the MIDI's. FluidSynth is deterministic: the same MIDI and
-    soundfont give identical samples.
+    duration matches the MIDI's. ``synthesis`` varies how FluidSynth plays (program,
+    gain, reverb, chorus, velocity response); None plays with its defaults. FluidSynth
+    is deterministic: the same MIDI, soundfont and synthesis give identical samples.
     """
+    if synthesis is not None:
+        midi = _played(midi, synthesis)
     channels = [
-        instrument.fluidsynth(fs=sample_rate, synthesizer=str(soundfont))
+        _render_instrument(instrument, sample_rate, str(soundfont), synthesis)
         for instrument in midi.instruments
         if instrument.notes
     ]
