@@ -1,7 +1,8 @@
-"""Stage `train_transcriber`: Onsets and Frames on the prepared corpus's train split.
+"""Stage `train_transcriber`: Onsets and Frames on the prepared corpus's train split and
+the extra renderings and etudes of `render_variants`.
 
-`python -m stages.train_transcriber --corpus DIR --checkpoint FILE --reports DIR`
-writes the checkpoint (kept across runs so a killed run resumes) and its metrics,
+`python -m stages.train_transcriber --corpus DIR --variants DIR --checkpoint FILE
+--reports DIR` writes the checkpoint (kept across runs so a killed run resumes) and its metrics,
 curves and loss picture under `--reports`.
 """
 
@@ -20,6 +21,7 @@ from wavegen_core.training.transcriber import train_transcriber
 
 PATHS = {
     "corpus": "the prepared corpus",
+    "variants": "the transcriber's extra renderings and etudes (render_variants)",
     "checkpoint": "the transcriber's checkpoint",
     "reports": "metrics and curves",
 }
@@ -30,12 +32,18 @@ def train(params: Params, args: argparse.Namespace) -> None:
     corpus = args.corpus
     pieces = read_manifest(corpus)
     train_set = load_aligned([p for p in pieces if p.split == "train"], corpus, config.model.mel)
+    variants = read_manifest(args.variants)
+    if variants:
+        train_set += load_aligned(variants, args.variants, config.model.mel)
     validation = [p for p in pieces if p.split == "validation"] or [
         p for p in pieces if p.split == "train"
     ]
     validation_set = load_aligned(validation, corpus, config.model.mel)
     log.info(
-        "train_transcriber: %d train, %d validation pieces", len(train_set), len(validation_set)
+        "train_transcriber: %d train pieces (%d of them variants), %d validation pieces",
+        len(train_set),
+        len(variants),
+        len(validation_set),
     )
     device = choose_device(config.train.device or params.device, param="transcription.train.device")
     train_transcriber(

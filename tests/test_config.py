@@ -41,7 +41,7 @@ BAD_VALUES = [
     (
         lambda p: p["data"]["render"].update(sondfont="x.sf2"),
         "data.render.sondfont: unknown key",
-        "allowed keys here: soundfont, release_tail, peak",
+        "allowed keys here: soundfont, soundfonts, release_tail, peak",
     ),
     (lambda p: p.update(trainer={"steps": 3}), "trainer: unknown key", "allowed keys here: seed"),
     (lambda p: p["data"].update(max_pieces="many"), "data.max_pieces = 'many'", "integer"),

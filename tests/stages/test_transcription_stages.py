@@ -14,7 +14,13 @@ from pathlib import Path
 import pretty_midi
 import pytest
 
-from stages import evaluate_transcriber, prepare_data, train_transcriber, transcribe
+from stages import (
+    evaluate_transcriber,
+    prepare_data,
+    render_variants,
+    train_transcriber,
+    transcribe,
+)
 from tests.conftest import (
     run,
     set_data_params,
@@ -55,7 +61,13 @@ def repo(tmp_path_factory, repo_root, venv_env) -> Path:
     set_params(repo, "transcription", compare_basic_pitch=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(repo)
-        for stage in (prepare_data, train_transcriber, transcribe, evaluate_transcriber):
+        for stage in (
+            prepare_data,
+            render_variants,
+            train_transcriber,
+            transcribe,
+            evaluate_transcriber,
+        ):
             name = stage.__name__.removeprefix("stages.")
             assert stage.main(stage_argv(name)) == 0
     return repo

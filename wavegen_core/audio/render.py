@@ -6,19 +6,45 @@ import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pretty_midi
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from wavegen_core.errors import WavegenError
 from wavegen_core.schema import Seconds, Strict
 
 
+def reserved_soundfont(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is (or links to) a MuseScore General soundfont: every variant of
+    it is kept for evaluating on a piano no model trained on."""
+    return "musescore" in Path(path).resolve().name.lower()
+
+
+def _trainable(path: str) -> str:
+    if reserved_soundfont(path):
+        raise ValueError(
+            f"{path!r} is a MuseScore General soundfont, reserved for the unseen-piano "
+            "evaluation (evaluation.soundfont); train on another soundfont"
+        )
+    return path
+
+
+TrainingSoundfont = Annotated[str, AfterValidator(_trainable)]
+
+
 class RenderConfig(Strict):
     """Synthesis of MIDI to audio with FluidSynth."""
 
-    soundfont: str = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+    # The corpus's piano: every stage trains and is scored on it.
+    soundfont: TrainingSoundfont = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+    # The pianos the transcriber's extra renderings (data.variants) draw from; empty
+    # renders them with `soundfont` alone.
+    soundfonts: list[TrainingSoundfont] = [
+        "/usr/share/sounds/sf2/TimGM6mb.sf2",
+        "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    ]
     # Kept after the last note-off so releases are not cut.
     release_tail: Seconds = Field(0.25, le=5.0)
     # Peak amplitude after normalisation.
@@ -27,15 +53,27 @@ class RenderConfig(Strict):
 
 # What a Debian/Ubuntu machine needs for rendering; named in every error about it.
 DEBIAN_PACKAGES = ("fluidsynth", "timgm6mb-soundfont")
+# The Debian package of each soundfont the params name by default.
+SOUNDFONT_PACKAGES = {
+    "TimGM6mb.sf2": "timgm6mb-soundfont",
+    "FluidR3_GM.sf2": "fluid-soundfont-gm",
+    "FluidR3Mono_GM.sf3": "fluidr3mono-gm-soundfont",
+    "sf_GMbank.sf2": "csound-soundfont",
+    "MuseScore_General_Lite.sf3": "musescore-general-soundfont-small",
+    "MuseScore_General.sf3": "musescore-general-soundfont-small",
+}
 
 
 class RendererUnavailable(WavegenError):
     """FluidSynth or the soundfont is missing; the message names what to install."""
 
 
-def check_renderer(soundfont: str | os.PathLike[str]) -> None:
+def check_renderer(
+    soundfont: str | os.PathLike[str], param: str = "data.render.soundfont"
+) -> None:
     """Fail early, with the packages to install, when rendering cannot work here."""
-    install = f"install them with: apt-get install {' '.join(DEBIAN_PACKAGES)}"
+    package = SOUNDFONT_PACKAGES.get(Path(soundfont).name, DEBIAN_PACKAGES[1])
+    install = f"install them with: apt-get install {DEBIAN_PACKAGES[0]} {package}"
     try:
         import fluidsynth  # noqa: F401  (pyfluidsynth loads libfluidsynth on import)
     except ImportError as err:
@@ -44,8 +82,8 @@ def check_renderer(soundfont: str | os.PathLike[str]) -> None:
         ) from None
     if not Path(soundfont).is_file():
         raise RendererUnavailable(
-            f"soundfont {str(soundfont)!r} (data.render.soundfont) does not exist; {install}, "
-            "or point data.render.soundfont at another .sf2/.sf3 file"
+            f"soundfont {str(soundfont)!r} ({param}) does not exist; {install}, "
+            f"or point {param} at another .sf2/.sf3 file"
         )
 
 

@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from wavegen_core.files import write_json
 
@@ -26,12 +27,22 @@ class Piece:
     has_midi: bool
     notes: int
     origin: str
+    # How an extra rendering was made (its soundfont, transposition, tempo, synthesis);
+    # None for a piece as the corpus gives it. Left out of the manifest when None.
+    rendering: dict[str, Any] | None = None
+
+
+def _record(piece: Piece) -> dict[str, Any]:
+    record = asdict(piece)
+    if record["rendering"] is None:
+        del record["rendering"]
+    return record
 
 
 def write_manifest(directory: str | os.PathLike[str], pieces: list[Piece], **about: str) -> Path:
     """Write the manifest; ``about`` adds top-level fields (e.g. ``transcriber="model"``)."""
     path = Path(directory) / MANIFEST_NAME
-    records = [asdict(piece) for piece in sorted(pieces, key=lambda p: p.id)]
+    records = [_record(piece) for piece in sorted(pieces, key=lambda p: p.id)]
     write_json(path, {**about, "pieces": records})
     return path
 

@@ -157,7 +157,10 @@ def fingerprint(job: PrepareJob) -> str:
     relevant = {
         "seed": job.seed,
         "audio": {"sample_rate": job.sample_rate},
-        "data": job.data.model_dump(exclude={"num_workers"}),
+        # The transcriber's variants are rendered by their own stage.
+        "data": job.data.model_dump(
+            exclude={"num_workers": True, "variants": True, "render": {"soundfonts": True}}
+        ),
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
@@ -207,6 +210,7 @@ def build_corpus(
     workers: int,
     desc: str,
     arrange: Callable[[list[Piece]], list[Piece]] | None = None,
+    allow_empty: bool = False,
 ) -> PrepareResult:
     """Make every item with ``work(item, staging)`` into ``out_dir``, atomically.
 
@@ -229,7 +233,7 @@ def build_corpus(
 
     pieces = list(done.values()) + [o for o in outcomes if isinstance(o, Piece)]
     rejected = sorted((o for o in outcomes if isinstance(o, Rejection)), key=lambda r: r.origin)
-    if not pieces:
+    if not pieces and not (allow_empty and not items):
         reasons = "; ".join(f"{r.origin}: {r.reason}" for r in rejected[:5])
         raise NothingUsable(f"no usable piece among {len(items)} ({reasons})")
     if arrange is not None:
@@ -237,7 +241,7 @@ def build_corpus(
     pieces = sorted(pieces, key=lambda p: p.id)
     write_json(staging / REJECTED_NAME, [asdict(r) for r in rejected])
     write_manifest(staging, pieces)
-    shutil.rmtree(staging / "records")
+    shutil.rmtree(staging / "records", ignore_errors=True)
     replace_dir(staging, out_dir)
     log.info("%s: %d pieces made, %d rejected -> %s", desc, len(pieces), len(rejected), out_dir)
     return PrepareResult(pieces=pieces, rejected=rejected, resumed=len(done))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from wavegen_core.audio.render import RenderConfig
 from wavegen_core.midi.chorales import ChoralesConfig
-from wavegen_core.schema import Probability, Seconds, Strict
+from wavegen_core.schema import Probability, Range, Seconds, Strict
 
 
 class SplitsConfig(Strict):
@@ -34,6 +34,60 @@ class SplitsConfig(Strict):
         return self
 
 
+class VariantsConfig(Strict):
+    """Stage `render_variants`: the transcriber's extra training material (see
+    :mod:`wavegen_core.data.variants`).
+
+    The ranges are [low, high], drawn uniformly per rendering; low == high fixes a
+    value."""
+
+    # Extra renderings of each train piece with MIDI; 0 renders none.
+    renderings: int = Field(1, ge=0, le=64)
+    # Pieces of generated piano writing, and their length and tempo range (bpm).
+    etudes: int = Field(2, ge=0, le=100_000)
+    etude_seconds: Seconds = Field(20.0, gt=0.0, le=600.0)
+    etude_tempo: Range = (60.0, 160.0)
+    # General MIDI programs drawn from (0-3: acoustic, bright, electric grand, honky-tonk).
+    programs: list[Annotated[int, Field(ge=0, le=127)]] = Field(
+        default_factory=lambda: [0, 1], min_length=1
+    )
+    # Largest transposition either way, in semitones (kept within MIDI 21-108).
+    transpose: int = Field(12, ge=0, le=48)
+    # Playback speed (2.0 plays twice as fast).
+    tempo: Range = (0.85, 1.2)
+    # FluidSynth's master gain, 0.2 by default (its output is 16-bit: loud settings
+    # saturate).
+    gain: Range = (0.1, 0.5)
+    # Reverb room size and wet level, 0..1 each (FluidSynth: 0.2, 0.9), and chorus level,
+    # 0..10 (FluidSynth: 2).
+    reverb_room: Range = (0.1, 0.9)
+    reverb_level: Range = (0.0, 0.8)
+    chorus: Range = (0.0, 3.0)
+    # Velocity response: a played velocity v sounds as 127 (v/127)^gamma.
+    velocity_gamma: Range = (0.7, 1.4)
+
+    @field_validator("reverb_room", "reverb_level")
+    @classmethod
+    def _unit(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= value[0] <= value[1] <= 1.0:
+            raise ValueError("must lie within [0, 1]")
+        return value
+
+    @field_validator("chorus")
+    @classmethod
+    def _chorus(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= value[0] <= value[1] <= 10.0:
+            raise ValueError("must lie within [0, 10]")
+        return value
+
+    @field_validator("tempo", "gain", "velocity_gamma", "etude_tempo")
+    @classmethod
+    def _positive(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] <= 0.0:
+            raise ValueError("must be positive")
+        return value
+
+
 class DataConfig(Strict):
     """The `prepare_data` stage: where the corpus comes from and how it is split."""
 
@@ -50,6 +104,7 @@ class DataConfig(Strict):
     num_workers: int = Field(0, ge=0, le=256)
     chorales: ChoralesConfig = ChoralesConfig()
     render: RenderConfig = RenderConfig()
+    variants: VariantsConfig = VariantsConfig()
 
     @model_validator(mode="after")
     def _root_exists(self) -> DataConfig:
