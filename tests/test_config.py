@@ -71,6 +71,28 @@ BAD_VALUES = [
         "vocoder",
         "multiply to 128, but conditioning.hop_length is 256",
     ),
+    (
+        lambda p: p["data"]["render"]["soundfonts"].append(
+            "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
+        ),
+        "data.render.soundfonts.2",
+        "reserved for the unseen-piano evaluation",
+    ),
+    (
+        lambda p: p["evaluation"].update(soundfont="/usr/share/sounds/sf2/FluidR3_GM.sf2"),
+        "evaluation.soundfont",
+        "also a training piano (data.render.soundfonts)",
+    ),
+    (
+        lambda p: p["evaluation"]["unseen_music"].update(pieces=["bach/bwv1.6"]),
+        "evaluation.unseen_music.pieces.0",
+        "is by Bach",
+    ),
+    (
+        lambda p: p["data"]["variants"].update(tempo=[1.2, 0.8]),
+        "data.variants.tempo",
+        "the low end comes first",
+    ),
 ]
 
 

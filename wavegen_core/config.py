@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from wavegen_core.audio.augment import AugmentConfig
-from wavegen_core.data.prepare_config import DataConfig, PrepareJob
+from wavegen_core.data.prepare_config import DataConfig, EvaluationConfig, PrepareJob
 from wavegen_core.midi.events import EventsConfig
 from wavegen_core.midi.rolls import NoteDecodingConfig
 from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
@@ -344,6 +344,22 @@ class Params(Strict):
     music_transformer: MusicTransformerConfig = MusicTransformerConfig()
     vocoder: VocoderConfig = VocoderConfig()
     vqvae: VQVAEConfig = VQVAEConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _evaluation_piano_is_unseen(self) -> Params:
+        """The evaluation's piano is one no model trains on."""
+        reserved = Path(self.evaluation.soundfont).resolve()
+        render = self.data.render
+        for key, path in [("data.render.soundfont", render.soundfont)] + [
+            ("data.render.soundfonts", path) for path in render.soundfonts
+        ]:
+            if Path(path).resolve() == reserved:
+                raise ValueError(
+                    f"evaluation.soundfont {self.evaluation.soundfont!r} is also a training "
+                    f"piano ({key}); the unseen-piano evaluation needs one no model trains on"
+                )
+        return self
 
     @model_validator(mode="before")
     @classmethod

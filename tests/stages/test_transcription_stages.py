@@ -17,6 +17,7 @@ import pytest
 from stages import (
     evaluate_transcriber,
     prepare_data,
+    prepare_evaluation,
     render_variants,
     train_transcriber,
     transcribe,
@@ -64,6 +65,7 @@ def repo(tmp_path_factory, repo_root, venv_env) -> Path:
         for stage in (
             prepare_data,
             render_variants,
+            prepare_evaluation,
             train_transcriber,
             transcribe,
             evaluate_transcriber,
@@ -97,29 +99,46 @@ def test_transcribe_covers_the_unlabelled_pool_the_train_and_the_validation_spli
     assert (repo / "reports/transcribe/example.png").stat().st_size > 10_000
 
 
-def test_evaluation_scores_every_measure_per_piece_and_on_average(repo, venv_env) -> None:
+def test_evaluation_scores_every_measure_on_each_set(repo, venv_env) -> None:
     report = repo / "reports/evaluate_transcriber"
     metrics = json.loads((report / "metrics.json").read_text())
-    test_ids = [p["id"] for p in _manifest(repo, "data/prepared")["pieces"] if p["split"] == "test"]
-    assert metrics["pieces"] == len(test_ids) == 1
     per_piece = json.loads((report / "per_piece.json").read_text())
-    assert list(per_piece) == test_ids
+    assert list(metrics) == ["test", "reserved_piano", "unseen_music"]
+    test_ids = [p["id"] for p in _manifest(repo, "data/prepared")["pieces"] if p["split"] == "test"]
+    # The reserved piano plays the test split again; the unseen music is the params' pieces.
+    reserved = _manifest(repo, "data/evaluation/reserved_piano")["pieces"]
+    assert [p["id"] for p in reserved] == test_ids
+    assert all("MuseScore" in p["rendering"]["soundfont"] for p in reserved)
+    unseen = _manifest(repo, "data/evaluation/unseen_music")["pieces"]
+    assert len(unseen) == 2 and all(p["origin"].startswith("music21:") for p in unseen)
     names = ["model", "basic_pitch"] if basic_pitch_available() else ["model"]
-    for name in names:
-        assert set(metrics[name]) == set(METRIC_NAMES)
-        assert all(0.0 <= value <= 1.0 for value in metrics[name].values())
-        assert per_piece[test_ids[0]][name]["onset_f1"] == metrics[name]["onset_f1"]
-    assert (report / "rolls" / f"{test_ids[0]}.png").stat().st_size > 10_000
+    for name, ids in (
+        ("test", test_ids),
+        ("reserved_piano", test_ids),
+        ("unseen_music", [p["id"] for p in unseen]),
+    ):
+        assert metrics[name]["pieces"] == len(ids) >= 1
+        assert sorted(per_piece[name]) == sorted(ids)
+        for who in names:
+            assert set(metrics[name][who]) == set(METRIC_NAMES)
+            assert all(0.0 <= value <= 1.0 for value in metrics[name][who].values())
+        first = sorted(ids)[0]
+        assert (report / "rolls" / name / f"{first}.png").stat().st_size > 10_000
+    assert (
+        per_piece["test"][test_ids[0]]["model"]["onset_f1"] == metrics["test"]["model"]["onset_f1"]
+    )
+    table = (report / "tables.md").read_text()
+    assert table.count("## ") == 3 and "| model |" in table
     env = {**venv_env, "PYTHONPATH": str(repo)}
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
     evaluated = shown[""]["data"]["reports/evaluate_transcriber/metrics.json"]["data"]
-    assert set(names) <= set(evaluated)
+    assert set(names) <= set(evaluated["unseen_music"])
 
 
 @pytest.mark.skipif(not basic_pitch_available(), reason="the basic-pitch extra is not installed")
 def test_basic_pitch_transcribes_the_test_chords_and_can_be_the_backend(repo) -> None:
     metrics = json.loads((repo / "reports/evaluate_transcriber/metrics.json").read_text())
-    assert metrics["basic_pitch"]["onset_f1"] > 0.8  # plain piano chords: easy for it
+    assert metrics["test"]["basic_pitch"]["onset_f1"] > 0.8  # plain piano chords: easy for it
     set_params(repo, "transcription", backend="basic_pitch")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(repo)

@@ -68,9 +68,7 @@ class RendererUnavailable(WavegenError):
     """FluidSynth or the soundfont is missing; the message names what to install."""
 
 
-def check_renderer(
-    soundfont: str | os.PathLike[str], param: str = "data.render.soundfont"
-) -> None:
+def check_renderer(soundfont: str | os.PathLike[str], param: str = "data.render.soundfont") -> None:
     """Fail early, with the packages to install, when rendering cannot work here."""
     package = SOUNDFONT_PACKAGES.get(Path(soundfont).name, DEBIAN_PACKAGES[1])
     install = f"install them with: apt-get install {DEBIAN_PACKAGES[0]} {package}"

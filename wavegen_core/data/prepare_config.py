@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from wavegen_core.audio.render import RenderConfig
 from wavegen_core.midi.chorales import ChoralesConfig
@@ -114,6 +114,44 @@ class DataConfig(Strict):
                 "which is not a directory"
             )
         return self
+
+
+# Composers whose music is held out entirely: the training corpus is Bach's (the
+# chorales), so C. P. E. Bach is kept out of both training and evaluation as well.
+BACH_COMPOSERS = ("bach", "cpebach")
+
+
+def _unseen_piece(corpus_id: str) -> str:
+    composer = corpus_id.strip("/").split("/")[0].lower()
+    if composer in BACH_COMPOSERS:
+        raise ValueError(
+            f"{corpus_id!r} is by Bach, whose chorales the models train on; unseen music "
+            "must come from another composer of music21's corpus"
+        )
+    return corpus_id
+
+
+class UnseenMusicConfig(Strict):
+    """Music no model trained on: pieces of music21's corpus by other composers than Bach,
+    performed like the chorales (data.chorales' humanisation, at `tempo_bpm`)."""
+
+    # music21 corpus ids (composer/work...), parsed by music21.corpus.parse.
+    pieces: list[Annotated[str, AfterValidator(_unseen_piece)]] = Field(
+        default_factory=lambda: ["mozart/k545/movement1_exposition", "schoenberg/opus19/movement2"]
+    )
+    # Each piece's first seconds.
+    seconds: Seconds = Field(10.0, gt=0.0, le=600.0)
+    tempo_bpm: float = Field(100.0, gt=0.0, le=400.0)
+
+
+class EvaluationConfig(Strict):
+    """Stage `prepare_evaluation`: the sets the transcriber is scored on beside the test
+    split, rendered with a piano no model trained on."""
+
+    # Reserved for evaluation: never one of data.render.soundfont(s). Debian:
+    # musescore-general-soundfont-small.
+    soundfont: str = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
+    unseen_music: UnseenMusicConfig = UnseenMusicConfig()
 
 
 @dataclass(frozen=True)

@@ -97,3 +97,14 @@ def chorale_to_midi(corpus_id: str, config: ChoralesConfig, seed: int) -> pretty
     piano.notes = _merge_unisons(notes)
     midi.instruments.append(piano)
     return midi
+
+
+def first_seconds(midi: pretty_midi.PrettyMIDI, seconds: float) -> pretty_midi.PrettyMIDI:
+    """``midi`` cut to its first ``seconds`` (in place): later notes dropped, held ones
+    ended at the cut."""
+    for instrument in midi.instruments:
+        instrument.notes = [n for n in instrument.notes if n.start < seconds]
+        for note in instrument.notes:
+            note.end = min(note.end, seconds)
+        instrument.control_changes = [c for c in instrument.control_changes if c.time < seconds]
+    return midi

@@ -50,8 +50,23 @@ def merge_into(target: Any, changes: dict[str, Any], where: str = "") -> None:
             target[key] = value
         elif isinstance(value, dict):
             merge_into(target[key], value, f"{path}.")
+        elif isinstance(value, list) and isinstance(target[key], list):
+            _replace_list(target, key, value)
         else:
             target[key] = value
+
+
+def _replace_list(target: Any, key: str, value: list[Any]) -> None:
+    """Put ``value`` in place of the list at ``target[key]``, keeping the comment that
+    follows the old list (ruamel attaches it to the list's last item)."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    old = target[key]
+    new = value if isinstance(value, CommentedSeq) else CommentedSeq(value)
+    trailing = getattr(old, "ca", None) and old.ca.items.get(len(old) - 1)
+    if trailing and new:
+        new.ca.items[len(new) - 1] = trailing
+    target[key] = new
 
 
 def apply_profile(name: str, params_file: str | os.PathLike[str]) -> None:

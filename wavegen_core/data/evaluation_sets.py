@@ -1,0 +1,157 @@
+"""The sets the transcriber is scored on beside the test split, rendered with a piano no
+model trained on (``evaluation.soundfont``, MuseScore General by default):
+
+* ``reserved_piano``: the test split's MIDI, the same music on another instrument;
+* ``unseen_music``: pieces of music21's corpus by composers other than Bach, performed
+  like the chorales (their humanisation, at ``evaluation.unseen_music.tempo_bpm``),
+  each cut to its first ``seconds``.
+
+Each set is a corpus like the prepared one (audio, MIDI, manifest; every piece in the
+test split), made by :func:`~wavegen_core.data.prepare.build_corpus`, so a killed run
+resumes and an output is never half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import pretty_midi
+
+from wavegen_core import __version__
+from wavegen_core.audio.io import write_wav
+from wavegen_core.audio.render import check_renderer, render_midi
+from wavegen_core.data.manifest import MANIFEST_NAME, Piece
+from wavegen_core.data.prepare import PrepareResult, Rejection, build_corpus, record_piece
+from wavegen_core.data.prepare_config import EvaluationConfig
+from wavegen_core.data.sources import safe_id
+from wavegen_core.midi.chorales import ChoralesConfig, chorale_to_midi, first_seconds
+from wavegen_core.midi.io import MidiReadError, load_midi, note_count, write_midi
+
+RESERVED_PIANO, UNSEEN_MUSIC = "reserved_piano", "unseen_music"
+EVALUATION_SETS = (RESERVED_PIANO, UNSEEN_MUSIC)
+
+
+@dataclass(frozen=True)
+class EvaluationItem:
+    """One piece of a set: a test piece's MIDI file, or a music21 corpus id."""
+
+    piece_id: str
+    origin: str
+    midi: Path | None = None
+    corpus_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationJob:
+    """What rendering the sets reads of the params."""
+
+    evaluation: EvaluationConfig
+    chorales: ChoralesConfig
+    sample_rate: int
+    release_tail: float
+    peak: float
+    seed: int
+
+
+def _performance(item: EvaluationItem, job: EvaluationJob) -> pretty_midi.PrettyMIDI:
+    if item.midi is not None:
+        return load_midi(item.midi)
+    assert item.corpus_id is not None
+    unseen = job.evaluation.unseen_music
+    style = job.chorales.model_copy(update={"tempo_bpm": unseen.tempo_bpm, "program": 0})
+    return first_seconds(chorale_to_midi(item.corpus_id, style, job.seed), unseen.seconds)
+
+
+def make_evaluation_piece(
+    item: EvaluationItem, job: EvaluationJob, staging: Path
+) -> Piece | Rejection:
+    """Perform (or read) and render one piece of a set into ``staging``."""
+    try:
+        midi = _performance(item, job)
+        audio = render_midi(
+            midi,
+            sample_rate=job.sample_rate,
+            soundfont=job.evaluation.soundfont,
+            release_tail=job.release_tail,
+            peak=job.peak,
+        )
+    except (MidiReadError, OSError, ValueError) as err:
+        return Rejection(item.origin, f"{type(err).__name__}: {err}")
+    audio_rel, midi_rel = f"audio/{item.piece_id}.wav", f"midi/{item.piece_id}.mid"
+    write_wav(staging / audio_rel, audio, job.sample_rate)
+    write_midi(staging / midi_rel, midi)
+    return record_piece(
+        staging,
+        Piece(
+            id=item.piece_id,
+            audio=audio_rel,
+            midi=midi_rel,
+            duration=round(len(audio) / job.sample_rate, 4),
+            split="test",
+            source="music21" if item.corpus_id else "test_split",
+            has_midi=True,
+            notes=note_count(midi),
+            origin=item.origin,
+            rendering={"soundfont": job.evaluation.soundfont},
+        ),
+    )
+
+
+def set_items(
+    name: str, test: list[Piece], corpus: Path, job: EvaluationJob
+) -> list[EvaluationItem]:
+    """The pieces of set ``name``: the test split's (with MIDI) or the unseen music's."""
+    if name == RESERVED_PIANO:
+        return [
+            EvaluationItem(
+                p.id, f"{p.id} on {Path(job.evaluation.soundfont).name}", corpus / p.midi
+            )
+            for p in test
+            if p.split == "test" and p.midi
+        ]
+    return [
+        EvaluationItem(safe_id(cid), f"music21:{cid}", corpus_id=cid)
+        for cid in job.evaluation.unseen_music.pieces
+    ]
+
+
+def _fingerprint(name: str, job: EvaluationJob, corpus: Path) -> str:
+    relevant = {
+        "set": name,
+        "evaluation": job.evaluation.model_dump(mode="json"),
+        "chorales": job.chorales.model_dump(mode="json"),
+        "render": [job.sample_rate, job.release_tail, job.peak, job.seed],
+        "corpus": hashlib.sha256((corpus / MANIFEST_NAME).read_bytes()).hexdigest(),
+        "version": __version__,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def make_evaluation_set(
+    name: str,
+    job: EvaluationJob,
+    pieces: list[Piece],
+    corpus: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    workers: int,
+) -> PrepareResult:
+    """Render set ``name`` (``reserved_piano`` or ``unseen_music``) into ``out_dir``; an
+    empty set (no test split) is written as an empty corpus."""
+    corpus = Path(corpus)
+    items = set_items(name, pieces, corpus, job)
+    if items:
+        check_renderer(job.evaluation.soundfont, "evaluation.soundfont")
+    return build_corpus(
+        items,
+        partial(make_evaluation_piece, job=job),
+        out_dir,
+        key=_fingerprint(name, job, corpus),
+        workers=workers,
+        desc=f"prepare_evaluation ({name})",
+        allow_empty=True,
+    )
