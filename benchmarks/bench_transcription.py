@@ -6,19 +6,22 @@
   the peak memory (RSS) of a process transcribing a 2.5- and a 10-minute file, in
   chunks and, for contrast, in one piece.
 
-``python -m benchmarks.bench_transcription quality --repo DIR``:
-  for a checkout in which ``dvc repro evaluate_transcriber`` has run (any profile),
-  the test-split table of that run, then both transcribers on music the model never
-  saw: piano pieces by other composers from music21's corpus, rendered with the
-  training soundfont and with a second General MIDI soundfont (FluidR3, Debian's
-  fluid-soundfont-gm), and the test chorales rendered with the second soundfont.
+``python -m benchmarks.bench_transcription ablation --repo DIR --work DIR --steps N``:
+  for a checkout in which ``dvc repro prepare_evaluation`` has run (any profile), the
+  transcriber trained for N steps once per row (the train split alone; + renderings
+  with the training soundfonts; + transposition, tempo and etudes; + audio
+  augmentation), ``--jobs`` rows at a time on one thread each, and each scored by
+  `evaluate_transcriber` on its three sets (the test split, the test split on the
+  reserved piano, other composers on it), basic-pitch beside the first row.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -30,19 +33,14 @@ import numpy as np
 from wavegen_core import profiles
 from wavegen_core.audio.io import write_wav
 from wavegen_core.audio.render import render_midi
-from wavegen_core.config import Params, TranscriptionConfig, load_params
-from wavegen_core.data.manifest import read_manifest
-from wavegen_core.evaluation.transcription import mean_metrics, transcription_metrics
-from wavegen_core.midi.chorales import ChoralesConfig, chorale_ids, chorale_to_midi
-from wavegen_core.midi.io import load_midi
-from wavegen_core.midi.rolls import piano_notes
+from wavegen_core.config import Params, TranscriptionConfig
+from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
 from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_file
 from wavegen_core.models.transcribers import (
     BasicPitchTranscriber,
     OnsetsAndFramesTranscriber,
     Transcriber,
     basic_pitch_available,
-    make_transcriber,
 )
 
 SAMPLE_RATE = 16000
@@ -170,71 +168,128 @@ def _high_water_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _score(
-    transcribers: list[Transcriber], items: list[tuple[Path, list]]
-) -> dict[str, dict[str, float]]:
-    table = {}
-    for transcriber in transcribers:
-        scores = [transcription_metrics(ref, piano_notes(transcriber(path))) for path, ref in items]
-        table[transcriber.name] = mean_metrics(scores)
-    return table
+# The ablation's rows: what each adds to the transcriber's training material.
+ABLATION_ROWS = ("baseline", "soundfonts", "transposition_etudes", "augmentation")
+EVALUATION_SETS = ("test", "reserved_piano", "unseen_music")
 
 
-def _render_set(
-    named_midi: list[tuple[str, Any]], soundfont: str, work: Path, params: Params
-) -> list[tuple[Path, list]]:
-    items = []
-    for name, midi in named_midi:
-        path = work / f"{Path(soundfont).stem}-{name.replace('/', '_')}.wav"
-        write_wav(path, _render(midi, soundfont, params), SAMPLE_RATE)
-        items.append((path, piano_notes(midi)))
-    return items
+def _row_params(params: dict[str, Any], row: str, steps: int) -> dict[str, Any]:
+    """``params`` (a params.yaml's content) for ablation ``row`` at ``steps`` steps.
+
+    baseline: the train split alone; soundfonts: + its renderings with the training
+    soundfonts and drawn FluidSynth settings, untransposed at the written speed;
+    transposition_etudes: + transposition, tempo and the etudes (the params' variants);
+    augmentation: + the audio augmentation."""
+    params = json.loads(json.dumps(params))
+    variants = params["data"]["variants"]
+    if row == "baseline":
+        variants.update(renderings=0, etudes=0)
+    elif row == "soundfonts":
+        variants.update(etudes=0, transpose=0, tempo=[1.0, 1.0])
+    params["transcription"]["augment"]["enabled"] = row == "augmentation"
+    params["transcription"]["train"]["steps"] = steps
+    # basic-pitch's scores do not depend on the row: the first row carries them.
+    params["transcription"]["compare_basic_pitch"] = row == ABLATION_ROWS[0]
+    return params
 
 
-def _excerpt(midi: Any, seconds: float) -> Any:
-    for instrument in midi.instruments:
-        instrument.notes = [n for n in instrument.notes if n.start < seconds]
-        for note in instrument.notes:
-            note.end = min(note.end, seconds)
-    return midi
-
-
-def quality(repo: Path, work: Path) -> dict[str, Any]:
-    params = load_params(repo / "params.yaml")
-    config = params.transcription
-    evaluated = json.loads((repo / "reports/evaluate_transcriber/metrics.json").read_text())
-    transcribers: list[Transcriber] = [
-        make_transcriber(
-            "model", repo / "models/transcriber/checkpoint.pt", **config.inference_settings()
-        )
+def _row_commands(row_dir: Path, repo: Path) -> list[list[str]]:
+    python = [sys.executable, "-m"]
+    params = ["--params", str(row_dir / "params.yaml")]
+    evaluation = repo / "data/evaluation"
+    return [
+        [
+            *python,
+            "stages.render_variants",
+            "--corpus",
+            str(repo / "data/prepared"),
+            "--out",
+            str(row_dir / "variants"),
+            "--reports",
+            str(row_dir / "render_variants"),
+            *params,
+        ],
+        [
+            *python,
+            "stages.train_transcriber",
+            "--corpus",
+            str(repo / "data/prepared"),
+            "--variants",
+            str(row_dir / "variants"),
+            "--checkpoint",
+            str(row_dir / "checkpoint.pt"),
+            "--reports",
+            str(row_dir / "train_transcriber"),
+            *params,
+        ],
+        [
+            *python,
+            "stages.evaluate_transcriber",
+            "--corpus",
+            str(repo / "data/prepared"),
+            "--reserved",
+            str(evaluation / "reserved_piano"),
+            "--unseen",
+            str(evaluation / "unseen_music"),
+            "--checkpoint",
+            str(row_dir / "checkpoint.pt"),
+            "--reports",
+            str(row_dir / "evaluate"),
+            *params,
+        ],
     ]
-    if basic_pitch_available():
-        transcribers.append(BasicPitchTranscriber())
-    style = ChoralesConfig(onset_jitter=0.0)
-    others = [
-        (name, _excerpt(chorale_to_midi(name, style, params.seed), EXCERPT_SECONDS))
-        for name in OTHER_COMPOSERS
-    ]
-    corpus = repo / "data/prepared"
-    test_chorales = [
-        (p.id, load_midi(corpus / p.midi))
-        for p in read_manifest(corpus)
-        if p.split == "test" and p.midi
-    ]
-    soundfont = params.data.render.soundfont
-    return {
-        "profile_test_split": {k: evaluated[k] for k in evaluated if k != "pieces"},
-        "test_pieces": evaluated["pieces"],
-        "other_composers_training_soundfont": _score(
-            transcribers, _render_set(others, soundfont, work, params)
-        ),
-        "other_composers_second_soundfont": _score(
-            transcribers, _render_set(others, SECOND_SOUNDFONT, work, params)
-        ),
-        "test_chorales_second_soundfont": _score(
-            transcribers, _render_set(test_chorales, SECOND_SOUNDFONT, work, params)
-        ),
+
+
+def ablation(repo: Path, work: Path, steps: int, jobs: int) -> dict[str, Any]:
+    """Train and score the transcriber once per ablation row, ``jobs`` rows at a time
+    (one thread each), on ``repo``'s prepared corpus and evaluation sets; rows already
+    finished under ``work`` are read back. Returns each row's onset, with-offset and
+    frame F1 per set, ours (and basic-pitch's, from the first row)."""
+    import yaml
+
+    base = yaml.safe_load((repo / "params.yaml").read_text())
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
+    pending: list[tuple[str, Path]] = []
+    for row in ABLATION_ROWS:
+        row_dir = work / row
+        row_dir.mkdir(parents=True, exist_ok=True)
+        (row_dir / "params.yaml").write_text(yaml.safe_dump(_row_params(base, row, steps)))
+        if not (row_dir / "evaluate/metrics.json").is_file():
+            pending.append((row, row_dir))
+    running: list[subprocess.Popen] = []
+    scripts = [
+        " && ".join(" ".join(shlex.quote(part) for part in cmd) for cmd in _row_commands(d, repo))
+        for _, d in pending
+    ]
+    for script, (_, row_dir) in zip(scripts, pending, strict=True):
+        while len([p for p in running if p.poll() is None]) >= jobs:
+            time.sleep(5)
+        log_file = open(row_dir / "log.txt", "w")  # noqa: SIM115 (closed with the process)
+        running.append(
+            subprocess.Popen(
+                ["bash", "-c", script], env=env, stdout=log_file, stderr=subprocess.STDOUT
+            )
+        )
+    for process in running:
+        if process.wait() != 0:
+            raise RuntimeError(f"an ablation row failed: {process.args}; see its log.txt")
+    table: dict[str, Any] = {"steps": steps}
+    for row in ABLATION_ROWS:
+        metrics = json.loads((work / row / "evaluate/metrics.json").read_text())
+        for name in EVALUATION_SETS:
+            for who in ("model", "basic_pitch"):
+                if who in metrics[name]:
+                    scores = metrics[name][who]
+                    label = row if who == "model" else "basic_pitch"
+                    table.setdefault(label, {})[name] = {
+                        key: round(scores[key], 3) for key in ("onset_f1", "offset_f1", "frame_f1")
+                    }
+    return table
 
 
 def run() -> list[dict[str, Any]]:
@@ -249,8 +304,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_transcription")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("speed")
-    quality_parser = commands.add_parser("quality")
-    quality_parser.add_argument("--repo", type=Path, default=Path("."))
+    ablation_parser = commands.add_parser("ablation")
+    ablation_parser.add_argument("--repo", type=Path, default=Path("."))
+    ablation_parser.add_argument("--work", type=Path, required=True)
+    ablation_parser.add_argument("--steps", type=int, default=3000)
+    ablation_parser.add_argument("--jobs", type=int, default=2)
     memory = commands.add_parser("_memory")
     memory.add_argument("backend")
     memory.add_argument("path")
@@ -266,7 +324,8 @@ def main(argv: list[str] | None = None) -> None:
             for row in speed(Path(tmp)):
                 print(json.dumps(row))
         else:
-            print(json.dumps(quality(args.repo.resolve(), Path(tmp)), indent=2))
+            table = ablation(args.repo.resolve(), args.work.resolve(), args.steps, args.jobs)
+            print(json.dumps(table, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,15 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     assert len(pieces) == 3
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
     assert shown[""]["data"]["reports/prepare_data/metrics.json"]["data"]["pieces"] == 3
+    # The transcriber is scored on the three sets: the test split, the test split on the
+    # reserved piano, and the unseen music on it, ours with every measure.
+    evaluated = shown[""]["data"]["reports/evaluate_transcriber/metrics.json"]["data"]
+    assert list(evaluated) == ["test", "reserved_piano", "unseen_music"]
+    for name, scores in evaluated.items():
+        assert scores["pieces"] >= 1, name
+        assert 0.0 <= scores["model"]["onset_f1"] <= 1.0 and "frame_f1" in scores["model"]
+    variants = shown[""]["data"]["reports/render_variants/metrics.json"]["data"]
+    assert variants["by_source"] == {"etude": 2, "rendering": 1}
     # The whole chain down to composed MIDI that pretty_midi reads back.
     composed = json.loads((repo / "data/composed/manifest.json").read_text())["pieces"]
     assert composed and all(record["notes"] > 0 for record in composed)
@@ -41,6 +50,14 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     assert "Running stage" not in second.stdout
     assert "didn't change, skipping" in second.stdout
     assert manifest.stat().st_mtime_ns == stamp
+
+    # The transcriber's variants are its alone: changing them makes render_variants and
+    # the transcriber's chain stale, not prepare_data nor the vocoders (put back unrun).
+    set_params(repo, "data", **{"variants.renderings": 2})
+    stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+    assert {"render_variants", "train_transcriber"} <= stale, stale
+    assert not stale & {"prepare_data", "prepare_evaluation", "train_vqvae@1"}, stale
+    set_params(repo, "data", **{"variants.renderings": 1})
 
     # An inference param reruns exactly the stages that transcribe, nothing upstream;
     # the symbolic model downstream reruns only if the transcriptions changed.
