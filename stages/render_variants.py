@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from stages._common import run_stage
@@ -53,10 +54,13 @@ def render(params: Params, args: argparse.Namespace) -> None:
             load_audio(out_dir / example.audio, params.audio.sample_rate),
             params.audio.sample_rate,
             load_midi(out_dir / example.midi),
-            title=f"{example.id}: "
-            + ", ".join(
-                f"{key} {Path(str(value)).name if key == 'soundfont' else value}"
-                for key, value in (example.rendering or {}).items()
+            title=textwrap.fill(
+                f"{example.id}: "
+                + ", ".join(
+                    f"{key} {Path(str(value)).name if key == 'soundfont' else value}"
+                    for key, value in (example.rendering or {}).items()
+                ),
+                width=110,
             ),
         )
 
