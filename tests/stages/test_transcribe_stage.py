@@ -112,12 +112,17 @@ def test_nothing_readable_fails_with_the_reasons(workdir) -> None:
 def test_evaluation_without_a_test_split_scores_nothing_and_says_so(workdir, caplog) -> None:
     from stages.evaluate_transcriber import evaluate
 
-    evaluate(make_params(), stage_args("evaluate_transcriber"))  # the one test piece has no MIDI
+    args = stage_args("evaluate_transcriber")
+    for empty_set in (args.reserved, args.unseen):  # as prepare_evaluation leaves them
+        write_manifest(empty_set, [])
+    evaluate(make_params(), args)  # the one test piece has no MIDI
     report = workdir / "reports/evaluate_transcriber"
-    assert json.loads((report / "metrics.json").read_text()) == {"pieces": 0}
-    assert json.loads((report / "per_piece.json").read_text()) == {}
+    sets = ("test", "reserved_piano", "unseen_music")
+    assert json.loads((report / "metrics.json").read_text()) == {s: {"pieces": 0} for s in sets}
+    assert json.loads((report / "per_piece.json").read_text()) == {s: {} for s in sets}
     assert (report / "rolls").is_dir() and not list((report / "rolls").iterdir())
-    assert "no test piece with MIDI" in caplog.text
+    assert "test has no piece with MIDI to score" in caplog.text
+    assert "No piece to score." in (report / "tables.md").read_text()
 
 
 def test_a_killed_run_is_not_resumed_over_a_re_prepared_corpus(workdir, monkeypatch) -> None:
