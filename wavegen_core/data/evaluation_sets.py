@@ -23,14 +23,13 @@ from pathlib import Path
 import pretty_midi
 
 from wavegen_core import __version__
-from wavegen_core.audio.io import write_wav
 from wavegen_core.audio.render import check_renderer, render_midi
 from wavegen_core.data.manifest import MANIFEST_NAME, Piece
-from wavegen_core.data.prepare import PrepareResult, Rejection, build_corpus, record_piece
+from wavegen_core.data.prepare import PrepareResult, Rejection, build_corpus, store_rendered
 from wavegen_core.data.prepare_config import EvaluationConfig
 from wavegen_core.data.sources import safe_id
 from wavegen_core.midi.chorales import ChoralesConfig, chorale_to_midi, first_seconds
-from wavegen_core.midi.io import MidiReadError, load_midi, note_count, write_midi
+from wavegen_core.midi.io import MidiReadError, load_midi
 
 RESERVED_PIANO, UNSEEN_MUSIC = "reserved_piano", "unseen_music"
 EVALUATION_SETS = (RESERVED_PIANO, UNSEEN_MUSIC)
@@ -82,23 +81,16 @@ def make_evaluation_piece(
         )
     except (MidiReadError, OSError, ValueError) as err:
         return Rejection(item.origin, f"{type(err).__name__}: {err}")
-    audio_rel, midi_rel = f"audio/{item.piece_id}.wav", f"midi/{item.piece_id}.mid"
-    write_wav(staging / audio_rel, audio, job.sample_rate)
-    write_midi(staging / midi_rel, midi)
-    return record_piece(
+    return store_rendered(
         staging,
-        Piece(
-            id=item.piece_id,
-            audio=audio_rel,
-            midi=midi_rel,
-            duration=round(len(audio) / job.sample_rate, 4),
-            split="test",
-            source="music21" if item.corpus_id else "test_split",
-            has_midi=True,
-            notes=note_count(midi),
-            origin=item.origin,
-            rendering={"soundfont": job.evaluation.soundfont},
-        ),
+        item.piece_id,
+        audio,
+        midi,
+        job.sample_rate,
+        split="test",
+        source="music21" if item.corpus_id else "test_split",
+        origin=item.origin,
+        rendering={"soundfont": job.evaluation.soundfont},
     )
 
 

@@ -87,6 +87,31 @@ def record_piece(staging: Path, piece: Piece) -> Piece:
     return piece
 
 
+def store_rendered(
+    staging: Path,
+    piece_id: str,
+    audio: np.ndarray,
+    midi: Any,
+    sample_rate: int,
+    **record: Any,
+) -> Piece:
+    """Write a rendered piece's audio and MIDI into ``staging`` and record it; ``record``
+    holds the rest of its :class:`Piece` (split, source, origin, rendering)."""
+    audio_rel, midi_rel = f"audio/{piece_id}.wav", f"midi/{piece_id}.mid"
+    write_wav(staging / audio_rel, audio, sample_rate)
+    write_midi(staging / midi_rel, midi)
+    piece = Piece(
+        id=piece_id,
+        audio=audio_rel,
+        midi=midi_rel,
+        duration=round(len(audio) / sample_rate, 4),
+        has_midi=True,
+        notes=note_count(midi),
+        **record,
+    )
+    return record_piece(staging, piece)
+
+
 def prepare_piece(item: SourceItem, job: PrepareJob, staging: Path) -> Piece | Rejection:
     """Read or render one piece into ``staging``; a bad file becomes a :class:`Rejection`."""
     try:

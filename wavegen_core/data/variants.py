@@ -34,19 +34,18 @@ import numpy as np
 import pretty_midi
 
 from wavegen_core import __version__
-from wavegen_core.audio.io import write_wav
 from wavegen_core.audio.render import RenderConfig, Synthesis, check_renderer, render_midi
 from wavegen_core.data.manifest import MANIFEST_NAME, Piece
 from wavegen_core.data.prepare import (
     PrepareResult,
     Rejection,
     build_corpus,
-    record_piece,
+    store_rendered,
 )
 from wavegen_core.data.prepare_config import VariantsConfig
 from wavegen_core.midi.chorales import piece_rng
 from wavegen_core.midi.etudes import HIGHEST_PITCH, LOWEST_PITCH, etude
-from wavegen_core.midi.io import MidiReadError, load_midi, note_count, write_midi
+from wavegen_core.midi.io import MidiReadError, load_midi
 
 RENDERING_SOURCE = "rendering"
 ETUDE_SOURCE = "etude"
@@ -193,9 +192,6 @@ def make_variant(item: VariantItem, job: VariantJob, staging: Path) -> Piece | R
         )
     except ValueError as err:
         return Rejection(item.origin, f"cannot render: {err}")
-    audio_rel, midi_rel = f"audio/{item.piece_id}.wav", f"midi/{item.piece_id}.mid"
-    write_wav(staging / audio_rel, audio, job.sample_rate)
-    write_midi(staging / midi_rel, midi)
     rendering = {
         **how,
         "soundfont": soundfont,
@@ -205,20 +201,16 @@ def make_variant(item: VariantItem, job: VariantJob, staging: Path) -> Piece | R
         "chorus": round(synthesis.chorus or 0.0, 4),
         "velocity_gamma": round(synthesis.velocity_gamma, 4),
     }
-    return record_piece(
+    return store_rendered(
         staging,
-        Piece(
-            id=item.piece_id,
-            audio=audio_rel,
-            midi=midi_rel,
-            duration=round(len(audio) / job.sample_rate, 4),
-            split="train",
-            source=ETUDE_SOURCE if item.etude is not None else RENDERING_SOURCE,
-            has_midi=True,
-            notes=note_count(midi),
-            origin=item.origin,
-            rendering=rendering,
-        ),
+        item.piece_id,
+        audio,
+        midi,
+        job.sample_rate,
+        split="train",
+        source=ETUDE_SOURCE if item.etude is not None else RENDERING_SOURCE,
+        origin=item.origin,
+        rendering=rendering,
     )
 
 
