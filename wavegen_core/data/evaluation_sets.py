@@ -13,8 +13,6 @@ resumes and an output is never half-written.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from functools import partial
@@ -22,10 +20,15 @@ from pathlib import Path
 
 import pretty_midi
 
-from wavegen_core import __version__
 from wavegen_core.audio.render import check_renderer, render_midi
-from wavegen_core.data.manifest import MANIFEST_NAME, Piece
-from wavegen_core.data.prepare import PrepareResult, Rejection, build_corpus, store_rendered
+from wavegen_core.data.manifest import Piece
+from wavegen_core.data.prepare import (
+    PrepareResult,
+    Rejection,
+    build_corpus,
+    staging_key,
+    store_rendered,
+)
 from wavegen_core.data.prepare_config import EvaluationConfig
 from wavegen_core.data.sources import safe_id
 from wavegen_core.midi.chorales import ChoralesConfig, chorale_to_midi, first_seconds
@@ -118,10 +121,8 @@ def _fingerprint(name: str, job: EvaluationJob, corpus: Path) -> str:
         "evaluation": job.evaluation.model_dump(mode="json"),
         "chorales": job.chorales.model_dump(mode="json"),
         "render": [job.sample_rate, job.release_tail, job.peak, job.seed],
-        "corpus": hashlib.sha256((corpus / MANIFEST_NAME).read_bytes()).hexdigest(),
-        "version": __version__,
     }
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+    return staging_key(relevant, corpus)
 
 
 def make_evaluation_set(

@@ -25,7 +25,7 @@ import numpy as np
 from wavegen_core import __version__
 from wavegen_core.audio.io import AudioReadError, load_audio, write_wav
 from wavegen_core.audio.render import check_renderer, render_midi
-from wavegen_core.data.manifest import Piece, write_manifest
+from wavegen_core.data.manifest import MANIFEST_NAME, Piece, write_manifest
 from wavegen_core.data.prepare_config import PrepareJob
 from wavegen_core.data.sources import SourceItem, discover
 from wavegen_core.errors import WavegenError
@@ -186,8 +186,16 @@ def fingerprint(job: PrepareJob) -> str:
         "data": job.data.model_dump(
             exclude={"num_workers": True, "variants": True, "render": {"soundfonts": True}}
         ),
-        "version": __version__,
     }
+    return staging_key(relevant)
+
+
+def staging_key(relevant: dict[str, Any], corpus: Path | None = None) -> str:
+    """A short hash of ``relevant`` (and of ``corpus``'s manifest, when a corpus is made
+    from another), naming a staging directory; a new release of the code changes it."""
+    relevant = {**relevant, "version": __version__}
+    if corpus is not None:
+        relevant["corpus"] = hashlib.sha256((corpus / MANIFEST_NAME).read_bytes()).hexdigest()
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 

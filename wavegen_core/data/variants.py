@@ -21,8 +21,6 @@ whatever else is rendered and whichever worker renders it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -33,13 +31,13 @@ from typing import Any
 import numpy as np
 import pretty_midi
 
-from wavegen_core import __version__
 from wavegen_core.audio.render import RenderConfig, Synthesis, check_renderer, render_midi
-from wavegen_core.data.manifest import MANIFEST_NAME, Piece
+from wavegen_core.data.manifest import Piece
 from wavegen_core.data.prepare import (
     PrepareResult,
     Rejection,
     build_corpus,
+    staging_key,
     store_rendered,
 )
 from wavegen_core.data.prepare_config import VariantsConfig
@@ -219,16 +217,13 @@ def make_variant(item: VariantItem, job: VariantJob, staging: Path) -> Piece | R
 
 def fingerprint(job: VariantJob) -> str:
     """A hash of everything that changes the variants, naming their staging directory."""
-    manifest = (job.corpus / MANIFEST_NAME).read_bytes()
     relevant = {
         "seed": job.seed,
         "sample_rate": job.sample_rate,
         "variants": job.variants.model_dump(mode="json"),
         "render": job.render.model_dump(mode="json"),
-        "corpus": hashlib.sha256(manifest).hexdigest(),
-        "version": __version__,
     }
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+    return staging_key(relevant, job.corpus)
 
 
 def render_variants(
