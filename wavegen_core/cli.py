@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from wavegen_core.config import PARAMS_FILE, ParamsError, load_params
 from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED
+
+if TYPE_CHECKING:
+    from wavegen_core.midi.rolls import NoteDecodingConfig
 
 
 def _check_params(args: argparse.Namespace) -> int:
@@ -51,22 +55,53 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+DECODING_FLAGS = ("onset_threshold", "frame_threshold", "min_note_seconds", "restrike_threshold")
+
+
+def _decoding(args: argparse.Namespace) -> NoteDecodingConfig | None:
+    """``transcription.decoding`` of the params file (when there is one), with the flags
+    given on the command line over it; None, after saying why, when it is invalid."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from wavegen_core.midi.rolls import NoteDecodingConfig
+
+    try:
+        base = (
+            load_params(args.params).transcription.decoding
+            if Path(args.params).is_file()
+            else NoteDecodingConfig()
+        )
+        flags = {
+            key: getattr(args, key) for key in DECODING_FLAGS if getattr(args, key) is not None
+        }
+        return NoteDecodingConfig.model_validate({**base.model_dump(), **flags})
+    except ParamsError as err:
+        print(f"wavegen transcribe: {err}", file=sys.stderr)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"--{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in err.errors()
+        )
+        print(f"wavegen transcribe: {problems}", file=sys.stderr)
+    return None
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from wavegen_core.audio.io import AudioReadError
     from wavegen_core.errors import WavegenError
     from wavegen_core.midi.io import write_midi
-    from wavegen_core.midi.rolls import NoteDecodingConfig
     from wavegen_core.models.transcribers import make_transcriber
     from wavegen_core.progress import progress
 
     if args.backend == "model" and args.checkpoint is None:
         print("wavegen transcribe: --checkpoint is required with --backend model", file=sys.stderr)
         return EXIT_BAD_PARAMS
-    decoding = NoteDecodingConfig(
-        onset_threshold=args.onset_threshold, frame_threshold=args.frame_threshold
-    )
+    decoding = _decoding(args)
+    if decoding is None:
+        return EXIT_BAD_PARAMS
     try:
         transcriber = make_transcriber(
             args.backend,
@@ -244,8 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transcribe.add_argument("--checkpoint", help="train_transcriber's checkpoint (--backend model)")
     transcribe.add_argument("--out", required=True, help="directory for the .mid files")
-    transcribe.add_argument("--onset-threshold", type=float, default=0.5)
-    transcribe.add_argument("--frame-threshold", type=float, default=0.5)
+    transcribe.add_argument(
+        "--params",
+        default=PARAMS_FILE,
+        help="the note decoding is this file's transcription.decoding (the paper's "
+        "thresholds where the file does not exist); the four flags below override it",
+    )
+    transcribe.add_argument("--onset-threshold", type=float)
+    transcribe.add_argument("--frame-threshold", type=float)
+    transcribe.add_argument("--min-note-seconds", type=float)
+    transcribe.add_argument("--restrike-threshold", type=float)
     transcribe.add_argument(
         "--chunk-seconds",
         type=float,

@@ -54,6 +54,42 @@ def test_hand_built_activations_decode_to_exact_notes() -> None:
     assert (67, 1.5, 1.6, 1) in _as_tuples(kept)
 
 
+def test_a_weak_onset_inside_a_held_note_restrikes_only_above_the_restrike_threshold() -> None:
+    onsets = np.zeros((20, KEY_COUNT), dtype=np.float32)
+    frames = np.zeros_like(onsets)
+    velocity = np.full_like(onsets, 0.5)
+    c4, e4 = 60 - LOWEST_KEY, 64 - LOWEST_KEY
+    # C4 held over frames 2..15; a weak onset (a partial of another note) at frame 8.
+    onsets[2, c4], onsets[8, c4] = 0.95, 0.6
+    frames[2:16, c4] = 0.9
+    # E4 held over frames 2..15 and truly re-struck at frame 8, the onset rising over
+    # two frames; a silent key takes a weak onset as a new note (frame 17).
+    onsets[2, e4], onsets[8:10, e4], onsets[17, e4] = 0.95, (0.6, 0.97), 0.6
+    frames[2:16, e4] = frames[17:19, e4] = 0.9
+
+    split = decode_notes(onsets, frames, velocity, NoteDecodingConfig(), FPS)
+    assert [(n.pitch, n.start) for n in split] == [
+        (60, 0.2),
+        (64, 0.2),
+        (60, 0.8),
+        (64, 0.8),
+        (64, 1.7),
+    ]
+    config = NoteDecodingConfig(restrike_threshold=0.9)
+    held = decode_notes(onsets, frames, velocity, config, FPS)
+    assert [(n.pitch, n.start, n.end) for n in held] == [
+        (60, 0.2, 1.6),
+        (64, 0.2, 0.9),
+        (64, 0.9, 1.6),
+        (64, 1.7, 1.9),
+    ]
+    # Fed frame by frame, the decoder carries the restrike state across blocks.
+    decoder = NoteDecoder(config, FPS)
+    for row in range(len(onsets)):
+        decoder.feed(onsets[row : row + 1], frames[row : row + 1], velocity[row : row + 1])
+    assert _as_tuples(decoder.finish()) == _as_tuples(held)
+
+
 def test_a_note_sounding_at_the_end_is_closed_there() -> None:
     onsets = np.zeros((6, KEY_COUNT), dtype=np.float32)
     frames = np.zeros_like(onsets)

@@ -41,8 +41,11 @@ def intervals_and_hz(notes: list[pretty_midi.Note]) -> tuple[np.ndarray, np.ndar
     return intervals, np.array([pretty_midi.note_number_to_hz(note.pitch) for note in notes])
 
 
-def note_onset_f1(reference: list[pretty_midi.Note], estimated: list[pretty_midi.Note]) -> float:
-    """Note F1 on onsets and pitch alone (offsets ignored); 0 when nothing is estimated."""
+def note_f1(
+    reference: list[pretty_midi.Note], estimated: list[pretty_midi.Note], *, with_offset: bool
+) -> float:
+    """Note F1 on onsets and pitch, and on offsets too when ``with_offset`` (within 20 %
+    of the note's length or 50 ms); 0 when nothing is estimated."""
     mir_eval = _mir_eval()
     if not reference or not estimated:
         return 0.0
@@ -50,9 +53,14 @@ def note_onset_f1(reference: list[pretty_midi.Note], estimated: list[pretty_midi
         *intervals_and_hz(reference),
         *intervals_and_hz(estimated),
         onset_tolerance=ONSET_TOLERANCE,
-        offset_ratio=None,
+        offset_ratio=0.2 if with_offset else None,
     )
     return float(f1)
+
+
+def note_onset_f1(reference: list[pretty_midi.Note], estimated: list[pretty_midi.Note]) -> float:
+    """Note F1 on onsets and pitch alone (offsets ignored); 0 when nothing is estimated."""
+    return note_f1(reference, estimated, with_offset=False)
 
 
 def _frame_f1(precision: float, recall: float) -> float:

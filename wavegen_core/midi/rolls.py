@@ -27,6 +27,10 @@ class NoteDecodingConfig(Strict):
     frame_threshold: Probability = 0.5
     # Notes shorter than this are dropped as spurious; 0 keeps every note.
     min_note_seconds: Seconds = Field(0.0, le=10.0)
+    # The onset activation that re-strikes a key whose note is still sounding; null is
+    # the onset threshold. Above it, weak onsets inside a held note (partials of other
+    # notes, the piano's own decay) do not split it into a train of short notes.
+    restrike_threshold: Probability | None = None
 
 
 # The 88 keys of the piano, A0 (MIDI 21) to C8 (MIDI 108).
@@ -96,9 +100,10 @@ class NoteDecoder:
     The decoding of Hawthorne et al. 2018, section 3: only the onset head may start a
     note, the frame head sustains it. A note starts on a rising edge of the onset
     activation and lasts while the frame or the onset activation stays on; a new
-    rising edge while it lasts ends it and starts the next (a re-struck key). A
-    note's velocity is the velocity head's value (a fraction of 127) at its onset
-    frame; notes shorter than ``config.min_note_seconds`` are dropped.
+    rising edge while it lasts ends it and starts the next (a re-struck key), if the
+    onset activation reaches ``config.restrike_threshold`` there. A note's velocity is
+    the velocity head's value (a fraction of 127) at its onset frame; notes shorter
+    than ``config.min_note_seconds`` are dropped.
 
     Its state is one open note per key, so a long recording can be decoded block by
     block in memory bounded by the block (see ``transcribe_stream``).
@@ -109,7 +114,13 @@ class NoteDecoder:
         self.frames_per_second = frames_per_second
         self._min_frames = config.min_note_seconds * frames_per_second
         self._frame = 0  # index of the next frame to be fed
+        self._restrike = (
+            config.onset_threshold
+            if config.restrike_threshold is None
+            else max(config.onset_threshold, config.restrike_threshold)
+        )
         self._onset_was_on = np.zeros(KEY_COUNT, dtype=bool)
+        self._strike_was_on = np.zeros(KEY_COUNT, dtype=bool)
         self._sounding_was = np.zeros(KEY_COUNT, dtype=bool)
         self._start = np.full(KEY_COUNT, -1)  # open note's first frame, -1 when none
         self._velocity = np.zeros(KEY_COUNT, dtype=np.float32)
@@ -131,21 +142,26 @@ class NoteDecoder:
 
     def feed(self, onset_probs: np.ndarray, frame_probs: np.ndarray, velocity: np.ndarray) -> None:
         """The next (n_frames, 88) block of probabilities and velocity predictions."""
-        onset_on = np.asarray(onset_probs) >= self.config.onset_threshold
+        onset_probs = np.asarray(onset_probs)
+        onset_on = onset_probs >= self.config.onset_threshold
+        strike_on = onset_probs >= self._restrike
         sounding = onset_on | (np.asarray(frame_probs) >= self.config.frame_threshold)
         rising = onset_on & ~np.concatenate((self._onset_was_on[None], onset_on[:-1]))
+        restrike = strike_on & ~np.concatenate((self._strike_was_on[None], strike_on[:-1]))
         falling = ~sounding & np.concatenate((self._sounding_was[None], sounding[:-1]))
         # A note ends only on a re-strike or where its key stops sounding, so only the
         # frames with a rising onset or a falling sound edge can change anything.
-        for row in np.flatnonzero((rising | falling).any(axis=1)):
+        for row in np.flatnonzero((rising | restrike | falling).any(axis=1)):
             frame = self._frame + int(row)
-            ending = np.flatnonzero((self._start >= 0) & (rising[row] | ~sounding[row]))
+            open_keys = self._start >= 0
+            ending = np.flatnonzero(open_keys & (restrike[row] | ~sounding[row]))
             self._close(ending, frame)
-            starting = np.flatnonzero(rising[row])
+            starting = np.flatnonzero(np.where(open_keys, restrike[row], rising[row]))
             self._start[starting] = frame
             self._velocity[starting] = velocity[row, starting]
         if len(onset_on):
             self._onset_was_on = onset_on[-1].copy()
+            self._strike_was_on = strike_on[-1].copy()
             self._sounding_was = sounding[-1].copy()
         self._frame += len(onset_on)
 
