@@ -102,3 +102,66 @@ def write_wav(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int)
     """Write mono audio in [-1, 1] as 16-bit PCM WAV, atomically."""
     with atomic_path(path) as tmp:
         sf.write(tmp, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+
+
+# Compressed formats browsers play: Ogg Vorbis (smallest) and FLAC (lossless).
+COMPRESSED_FORMATS = ("ogg", "flac")
+# An Ogg stream's serial number; libsndfile draws a random one, so that the same audio
+# would give different bytes (and a different DVC hash) on every run.
+OGG_SERIAL = 0x77617665
+
+
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        value = byte << 24
+        for _ in range(8):
+            value = ((value << 1) ^ 0x04C11DB7) if value & 0x80000000 else value << 1
+        table.append(value & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def _ogg_page_crc(page: bytes) -> int:
+    """The Ogg page checksum: CRC-32, polynomial 0x04C11DB7, not reflected, zero start."""
+    value = 0
+    for byte in page:
+        value = ((value << 8) & 0xFFFFFFFF) ^ _OGG_CRC[((value >> 24) & 0xFF) ^ byte]
+    return value
+
+
+def with_ogg_serial(data: bytes, serial: int) -> bytes:
+    """An Ogg file's bytes with every page's stream serial set to ``serial`` (and each
+    page's checksum recomputed): one logical stream, the same audio."""
+    out = bytearray(data)
+    position = 0
+    while position < len(out):
+        if out[position : position + 4] != b"OggS":
+            raise ValueError(f"not an Ogg page at byte {position}")
+        segments = out[position + 26]
+        table = out[position + 27 : position + 27 + segments]
+        size = 27 + segments + sum(table)
+        out[position + 14 : position + 18] = serial.to_bytes(4, "little")
+        out[position + 22 : position + 26] = bytes(4)
+        checksum = _ogg_page_crc(bytes(out[position : position + size]))
+        out[position + 22 : position + 26] = checksum.to_bytes(4, "little")
+        position += size
+    return bytes(out)
+
+
+def write_compressed(
+    path: str | os.PathLike[str], audio: np.ndarray, sample_rate: int, audio_format: str
+) -> None:
+    """Write mono audio as Ogg Vorbis or FLAC (16-bit), atomically; the same audio gives
+    the same bytes."""
+    if audio_format not in COMPRESSED_FORMATS:
+        raise ValueError(f"audio_format {audio_format!r}: one of {COMPRESSED_FORMATS}")
+    clipped = np.clip(audio, -1.0, 1.0)
+    with atomic_path(path) as tmp:
+        if audio_format == "flac":
+            sf.write(tmp, clipped, sample_rate, format="FLAC", subtype="PCM_16")
+            return
+        sf.write(tmp, clipped, sample_rate, format="OGG", subtype="VORBIS")
+        Path(tmp).write_bytes(with_ogg_serial(Path(tmp).read_bytes(), OGG_SERIAL))
