@@ -16,9 +16,10 @@ COMMA := ,
 EXTRAS := dev$(if $(filter 1,$(BASIC_PITCH)),$(COMMA)basic-pitch)
 # TimGM6mb renders the corpus; it, FluidR3, FluidR3Mono and csound's GM bank are the
 # transcriber's training pianos (data.render.soundfonts); MuseScore General (small) is
-# the piano kept for evaluation (evaluation.soundfont), never trained on.
+# the piano kept for evaluation (evaluation.soundfont), never trained on. chromium
+# (headless) checks the evaluation page in the tests and takes the docs' screenshots.
 DEBIAN_PACKAGES := fluidsynth timgm6mb-soundfont fluid-soundfont-gm fluidr3mono-gm-soundfont \
-	csound-soundfont musescore-general-soundfont-small
+	csound-soundfont musescore-general-soundfont-small chromium
 # Runs a command with the venv first on PATH, so dvc stages' `python` is the venv's.
 IN_VENV := PATH="$(BIN):$$PATH" DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 

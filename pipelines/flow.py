@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.tasks import exponential_backoff
@@ -25,6 +29,8 @@ from pipelines.dvc_runner import StageInterrupted, StageOutcome, dvc, outcome_of
 # Files a person would rather look at or listen to, linked from every run.
 MEDIA_SUFFIXES = (".png", ".wav", ".html")
 MEDIA_LINKS_PER_STAGE = 40
+# The listening page the last stage writes, linked as its own artifact.
+REPORT_STAGE, REPORT_PAGE = "evaluate", "index.html"
 RETRIES = 3
 RETRY_BACKOFF_SECONDS = 5.0
 
@@ -132,6 +138,23 @@ def publish_artifacts(root: Path, graph: StageGraph, outcomes: list[StageOutcome
         markdown="\n".join(lines),
         description="stage outcomes, pictures and audio",
     )
+    page = next(
+        (
+            root / out
+            for stage in graph.stages
+            if stage.name == REPORT_STAGE
+            for out in stage.outs
+            if Path(out).name == REPORT_PAGE
+        ),
+        None,
+    )
+    if page is not None and page.is_file():
+        create_link_artifact(
+            key="wavegen-report",
+            link=page.resolve().as_uri(),
+            link_text="the evaluation page",
+            description="every model compared, with players (stage evaluate)",
+        )
 
 
 @flow(name="wavegen")

@@ -22,18 +22,29 @@ from wavegen_core.progress import log, setup_logging
 Body = Callable[[Params, argparse.Namespace], None]
 
 
-def stage_parser(name: str, paths: Mapping[str, str]) -> argparse.ArgumentParser:
+def stage_parser(
+    name: str, paths: Mapping[str, str], many: Mapping[str, str] | None = None
+) -> argparse.ArgumentParser:
     """A parser for ``python -m stages.<name>``: one required ``--<option> PATH`` per entry
-    of ``paths`` (option -> what the path is), and ``--params``."""
+    of ``paths`` (option -> what the path is), ``--<option> PATH [PATH ...]`` per entry
+    of ``many``, and ``--params``."""
     parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
     for option, help_text in paths.items():
         parser.add_argument(f"--{option}", type=Path, required=True, metavar="PATH", help=help_text)
+    for option, help_text in (many or {}).items():
+        parser.add_argument(
+            f"--{option}", type=Path, nargs="+", required=True, metavar="PATH", help=help_text
+        )
     parser.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
     return parser
 
 
 def run_stage(
-    name: str, paths: Mapping[str, str], body: Body, argv: Sequence[str] | None = None
+    name: str,
+    paths: Mapping[str, str],
+    body: Body,
+    argv: Sequence[str] | None = None,
+    many: Mapping[str, str] | None = None,
 ) -> int:
     """Parse the arguments, validate params (exit 2 when invalid, before any compute), then
     run ``body(params, args)``.
@@ -41,7 +52,7 @@ def run_stage(
     A :class:`WavegenError` is reported as one message and exit code 1; anything else
     is a bug and keeps its traceback.
     """
-    args = stage_parser(name, paths).parse_args(argv)
+    args = stage_parser(name, paths, many).parse_args(argv)
     return _run(name, args, body)
 
 

@@ -228,6 +228,39 @@ def _synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+REPORT_STAGE = "evaluate"
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Rebuild the evaluation page from what is on disk: the `evaluate` stage's own
+    command, read from dvc.yaml (where its paths are written), run outside DVC."""
+    import os
+    import shlex
+    import subprocess
+    from pathlib import Path
+
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    repo = Path(args.repo).resolve()
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            stage = dvc_repo.stage.collect(REPORT_STAGE)[0]
+            command = shlex.split(stage.cmd)
+    except DvcException as err:
+        print(f"wavegen report: no {REPORT_STAGE} stage in {repo}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    if command[:1] == ["python"]:
+        command[0] = sys.executable
+    command += ["--params", args.params]
+    code = subprocess.run(command, cwd=repo, env=os.environ.copy()).returncode
+    if code != 0:
+        return code
+    reports = Path(command[command.index("--reports") + 1])
+    print(repo / reports / "index.html")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wavegen", description="Hierarchical music generation in the waveform domain."
@@ -266,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flow.add_argument("--repo", default=".", help="the DVC project (default: here)")
     flow.set_defaults(run=_run)
+
+    report = commands.add_parser(
+        "report",
+        help="rebuild the evaluation page and summary from the outputs on disk (the "
+        "evaluate stage's command, outside DVC) and print the page's path",
+    )
+    report.add_argument("--repo", default=".", help="the DVC project (default: here)")
+    report.add_argument("--params", default=PARAMS_FILE, help="params file, in the project")
+    report.set_defaults(run=_report)
 
     transcribe = commands.add_parser(
         "transcribe", help="transcribe audio files (wav/flac/ogg) to MIDI with a trained model"

@@ -333,6 +333,18 @@ class VQVAEConfig(Strict):
 # --------------------------------------------------------------------------- the file
 
 
+class ReportConfig(Strict):
+    """The stage `evaluate`: how much the listening page holds, so that it stays a few MB."""
+
+    # Pieces per section: test pieces in the vocoders' rows, composed pieces, the
+    # tiers' reconstructions, the prior's samples, piano rolls per evaluation set.
+    pieces_per_section: int = Field(2, ge=1, le=50)
+    # Seconds of each clip on the page, from the start of the piece.
+    clip_seconds: float = Field(6.0, gt=0.0, le=600.0)
+    # Compressed audio that browsers play: ogg (Vorbis, smallest) or flac (lossless).
+    audio_format: Literal["ogg", "flac"] = "ogg"
+
+
 class Params(Strict):
     """The whole of ``params.yaml``."""
 
@@ -345,6 +357,7 @@ class Params(Strict):
     vocoder: VocoderConfig = VocoderConfig()
     vqvae: VQVAEConfig = VQVAEConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    report: ReportConfig = ReportConfig()
 
     @model_validator(mode="after")
     def _evaluation_piano_is_unseen(self) -> Params:

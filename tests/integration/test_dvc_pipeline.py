@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import soundfile as sf
 import yaml
 
 from tests.conftest import TinyRun, run, set_params
+from tests.report_fixtures import broken_links, check_in_browser, chromium_available
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +46,13 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     for record in composed:
         midi = pretty_midi.PrettyMIDI(str(repo / "data/composed" / record["midi"]))
         assert len(midi.instruments[0].notes) == record["notes"]
+    # The last node: one summary of every area (no vocoder family yet) and the page.
+    assert "evaluate" in _ran(tiny_run.stdout)
+    summary = _check_summary(shown[""]["data"]["reports/evaluate/summary.json"]["data"])
+    assert {"transcription", "symbolic", "tiers", "prior"} <= set(summary)
+    assert "vocoder" not in summary
+    page = (repo / "reports/evaluate/index.html").read_text()
+    assert "Left out: no vocoder family has been synthesized" in page
 
     stamp = manifest.stat().st_mtime_ns
     second = run(["dvc", "repro"], repo, env)
@@ -54,9 +63,10 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     # The transcriber's variants are its alone: changing them makes render_variants
     # stale (and, through its output, the transcriber's chain), not prepare_data, the
     # evaluation sets nor the tiers (put back unrun).
+    # (evaluate reads the whole params file: its page lists what differs from a profile.)
     set_params(repo, "data", **{"variants.renderings": 2})
     stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
-    assert stale == {"render_variants"}, stale
+    assert stale == {"render_variants", "evaluate"}, stale
     set_params(repo, "data", **{"variants.renderings": 1})
 
     # An inference param reruns exactly the stages that transcribe, nothing upstream;
@@ -66,7 +76,7 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     status = run(["dvc", "status"], repo, env).stdout
     assert "transcribe" in status and "prepare_data" not in status
     third = run(["dvc", "repro"], repo, env)
-    assert _ran(third.stdout) - {"train_music_transformer", "compose"} == {
+    assert _ran(third.stdout) - {"train_music_transformer", "compose", "evaluate"} == {
         "transcribe",
         "evaluate_transcriber",
     }
@@ -84,11 +94,13 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
         "synthesize@flow",
         "train_vocoder@ddsp",
         "synthesize@ddsp",
+        "evaluate",
     }
     _check_synthesized(repo, "flow")
     # DDSP sounds only where the MIDI has notes: the test piece's (a chorale's first
     # quarter second), not necessarily a 4-step Music Transformer's.
     _check_synthesized(repo, "ddsp", sounding=("test",))
+    _check_report(repo, env, ["flow", "ddsp"])
     set_params(repo, "vocoder", families=["flow"])
     # Sampling params rerun what samples, not what trains: compose and the rendering of
     # what it composed (whose own temperature changed too), not train_vocoder@flow.
@@ -99,9 +111,15 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     set_params(repo, "music_transformer", **{"compose.temperature": composing * 0.9})
     set_params(repo, "vocoder", **{"synthesize.temperature.flow": rendering * 0.9})
     stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
-    assert stale == {"compose", "synthesize@flow"}, stale
+    assert stale == {"compose", "synthesize@flow", "evaluate"}, stale
     set_params(repo, "music_transformer", **{"compose.temperature": composing})
     set_params(repo, "vocoder", **{"synthesize.temperature.flow": rendering})
+
+    # A family dropped from the list: evaluate reruns without it once its outputs are
+    # gone from the workspace (evaluate reads the families' folders whole).
+    _remove_family_outputs(repo, "ddsp")
+    assert _ran(run(["dvc", "repro"], repo, env).stdout) == {"evaluate"}
+    assert "ddsp" not in json.loads((repo / "reports/evaluate/summary.json").read_text())["vocoder"]
 
     # Share through the default remote (a directory beside the checkout) and pull
     # into a fresh clone.
@@ -153,6 +171,61 @@ def _check_hierarchy(repo: Path, env: dict[str, str], first_run: str) -> None:
     rerun = run(["dvc", "repro", "train_vqvae@2"], repo, env)
     assert _ran(rerun.stdout) == {"train_vqvae@2"}
     assert {**_outs_of(repo, "train_vqvae@1"), **_outs_of(repo, "encode@1")} == tier_one
+
+
+def _remove_family_outputs(repo: Path, family: str) -> None:
+    """What a family's stages wrote, but the folders' tracked .gitignore files."""
+    for folder in ("reports/train_vocoder", "reports/synthesize"):
+        for path in (repo / folder / family).glob("*"):
+            if path.name != ".gitignore":
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(repo / "data/synthesized" / family)
+    (repo / "models/vocoder" / family / "checkpoint.pt").unlink()
+
+
+def _leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _check_summary(summary: dict) -> dict:
+    """Every key of summary.json holds a finite number."""
+    for key, value in _leaves(summary).items():
+        assert isinstance(value, float) and np.isfinite(value), (key, value)
+    return summary
+
+
+def _check_report(repo: Path, env: dict[str, str], families: list[str]) -> None:
+    """The summary holds each family's figures; the page plays every clip and shows
+    every picture in a real browser, with no broken link; `dvc plots show` renders
+    the top-level plots."""
+    summary = _check_summary(json.loads((repo / "reports/evaluate/summary.json").read_text()))
+    for family in families:
+        assert {"ours_f1", "mr_stft", "mel_l1", "rtf"} <= set(summary["vocoder"][family])
+    assert "fluidsynth" in summary["vocoder"]
+    page = repo / "reports/evaluate/index.html"
+    assert broken_links(page) == []
+    if chromium_available():
+        found = check_in_browser(page)
+        assert len(found["audio"]) >= 2 * (len(families) + 2)
+        assert all(a["error"] is None and a["duration"] > 0 for a in found["audio"]), found
+        assert found["images"] and all(i["loaded"] for i in found["images"]), found
+    # `wavegen report` rebuilds both from the outputs on disk: the same bytes, so DVC
+    # still finds the stage up to date.
+    before = page.read_bytes(), (repo / "reports/evaluate/summary.json").read_bytes()
+    rebuilt = run(["wavegen", "report"], repo, env).stdout.strip().splitlines()[-1]
+    assert Path(rebuilt) == page.resolve()
+    assert (page.read_bytes(), (repo / "reports/evaluate/summary.json").read_bytes()) == before
+    assert "evaluate" not in json.loads(run(["dvc", "status", "--json"], repo, env).stdout)
+    plots = run(["dvc", "plots", "show", "--json"], repo, env)
+    shown = json.loads(plots.stdout)
+    for name in ("vocoder_training_loss", "vocoder_validation_mel_l1", "tier_training_loss"):
+        assert shown["data"][name], name
 
 
 def _check_synthesized(
