@@ -35,6 +35,20 @@ def test_independent_stages_overlap_and_a_second_run_skips_all(tmp_path, prefect
     assert _stamps(repo, "c") == c
 
 
+def test_the_evaluation_page_is_linked_as_an_artifact(tmp_path, prefect_api) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    repo = make_toy_repo(tmp_path / "toy", seconds=0.1, with_report_stage=True)
+    pipeline(repo=str(repo), targets=["evaluate"])
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["wavegen-report"]))
+        )
+    page = (repo / "report/index.html").resolve().as_uri()
+    assert any(page in str(artifact.data) for artifact in found), found
+
+
 def test_own_error_fails_at_once_without_retries(tmp_path, prefect_api) -> None:
     repo = make_toy_repo(tmp_path / "toy")
     dvc_yaml = repo / "dvc.yaml"

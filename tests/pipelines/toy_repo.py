@@ -1,7 +1,8 @@
 """A DVC project of trivial stages, built in a temporary directory for the flow's tests.
 
 ``a`` and ``b`` are independent and each sleep ``sleep.a`` / ``sleep.b`` seconds, ``c``
-reads both; ``k`` kills itself (SIGKILL) after writing half its output, the first time.
+reads both; ``k`` kills itself (SIGKILL) after writing half its output, the first time;
+``evaluate`` writes a page as the pipeline's last stage does.
 """
 
 from __future__ import annotations
@@ -66,11 +67,34 @@ KILLED_STAGE = """
 """
 
 
-def make_toy_repo(root: Path, *, seconds: float = 1.5, with_killed_stage: bool = False) -> Path:
+# The pipeline's last stage by name, writing a page as wavegen's does.
+REPORT_STAGE = """
+  evaluate:
+    cmd: >-
+      python -c "import os; os.makedirs('report', exist_ok=True);
+      open('report/index.html', 'w').write('<p>page</p>')"
+    deps:
+      - out/a.json
+    outs:
+      - report/index.html
+"""
+
+
+def make_toy_repo(
+    root: Path,
+    *,
+    seconds: float = 1.5,
+    with_killed_stage: bool = False,
+    with_report_stage: bool = False,
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "work.py").write_text(WORK)
     (root / "params.yaml").write_text(f"sleep:\n  a: {seconds}\n  b: {seconds}\n")
-    (root / "dvc.yaml").write_text(DVC_YAML + (KILLED_STAGE if with_killed_stage else ""))
+    (root / "dvc.yaml").write_text(
+        DVC_YAML
+        + (KILLED_STAGE if with_killed_stage else "")
+        + (REPORT_STAGE if with_report_stage else "")
+    )
     (root / ".gitignore").write_text("killed-once\n")
     for cmd in (
         ["git", "init", "-q"],
