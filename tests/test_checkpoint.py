@@ -65,3 +65,34 @@ def test_equal_states_give_equal_bytes_whatever_the_file_name(tmp_path) -> None:
     (tmp_path / "b").mkdir()
     _save(tmp_path / "b" / "checkpoint.pt", model, step=1)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b" / "checkpoint.pt").read_bytes()
+
+
+def test_a_state_loaded_back_saves_to_the_same_bytes(tmp_path) -> None:
+    """What a resumed run saves: strings that came out of a pickle, not the optimizer's
+    own interned ones, and metrics first logged in another order."""
+    import zipfile
+
+    from wavegen_core.checkpoint import load_training_state
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    model(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    rng = torch.get_rng_state()
+    metrics = {"train/loss": 1.0, "eval/loss": 2.0}
+    save_checkpoint(tmp_path / "a.pt", model, optimizer, step=1, config={}, metrics=metrics)
+
+    loaded = load_checkpoint(tmp_path / "a.pt")
+    again = nn.Linear(3, 1)
+    again_optimizer = torch.optim.Adam(again.parameters(), lr=0.01)
+    load_training_state(loaded, again, again_optimizer)
+    torch.set_rng_state(rng)
+    reordered = dict(reversed(list(loaded["metrics"].items())))
+    save_checkpoint(tmp_path / "b.pt", again, again_optimizer, step=1, config={}, metrics=reordered)
+
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    with zipfile.ZipFile(tmp_path / "a.pt") as archive:
+        assert archive.testzip() is None  # every CRC holds after the id was rewritten
+        (name,) = [n for n in archive.namelist() if n.endswith(".data/serialization_id")]
+        assert len(archive.read(name)) == 40 and int(archive.read(name), 16) >= 0

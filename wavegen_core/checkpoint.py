@@ -14,13 +14,26 @@ needed to rebuild the model and to resume training from nothing but its path:
 
 Everything in it is a tensor or a plain Python value, so it loads with
 ``torch.load(weights_only=True)``: opening a checkpoint never runs pickled code.
+
+The same state gives the same bytes, so that DVC gives a resumed run and an
+uninterrupted one the same hash. ``torch.save`` alone does not: pickle writes an object
+met twice as a reference to the first, and whether two equal strings are one object
+depends on where they came from (the optimizer's own ``"step"`` key and ours are one
+interned string in a fresh run, two after a resume loaded it); and every archive
+carries a random ``serialization_id``. :func:`save_checkpoint` rebuilds the containers
+and interns the strings first, and derives the id from the archive's content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import struct
+import sys
+import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,16 +79,73 @@ def save_checkpoint(
         "scheduler": _state(scheduler),
         "config": plain_config(config),
         "step": step,
-        "metrics": dict(metrics),
+        # In name order: the order scalars were first logged differs after a resume.
+        "metrics": dict(sorted(metrics.items())),
         "rng": capture_rng(),
     }
     # Serialised in memory first: torch.save names the archive's inner folder after the
     # file it writes, and the temporary name would make equal checkpoints differ in bytes
     # (and so in their DVC hash).
     buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
+    torch.save(canonical(checkpoint), buffer)
     with atomic_open(path, "wb") as handle:
-        handle.write(buffer.getvalue())
+        handle.write(with_content_serialization_id(buffer.getvalue()))
+
+
+def canonical(value: Any) -> Any:
+    """``value`` rebuilt so that pickle writes it the same whatever its history: new
+    containers (none shared), strings interned (equal ones shared), tensors as they are.
+    A dict subclass keeps its type and attributes (a ``state_dict``'s ``_metadata``)."""
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        rebuilt = type(value)((canonical(k), canonical(v)) for k, v in value.items())
+        for name, attribute in getattr(value, "__dict__", {}).items():
+            setattr(rebuilt, name, canonical(attribute))
+        return rebuilt
+    if isinstance(value, list):
+        return [canonical(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(canonical(item) for item in value)
+    return value
+
+
+SERIALIZATION_ID = ".data/serialization_id"
+
+
+def with_content_serialization_id(archive: bytes) -> bytes:
+    """``torch.save``'s archive with its random ``serialization_id`` replaced by a hash of
+    everything written before it (same length), and that record's CRC-32 fixed wherever
+    the zip format keeps it (the local header or the data descriptor, and the central
+    directory)."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        found = [i for i in opened.infolist() if i.filename.endswith(SERIALIZATION_ID)]
+    if not found:
+        return archive
+    info = found[0]
+    out = bytearray(archive)
+    name_length, extra_length = struct.unpack_from("<HH", out, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    size = info.compress_size
+    digest = hashlib.sha1(bytes(out[:start])).hexdigest().encode()
+    out[start : start + size] = (digest * (size // len(digest) + 1))[:size]
+    crc = zlib.crc32(bytes(out[start : start + size]))
+    if info.flag_bits & 0x08:  # a data descriptor after the data holds the CRC
+        descriptor = (
+            start + size + (4 if out[start + size : start + size + 4] == b"PK\x07\x08" else 0)
+        )
+        struct.pack_into("<I", out, descriptor, crc)
+    else:
+        struct.pack_into("<I", out, info.header_offset + 14, crc)
+    name = info.filename.encode()
+    entry = out.find(b"PK\x01\x02")
+    while entry != -1:
+        length = struct.unpack_from("<H", out, entry + 28)[0]
+        if out[entry + 46 : entry + 46 + length] == name:
+            struct.pack_into("<I", out, entry + 16, crc)
+            break
+        entry = out.find(b"PK\x01\x02", entry + 4)
+    return bytes(out)
 
 
 def _state(held: Any) -> Any:

@@ -213,6 +213,9 @@ def test_training_resumes_from_the_checkpoint(tmp_path, monkeypatch) -> None:
     assert resumed.step == 10
     straight = run(10, "straight")
     assert straight.metrics["eval/nll"] == resumed.metrics["eval/nll"]
+    assert (tmp_path / "straight/prior.pt").read_bytes() == (
+        tmp_path / "resumed/prior.pt"
+    ).read_bytes()
     weights = PRIOR.load(tmp_path / "resumed" / "prior.pt").state_dict()
     for name, value in PRIOR.load(tmp_path / "straight" / "prior.pt").state_dict().items():
         torch.testing.assert_close(weights[name], value, rtol=0, atol=0)

@@ -104,6 +104,10 @@ def test_validation_nll_falls_and_a_resumed_run_ends_where_an_uninterrupted_one_
     assert straight["step"] == resumed["step"] == 60
     for name, tensor in straight["state"].items():
         assert torch.equal(tensor, resumed["state"][name]), name
+    checkpoint = Path("models/music_transformer/checkpoint.pt")
+    assert (tmp_path / "straight" / checkpoint).read_bytes() == (
+        tmp_path / "resumed" / checkpoint
+    ).read_bytes()
 
 
 def test_transcribed_corpus_skips_broken_midi_and_compose_writes_pieces_and_metrics(

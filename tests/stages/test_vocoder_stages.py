@@ -216,32 +216,38 @@ def test_a_family_not_listed_in_params_is_refused(trained, capsys) -> None:
     assert "does not list 'flow'" in capsys.readouterr().err
 
 
-def test_a_resumed_gan_run_ends_where_an_uninterrupted_one_does(workdir, tmp_path) -> None:
-    """The adversarial family too: two networks, each with its optimiser and schedule, stepped
-    in turn; weight-norm parametrizations."""
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does_byte_for_byte(
+    workdir, tmp_path, family
+) -> None:
+    """Every family, the adversarial one too (two networks, each with its optimiser and
+    schedule, stepped in turn; weight-norm parametrizations): the same weights, and the
+    same checkpoint bytes, so DVC gives both runs one hash."""
     import shutil
 
     import torch
 
     from wavegen_core.checkpoint import load_checkpoint
 
-    states = {}
+    states, files = {}, {}
     for name, stops in (("straight", [4]), ("resumed", [2, 4])):
         run_dir = tmp_path / name
         shutil.copytree(workdir / "data", run_dir / "data")
         for steps in stops:
             _write_params(run_dir)
             params = yaml.safe_load((run_dir / "params.yaml").read_text())
-            params["vocoder"]["gan"]["train"].update(steps=steps, checkpoint_every=2, eval_every=2)
+            params["vocoder"][family]["train"].update(steps=steps, checkpoint_every=2, eval_every=2)
             (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
             with pytest.MonkeyPatch.context() as patch:
                 patch.chdir(run_dir)
-                assert train_vocoder.main(stage_argv("train_vocoder@gan")) == 0
-        checkpoint = load_checkpoint(run_dir / "models/vocoder/gan/checkpoint.pt")
+                assert train_vocoder.main(stage_argv(f"train_vocoder@{family}")) == 0
+        files[name] = run_dir / f"models/vocoder/{family}/checkpoint.pt"
+        checkpoint = load_checkpoint(files[name])
         assert checkpoint["step"] == 4
         states[name] = checkpoint["state"]
     for key, tensor in states["straight"].items():
         assert torch.equal(tensor, states["resumed"][key]), key
+    assert files["straight"].read_bytes() == files["resumed"].read_bytes()
 
 
 NEURAL = [family for family in FAMILIES if family != "ddsp"]

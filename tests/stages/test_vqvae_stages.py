@@ -163,3 +163,30 @@ def test_a_tier_given_the_wrong_level_below_fails_naming_it(run, capsys) -> None
         assert train_vqvae.main(argv) == 1
     assert "tier 2 encodes tier 1 codes, but data/prepared holds audio" in capsys.readouterr().err
     assert not (run / "m.pt").exists()
+
+
+def test_a_resumed_tier_ends_where_an_uninterrupted_one_does_byte_for_byte(run, tmp_path) -> None:
+    """Tier 1, its EMA codebook and code restarts included: the same checkpoint bytes
+    whether the run stopped halfway or not, so DVC gives both one hash."""
+    import shutil
+
+    files = {}
+    for name, stops in (("straight", [6]), ("resumed", [3, 6])):
+        root = tmp_path / name
+        shutil.copytree(run / "data/prepared", root / "data/prepared")
+        for steps in stops:
+            _write_params(root)
+            params = yaml.safe_load((root / "params.yaml").read_text())
+            params["vqvae"]["tiers"]["1"]["train"].update(
+                steps=steps, checkpoint_every=3, eval_every=3
+            )
+            (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+            with pytest.MonkeyPatch.context() as patch:
+                patch.chdir(root)
+                assert train_vqvae.main(stage_argv("train_vqvae@1")) == 0
+        files[name] = root / "models/vqvae/1/checkpoint.pt"
+        assert load_checkpoint(files[name])["step"] == 6
+    straight, resumed = (load_checkpoint(files[n]) for n in ("straight", "resumed"))
+    for key, tensor in straight["state"].items():
+        assert torch.equal(tensor, resumed["state"][key]), key
+    assert files["straight"].read_bytes() == files["resumed"].read_bytes()

@@ -77,3 +77,7 @@ def test_an_augmented_run_resumed_halfway_ends_bit_exact(tmp_path) -> None:
     for name, weights in whole["state"].items():
         assert torch.equal(resumed["state"][name], weights), name
     assert resumed["metrics"] == whole["metrics"]
+    # The same bytes, so DVC gives both runs one hash.
+    assert (tmp_path / "resumed/checkpoint.pt").read_bytes() == (
+        tmp_path / "whole/checkpoint.pt"
+    ).read_bytes()
