@@ -68,8 +68,29 @@ BAD_VALUES = [
     ),
     (
         lambda p: p["vocoder"]["gan"].update(upsample_rates=[8, 8, 2]),
-        "vocoder",
-        "multiply to 128, but conditioning.hop_length is 256",
+        "vocoder.gan.upsample_rates = [8, 8, 2]",
+        "multiply to 128, but vocoder.conditioning.hop_length is 256",
+    ),
+    # Cross-field constraints name the keys the user wrote.
+    (
+        lambda p: p["vocoder"]["flow"].update(groups=7),
+        "vocoder.flow.groups = 7",
+        "does not divide vocoder.conditioning.hop_length = 256",
+    ),
+    (
+        lambda p: p["audio"].update(sample_rate=12345),
+        "audio.sample_rate = 12345",
+        "below transcription.model.mel.fmax = 8000 Hz",
+    ),
+    (
+        lambda p: p["vqvae"]["tiers"]["1"].update(segment=1001),
+        "vqvae.tiers.1",
+        "segment=1001 is not a multiple of hop=8",
+    ),
+    (
+        lambda p: p["music_transformer"]["model"].update(n_heads=5),
+        "music_transformer.model",
+        "not a multiple of n_heads=5",
     ),
     (
         lambda p: p["data"]["render"]["soundfonts"].append(

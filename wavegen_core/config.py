@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from wavegen_core.audio.augment import AugmentConfig
+from wavegen_core.audio.mel import MelConfig
 from wavegen_core.data.prepare_config import DataConfig, EvaluationConfig, PrepareJob
 from wavegen_core.midi.events import EventsConfig
 from wavegen_core.midi.rolls import NoteDecodingConfig
@@ -397,6 +398,14 @@ class Params(Strict):
                 "reads audio at audio.sample_rate, so set that instead"
             )
         rate = audio.get("sample_rate", AudioConfig().sample_rate)
+        fmax = mel.get("fmax", MelConfig.model_fields["fmax"].default)
+        numbers = (int, float)
+        if isinstance(rate, numbers) and isinstance(fmax, numbers) and 0 < rate < 2 * fmax:
+            # Reported under the key the user wrote, not the mel config it reaches.
+            raise ValueError(
+                f"audio.sample_rate = {rate}: its Nyquist frequency {rate / 2:g} Hz is below "
+                f"transcription.model.mel.fmax = {fmax:g} Hz; raise the rate or lower fmax"
+            )
         mel = {**mel, "sample_rate": rate}
         return {**raw, "transcription": {**section, "model": {**model, "mel": mel}}}
 

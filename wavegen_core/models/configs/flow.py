@@ -59,6 +59,7 @@ class FlowConfig(VocoderSection):
     def check_conditioning(self, conditioning: ConditioningConfig) -> None:
         if conditioning.hop_length % self.groups:
             raise ValueError(
-                f"conditioning.hop_length={conditioning.hop_length} is not a multiple of "
-                f"flow.groups={self.groups}: a frame must hold whole groups of samples"
+                f"vocoder.flow.groups = {self.groups} does not divide "
+                f"vocoder.conditioning.hop_length = {conditioning.hop_length}: a frame must "
+                "hold whole groups of samples"
             )

@@ -84,6 +84,7 @@ class GanConfig(VocoderSection):
         total = math.prod(self.upsample_rates)
         if total != conditioning.hop_length:
             raise ValueError(
-                f"gan.upsample_rates {self.upsample_rates} multiply to {total}, but "
-                f"conditioning.hop_length is {conditioning.hop_length}; they must be equal"
+                f"vocoder.gan.upsample_rates = {self.upsample_rates} multiply to {total}, but "
+                f"vocoder.conditioning.hop_length is {conditioning.hop_length}; they must be "
+                "equal"
             )
