@@ -48,7 +48,8 @@ def test_folder_source_skips_and_lists_bad_files(tmp_path) -> None:
     rejected = {
         Path(r["origin"]).name: r["reason"] for r in json.loads((out / "rejected.json").read_text())
     }
-    assert set(rejected) == {"corrupt.wav", "truncated.mid", "zero.wav"}
+    assert set(rejected) == {"corrupt.wav", "truncated.mid", "zero.wav", "notes.txt"}
+    assert "not audio" in rejected["notes.txt"]
     assert "unreadable audio" in rejected["corrupt.wav"]
     assert "unreadable MIDI" in rejected["truncated.mid"]
     assert "empty file" in rejected["zero.wav"]
@@ -68,6 +69,64 @@ def test_folder_source_skips_and_lists_bad_files(tmp_path) -> None:
     assert pieces["c"].duration == pytest.approx(1.5 + 0.25, abs=0.05)
     assert load_midi(out / pieces["pairs__a"].midi).instruments[0].notes[0].pitch == 60
     assert not list(tmp_path.glob(".prepared*"))  # staging removed once finished
+
+
+def _unterminated_midi(path: Path) -> None:
+    """One note-on that is never switched off: pretty_midi keeps no note of it."""
+    import mido
+
+    song = mido.MidiFile()
+    track = mido.MidiTrack()
+    track.append(mido.Message("note_on", note=60, velocity=80, time=0))
+    song.tracks.append(track)
+    song.save(path)
+
+
+def test_a_hostile_folder_prepares_with_every_path_accounted_for(tmp_path) -> None:
+    """Files that share a stem, a directory named like audio, a link to nothing, a
+    misaligned pair, MIDI without notes or with only an unterminated one beside good
+    audio, hidden files: each ends up in the manifest or in rejected.json with a reason."""
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for suffix in (".ogg", ".flac", ".wav"):  # take: one used, two listed as duplicates
+        sf.write(root / f"take{suffix}", tone(2.0, 16000), 16000)
+    write_midi(root / "take.mid", scale_midi([60, 62, 64]))
+    write_midi(root / "take.midi", scale_midi([60, 62, 64]))
+    (root / "x.wav").mkdir()  # a directory named like audio
+    (root / "gone.wav").symlink_to(root / "nowhere.wav")
+    (root / ".DS_Store").write_bytes(b"\0\0")
+    sf.write(root / "long_midi.wav", tone(4.0, 16000), 16000)  # 4 s of audio ...
+    write_midi(root / "long_midi.mid", scale_midi([60] * 4, step=100.0))  # ... 400 s of MIDI
+    sf.write(root / "silent_score.wav", tone(2.0, 16000), 16000)
+    write_midi(root / "silent_score.mid", scale_midi([]))  # no notes
+    sf.write(root / "hanging.wav", tone(2.0, 16000), 16000)
+    _unterminated_midi(root / "hanging.mid")
+    params = make_params(data={"source": "folder", "root": str(root), "num_workers": 1})
+    out = tmp_path / "prepared"
+
+    prepare_corpus(params.prepare_job(), out)
+
+    pieces = {p.id: p for p in read_manifest(out)}
+    rejected = {r["origin"]: r["reason"] for r in json.loads((out / "rejected.json").read_text())}
+    names = {Path(origin).name: reason for origin, reason in rejected.items()}
+    assert "duplicate of take.wav" in names["take.flac"] and "lossless" in names["take.flac"]
+    assert "duplicate of take.wav" in names["take.ogg"]
+    assert "duplicate of take.mid" in names["take.midi"]
+    assert "a directory named like audio" in names["x.wav"]
+    assert "a link to nothing" in names["gone.wav"]
+    assert "not audio" in names[".DS_Store"]
+    assert "ends at 400.00 s, the audio lasts 4.00 s" in names["long_midi.mid"]
+    assert "no notes" in names["silent_score.mid"] and "no notes" in names["hanging.mid"]
+    # The good audio of a bad pair is kept, unlabelled; the good pair is a pair.
+    for name in ("long_midi", "silent_score", "hanging"):
+        assert pieces[name].split == "unlabelled" and not pieces[name].has_midi, name
+    assert pieces["take"].has_midi and pieces["take"].origin == str(root / "take.wav")
+    # Every path under the root (but plain directories) is prepared or rejected.
+    everything = {str(p) for p in root.rglob("*") if not (p.is_dir() and not p.suffix)}
+    used = {p.origin for p in pieces.values()}
+    used |= {str(Path(p.origin).with_suffix(".mid")) for p in pieces.values() if p.has_midi}
+    assert used | set(rejected) == everything
+    assert not used & set(rejected)
 
 
 def _maestro_tree(root: Path, as_json: bool) -> None:

@@ -27,7 +27,7 @@ from wavegen_core.audio.io import AudioReadError, load_audio, write_wav
 from wavegen_core.audio.render import check_renderer, render_midi
 from wavegen_core.data.manifest import MANIFEST_NAME, Piece, write_manifest
 from wavegen_core.data.prepare_config import PrepareJob
-from wavegen_core.data.sources import SourceItem, discover
+from wavegen_core.data.sources import SourceItem, inventory
 from wavegen_core.errors import WavegenError
 from wavegen_core.files import replace_dir, staging_dir, write_json
 from wavegen_core.midi.io import MidiReadError, load_midi, note_count, write_midi
@@ -67,23 +67,51 @@ def _render(midi: Any, job: PrepareJob) -> np.ndarray:
     )
 
 
-def _load_piece(item: SourceItem, job: PrepareJob) -> tuple[np.ndarray, Any]:
-    """Audio and MIDI (or None) of one item, read or rendered."""
+def _load_piece(item: SourceItem, job: PrepareJob) -> tuple[np.ndarray, Any, list[Rejection]]:
+    """Audio and MIDI (or None) of one item, read or rendered, and the item's MIDI as a
+    rejection when it cannot label the audio: unreadable, without notes, or ending more
+    than ``data.pair_tolerance`` seconds from the audio. The audio is then unlabelled."""
     if item.corpus_id is not None:
         from wavegen_core.midi.chorales import chorale_to_midi
 
         midi = chorale_to_midi(item.corpus_id, job.data.chorales, job.seed)
-        return _render(midi, job), midi
-    midi = load_midi(item.midi) if item.midi is not None else None
+        return _render(midi, job), midi, []
     if item.audio is None:
-        return _render(midi, job), midi
-    return load_audio(item.audio, job.sample_rate), midi
+        assert item.midi is not None
+        midi = load_midi(item.midi)
+        return _render(midi, job), midi, []
+    audio = load_audio(item.audio, job.sample_rate)
+    if item.midi is None:
+        return audio, None, []
+    try:
+        midi = load_midi(item.midi)
+    except MidiReadError as err:
+        return audio, None, [Rejection(str(item.midi), f"{err}; its audio is kept unlabelled")]
+    seconds, midi_end = len(audio) / job.sample_rate, midi.get_end_time()
+    if abs(midi_end - seconds) > job.data.pair_tolerance:
+        reason = (
+            f"does not fit its audio: the MIDI ends at {midi_end:.2f} s, the audio lasts "
+            f"{seconds:.2f} s (data.pair_tolerance {job.data.pair_tolerance:g} s); "
+            "its audio is kept unlabelled"
+        )
+        return audio, None, [Rejection(str(item.midi), reason)]
+    return audio, midi, []
 
 
-def record_piece(staging: Path, piece: Piece) -> Piece:
+RECORDS = "records"
+SIDE_REJECTIONS = ".rejected.json"
+
+
+def record_piece(staging: Path, piece: Piece, rejected: Sequence[Rejection] = ()) -> Piece:
     """Mark ``piece`` finished in ``staging``; written last, after its audio and MIDI,
-    so that its presence means the piece is complete."""
-    write_json(staging / "records" / f"{piece.id}.json", asdict(piece))
+    so that its presence means the piece is complete. ``rejected`` lists what of the
+    piece's files was left out (a MIDI that does not fit its audio), written before,
+    so that a resumed run still reports it."""
+    if rejected:
+        write_json(
+            staging / RECORDS / f"{piece.id}{SIDE_REJECTIONS}", [asdict(r) for r in rejected]
+        )
+    write_json(staging / RECORDS / f"{piece.id}.json", asdict(piece))
     return piece
 
 
@@ -115,7 +143,7 @@ def store_rendered(
 def prepare_piece(item: SourceItem, job: PrepareJob, staging: Path) -> Piece | Rejection:
     """Read or render one piece into ``staging``; a bad file becomes a :class:`Rejection`."""
     try:
-        audio, midi = _load_piece(item, job)
+        audio, midi, rejected = _load_piece(item, job)
     except (AudioReadError, MidiReadError) as err:
         return Rejection(item.origin, str(err))
     except (OSError, ValueError) as err:
@@ -145,6 +173,7 @@ def prepare_piece(item: SourceItem, job: PrepareJob, staging: Path) -> Piece | R
             notes=note_count(midi) if midi is not None else 0,
             origin=item.origin,
         ),
+        rejected,
     )
 
 
@@ -199,9 +228,21 @@ def staging_key(relevant: dict[str, Any], corpus: Path | None = None) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def _side_rejections(staging: Path, pieces: Sequence[Piece]) -> list[Rejection]:
+    """What the finished ``pieces`` left out of their own files (see :func:`record_piece`)."""
+    found = []
+    for piece in pieces:
+        path = staging / RECORDS / f"{piece.id}{SIDE_REJECTIONS}"
+        if path.is_file():
+            found += [Rejection(**r) for r in json.loads(path.read_text(encoding="utf-8"))]
+    return found
+
+
 def _finished_records(staging: Path) -> dict[str, Piece]:
     records = {}
-    for path in sorted((staging / "records").glob("*.json")):
+    for path in sorted((staging / RECORDS).glob("*.json")):
+        if path.name.endswith(SIDE_REJECTIONS):
+            continue
         try:
             piece = Piece(**json.loads(path.read_text(encoding="utf-8")))
         except (ValueError, TypeError):
@@ -244,14 +285,16 @@ def build_corpus(
     desc: str,
     arrange: Callable[[list[Piece]], list[Piece]] | None = None,
     allow_empty: bool = False,
+    unused: Sequence[Rejection] = (),
 ) -> PrepareResult:
     """Make every item with ``work(item, staging)`` into ``out_dir``, atomically.
 
     ``key`` hashes everything that changes the output: a killed run with the same key
     resumes from the pieces it finished. ``arrange`` may rewrite the pieces (their
     splits) before the manifest is written. ``out_dir`` then holds the pieces' files,
-    ``manifest.json`` and ``rejected.json``. Raises :class:`NothingUsable` when no
-    piece survives.
+    ``manifest.json`` and ``rejected.json``: the items rejected, what a piece left out
+    of its own files, and ``unused`` (what the source found and no item uses). Raises
+    :class:`NothingUsable` when no piece survives.
     """
     out_dir = Path(out_dir)
     duplicates = [piece_id for piece_id, n in Counter(i.piece_id for i in items).items() if n > 1]
@@ -265,7 +308,12 @@ def build_corpus(
     outcomes = _run(todo, partial(work, staging=staging), workers, desc)
 
     pieces = list(done.values()) + [o for o in outcomes if isinstance(o, Piece)]
-    rejected = sorted((o for o in outcomes if isinstance(o, Rejection)), key=lambda r: r.origin)
+    rejected = sorted(
+        [o for o in outcomes if isinstance(o, Rejection)]
+        + _side_rejections(staging, pieces)
+        + list(unused),
+        key=lambda r: r.origin,
+    )
     if not pieces and not (allow_empty and not items):
         reasons = "; ".join(f"{r.origin}: {r.reason}" for r in rejected[:5])
         raise NothingUsable(f"no usable piece among {len(items)} ({reasons})")
@@ -274,7 +322,7 @@ def build_corpus(
     pieces = sorted(pieces, key=lambda p: p.id)
     write_json(staging / REJECTED_NAME, [asdict(r) for r in rejected])
     write_manifest(staging, pieces)
-    shutil.rmtree(staging / "records", ignore_errors=True)
+    shutil.rmtree(staging / RECORDS, ignore_errors=True)
     replace_dir(staging, out_dir)
     log.info("%s: %d pieces made, %d rejected -> %s", desc, len(pieces), len(rejected), out_dir)
     return PrepareResult(pieces=pieces, rejected=rejected, resumed=len(done))
@@ -286,7 +334,7 @@ def prepare_corpus(job: PrepareJob, out_dir: str | os.PathLike[str]) -> PrepareR
     ``out_dir`` holds ``audio/``, ``midi/``, ``manifest.json`` and ``rejected.json``.
     Raises :class:`NothingUsable` when no piece survives.
     """
-    items = discover(job.data.source, job.data.root)
+    items, unused = inventory(job.data.source, job.data.root)
     if job.data.max_pieces is not None:
         items = items[: job.data.max_pieces]
     log.info("prepare_data: %d pieces from %s", len(items), job.data.source)
@@ -306,6 +354,7 @@ def prepare_corpus(job: PrepareJob, out_dir: str | os.PathLike[str]) -> PrepareR
         workers=job.data.num_workers,
         desc="prepare_data",
         arrange=arrange,
+        unused=[Rejection(str(u.path), u.reason) for u in unused],
     )
 
 

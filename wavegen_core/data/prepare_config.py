@@ -99,6 +99,10 @@ class DataConfig(Strict):
     max_pieces: int | None = Field(24, gt=0)
     # Pieces shorter than this are rejected as unusable.
     min_duration: Seconds = Field(1.0, le=60.0)
+    # An audio file and its MIDI are a pair only when the MIDI ends within this many
+    # seconds of the audio's end; otherwise the MIDI is rejected (both durations named)
+    # and the audio joins the unlabelled pool.
+    pair_tolerance: Seconds = Field(3.0, le=600.0)
     splits: SplitsConfig = SplitsConfig()
     # Worker processes; 0 means one per CPU core.
     num_workers: int = Field(0, ge=0, le=256)

@@ -97,19 +97,69 @@ def maestro(root: Path) -> list[SourceItem]:
     return sorted(items, key=lambda item: item.piece_id)
 
 
-def folder(root: Path) -> list[SourceItem]:
-    """Audio files with an optional same-named MIDI; MIDI files alone are rendered."""
-    files = sorted(path for path in root.rglob("*") if path.is_file())
-    by_stem: dict[Path, dict[str, Path]] = {}
-    for path in files:
+# When several files share a stem (take.wav, take.flac, take.ogg), the first of each kind
+# in this order is used and the others are listed as duplicates: lossless before lossy.
+AUDIO_PREFERENCE = (".wav", ".flac", ".ogg")
+MIDI_PREFERENCE = (".mid", ".midi")
+
+
+@dataclass(frozen=True)
+class Unused:
+    """A path under a corpus root that no piece uses, and why."""
+
+    path: Path
+    reason: str
+
+
+def _preference(path: Path, order: tuple[str, ...]) -> tuple[int, str]:
+    suffix = path.suffix.lower()
+    return (order.index(suffix) if suffix in order else len(order), path.name)
+
+
+def folder_inventory(root: Path) -> tuple[list[SourceItem], list[Unused]]:
+    """The pieces of a folder (audio with an optional same-named MIDI; MIDI alone is
+    rendered) and every other path under it with the reason it is not used: a file of
+    another kind, a duplicate by stem (see :data:`AUDIO_PREFERENCE`), a directory named
+    like audio or MIDI, a link to nothing. Plain directories are walked, not listed."""
+    by_stem: dict[Path, dict[str, list[Path]]] = {}
+    unused: list[Unused] = []
+    for path in sorted(root.rglob("*")):
         suffix = path.suffix.lower()
         kind = "audio" if suffix in AUDIO_SUFFIXES else "midi" if suffix in MIDI_SUFFIXES else None
-        if kind is not None:
-            # A second audio file of the same name (x.wav and x.flac) keeps the first.
-            by_stem.setdefault(path.with_suffix(""), {}).setdefault(kind, path)
+        if path.is_dir():
+            if kind is not None:
+                unused.append(Unused(path, f"a directory named like {kind}, not a file"))
+            continue
+        if not path.is_file():
+            what = "a link to nothing" if path.is_symlink() else "not a regular file"
+            unused.append(Unused(path, what))
+            continue
+        if kind is None:
+            unused.append(
+                Unused(
+                    path,
+                    f"not audio ({', '.join(AUDIO_SUFFIXES)}) or MIDI ({', '.join(MIDI_SUFFIXES)})",
+                )
+            )
+            continue
+        by_stem.setdefault(path.with_suffix(""), {}).setdefault(kind, []).append(path)
     items = []
     for stem, found in sorted(by_stem.items()):
-        audio, midi = found.get("audio"), found.get("midi")
+        chosen: dict[str, Path] = {}
+        for kind, order in (("audio", AUDIO_PREFERENCE), ("midi", MIDI_PREFERENCE)):
+            paths = sorted(found.get(kind, []), key=lambda p: _preference(p, order))
+            if paths:
+                chosen[kind] = paths[0]
+                unused += [
+                    Unused(
+                        other,
+                        f"duplicate of {paths[0].name} (same name; "
+                        f"{'lossless before lossy: ' if kind == 'audio' else ''}"
+                        f"{', '.join(order)} in that order)",
+                    )
+                    for other in paths[1:]
+                ]
+        audio, midi = chosen.get("audio"), chosen.get("midi")
         items.append(
             SourceItem(
                 piece_id=safe_id(str(stem.relative_to(root))),
@@ -119,15 +169,21 @@ def folder(root: Path) -> list[SourceItem]:
                 midi=midi,
             )
         )
-    return items
+    return items, sorted(unused, key=lambda u: str(u.path))
 
 
 def discover(source: str, root: str | Path) -> list[SourceItem]:
     """The items of ``source`` in a stable order."""
+    return inventory(source, root)[0]
+
+
+def inventory(source: str, root: str | Path) -> tuple[list[SourceItem], list[Unused]]:
+    """The items of ``source`` in a stable order, and the paths under a folder root that
+    no item uses (none for the chorales and MAESTRO, whose metadata names the files)."""
     if source == "bach_chorales":
-        return bach_chorales()
+        return bach_chorales(), []
     if source == "maestro":
-        return maestro(Path(root))
+        return maestro(Path(root)), []
     if source == "folder":
-        return folder(Path(root))
+        return folder_inventory(Path(root))
     raise SourceError(f"unknown data.source {source!r}")
