@@ -58,6 +58,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from benchmarks._memory import high_water_mib, reset_high_water
 from wavegen_core import profiles
 from wavegen_core.config import MusicTransformerConfig, Params
 from wavegen_core.midi.events import END, EventVocabulary
@@ -127,8 +128,8 @@ def _attention_child(variant: str, length: int) -> None:
     _attention_pass(variant, _attention_inputs(WARMUP_LENGTH))  # loads the kernels
     inputs = _attention_inputs(length)
     gc.collect()
-    reset = _reset_high_water()
-    baseline = _high_water_mib()
+    reset = reset_high_water()
+    baseline = high_water_mib()
     allowance = _limit_address_space()
     result: dict[str, Any] = {
         "variant": variant,
@@ -140,7 +141,7 @@ def _attention_child(variant: str, length: int) -> None:
     }
     try:
         _attention_pass(variant, inputs)
-        result["peak_mib"] = round(_high_water_mib() - baseline, 1)
+        result["peak_mib"] = round(high_water_mib() - baseline, 1)
         times = []
         for _ in range(TIMING_REPEATS):
             start = time.perf_counter()
@@ -150,28 +151,6 @@ def _attention_child(variant: str, length: int) -> None:
     except RuntimeError as error:  # an allocation beyond the allowance
         result["error"] = str(error).strip().splitlines()[0][:200]
     print(json.dumps(result))
-
-
-def _reset_high_water() -> bool:
-    """Set VmHWM to the current resident size (Linux >= 4.0), so that the warm-up's
-    own peak is not taken for the baseline; False where that is not allowed."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def _high_water_mib() -> float:
-    """This process's peak resident memory since it started or was reset (VmHWM).
-
-    Not getrusage's ru_maxrss: Linux carries that over from the parent across fork
-    and exec, and it cannot be reset.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _limit_address_space() -> float:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shlex
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks._memory import high_water_mib
 from wavegen_core import profiles
 from wavegen_core.audio.io import write_wav
 from wavegen_core.audio.render import render_midi
@@ -146,26 +146,14 @@ def _peak_rss_mib(args: list[str]) -> tuple[float, float]:
 
 
 def _memory_child(backend: str, path: str, chunk: float) -> None:
-    print(round(_high_water_mib(), 1))  # after imports: the baseline
+    print(round(high_water_mib(), 1))  # after imports: the baseline
     if backend == "basic_pitch":
         BasicPitchTranscriber()(path)
     else:
         config = _profile_params("cpu", Params())
         model = OnsetsAndFrames(config.model).eval()
         transcribe_file(model, path, config.decoding, chunk, config.overlap_seconds)
-    print(round(_high_water_mib(), 1))
-
-
-def _high_water_mib() -> float:
-    """This process's peak resident memory since it started (VmHWM).
-
-    Not getrusage's ru_maxrss: Linux carries that over from the parent across fork
-    and exec, so a child of a large process would report the parent's size.
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(round(high_water_mib(), 1))
 
 
 # The ablation's rows: what each adds to the transcriber's training material.

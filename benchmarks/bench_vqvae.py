@@ -20,9 +20,10 @@ skip 64, 32 conditioning channels), batch 8, untrained (torch seed 0), Adam:
   input is a constant, so it costs what the tier-1 decoder's does per layer).
 
 Each row runs in a fresh process: the time per step is the median of 5 steps after 2
-untimed ones; the memory is the process's peak resident size during those steps
-minus the size before the first (activations, gradients and optimiser state; the
-weights are a few MB in every row).
+untimed ones; the memory is the process's peak resident size (VmHWM, reset before the
+first step) during those steps minus the size before the first (activations, gradients
+and optimiser state; the weights are a few MB in every row). Both are also given per
+training sample against the flat WaveNet, since the rows' excerpts differ in length.
 
 ``python -m benchmarks.bench_vqvae sampling``: seconds of audio per wall-clock second
 that ``Hierarchy.sample`` produces for 4 s of audio, batch 1 (prior, then tier by tier
@@ -39,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 
+from benchmarks._memory import high_water_mib, reset_high_water
 from wavegen_core.config import Params
 from wavegen_core.models.configs.vqvae import QuantiserConfig, TierConfig, TierWaveNetConfig
 from wavegen_core.models.hierarchy import Hierarchy
@@ -93,15 +94,12 @@ def _row_model(row: str) -> tuple[torch.nn.Module, Any, int, int]:
     return model, lambda: model.loss(audio)[0], one.segment, reach
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def measure_row(row: str) -> dict[str, Any]:
     """One row, in this process: time per step and the peak memory the steps add."""
     model, loss_of, length, reach = _row_model(row)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
-    before = _peak_mb()
+    reset_high_water()
+    before = high_water_mib()
     times = []
     for step in range(WARMUP + TIMED):
         started = time.perf_counter()
@@ -117,7 +115,7 @@ def measure_row(row: str) -> dict[str, Any]:
         "receptive_field": reach,
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds_per_step": statistics.median(times),
-        "peak_memory_mb": _peak_mb() - before,
+        "peak_memory_mib": high_water_mib() - before,
         "threads": torch.get_num_threads(),
     }
 
@@ -135,8 +133,18 @@ def steps() -> list[dict[str, Any]]:
         print(json.dumps(results[-1]), file=sys.stderr)
     flat = next(r for r in results if r["row"] == "flat_wavenet")
     for result in results:
+        # Per step, and per training sample: the rows' excerpts differ in length (the
+        # flat WaveNet's are 4x tier 1's), so the per-step ratio is mostly that ratio.
+        samples = BATCH * result["excerpt_samples"]
+        flat_samples = BATCH * flat["excerpt_samples"]
         result["time_vs_flat"] = result["seconds_per_step"] / flat["seconds_per_step"]
-        result["memory_vs_flat"] = result["peak_memory_mb"] / flat["peak_memory_mb"]
+        result["memory_vs_flat"] = result["peak_memory_mib"] / flat["peak_memory_mib"]
+        result["time_per_sample_vs_flat"] = (result["seconds_per_step"] / samples) / (
+            flat["seconds_per_step"] / flat_samples
+        )
+        result["memory_per_sample_vs_flat"] = (result["peak_memory_mib"] / samples) / (
+            flat["peak_memory_mib"] / flat_samples
+        )
     return results
 
 

@@ -56,8 +56,6 @@ def load_corpus(
         raise WavegenError(
             f"no readable MIDI in the {config.corpus} corpus ({len(rejected)} skipped)"
         )
-    if not validation:
-        log.warning("no validation split with MIDI: validating on the training pieces")
     return train, validation
 
 

@@ -17,7 +17,7 @@ import sys
 
 from stages._common import run_stage
 from wavegen_core.config import Params
-from wavegen_core.data.codes import held_out_split, level_digest, read_codes, training_split
+from wavegen_core.data.codes import level_digest, read_codes, training_split
 from wavegen_core.files import write_json
 from wavegen_core.models.prior import SPEC
 from wavegen_core.progress import log
@@ -36,8 +36,9 @@ def train(params: Params, args: argparse.Namespace) -> None:
     top = config.top
     source = args.codes / str(top)
     level = read_codes(source)
-    train_pieces, validation = training_split(level), held_out_split(level, "validation")
-    test = held_out_split(level, "test")
+    train_pieces = training_split(level)
+    validation = level.split("validation")
+    test = level.split("test")
     codebook_size = int(level.info["codebook_size"])
     log.info(
         "train_prior: tier %d codes (%d of them), %d train, %d validation, %d test pieces",
@@ -62,25 +63,29 @@ def train(params: Params, args: argparse.Namespace) -> None:
         input_digest=level_digest(source),
     )
     model = SPEC.load(args.checkpoint, device)
-    nll = evaluate_nll(
-        model,
-        [piece.values for piece in test],
-        context=config.prior.model.context,
-        device=device,
-    )
-    codes_per_second = float(level.info["codes_per_second"])
-    write_json(
-        args.reports / "test.json",
-        {
-            "tier": top,
-            "nll_per_code": nll,
-            "bits_per_code": nll / math.log(2),
-            "bits_per_second": nll / math.log(2) * codes_per_second,
-            "uniform_bits_per_code": math.log2(codebook_size),
-            "test_codes": sum(piece.length for piece in test),
-        },
-    )
-    log.info("train_prior: test NLL %.3f nats per code (%.2f bits)", nll, nll / math.log(2))
+    report: dict[str, float | int] = {
+        "tier": top,
+        "uniform_bits_per_code": math.log2(codebook_size),
+        "test_codes": sum(piece.length for piece in test),
+    }
+    if test:
+        nll = evaluate_nll(
+            model,
+            [piece.values for piece in test],
+            context=config.prior.model.context,
+            device=device,
+        )
+        codes_per_second = float(level.info["codes_per_second"])
+        report.update(
+            nll_per_code=nll,
+            bits_per_code=nll / math.log(2),
+            bits_per_second=nll / math.log(2) * codes_per_second,
+        )
+        log.info("train_prior: test NLL %.3f nats per code (%.2f bits)", nll, nll / math.log(2))
+    else:
+        # A test NLL of the training codes would flatter: none is written.
+        log.warning("train_prior: the corpus has no test split; no test NLL is written")
+    write_json(args.reports / "test.json", report)
 
 
 def main(argv: list[str] | None = None) -> int:

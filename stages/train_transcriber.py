@@ -17,6 +17,7 @@ from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.segments import load_aligned
 from wavegen_core.progress import log
 from wavegen_core.training.device import choose_device
+from wavegen_core.training.loop import held_out_or_train
 from wavegen_core.training.transcriber import train_transcriber
 
 PATHS = {
@@ -35,9 +36,11 @@ def train(params: Params, args: argparse.Namespace) -> None:
     variants = read_manifest(args.variants)
     if variants:
         train_set += load_aligned(variants, args.variants, config.model.mel)
-    validation = [p for p in pieces if p.split == "validation"] or [
-        p for p in pieces if p.split == "train"
-    ]
+    validation, eval_prefix = held_out_or_train(
+        [p for p in pieces if p.split == "validation"],
+        [p for p in pieces if p.split == "train"],
+        "train_transcriber",
+    )
     validation_set = load_aligned(validation, corpus, config.model.mel)
     log.info(
         "train_transcriber: %d train pieces (%d of them variants), %d validation pieces",
@@ -54,6 +57,7 @@ def train(params: Params, args: argparse.Namespace) -> None:
         device=device,
         checkpoint_path=args.checkpoint,
         metrics_dir=args.reports,
+        eval_prefix=eval_prefix,
     )
 
 

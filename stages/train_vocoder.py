@@ -16,6 +16,7 @@ from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import load_pairs
 from wavegen_core.progress import log
 from wavegen_core.training.device import choose_device
+from wavegen_core.training.loop import held_out_or_train
 from wavegen_core.training.vocoder import train_vocoder
 
 PATHS = {
@@ -31,7 +32,9 @@ def train(params: Params, args: argparse.Namespace) -> None:
     hop = config.conditioning.hop_length
     pieces = read_manifest(corpus)
     train_pieces = [p for p in pieces if p.split == "train"]
-    validation = [p for p in pieces if p.split == "validation"] or train_pieces
+    validation, eval_prefix = held_out_or_train(
+        [p for p in pieces if p.split == "validation"], train_pieces, f"train_vocoder@{family}"
+    )
     train_set = load_pairs(train_pieces, corpus, params.audio.sample_rate, hop)
     validation_set = load_pairs(validation, corpus, params.audio.sample_rate, hop)
     log.info(
@@ -53,6 +56,7 @@ def train(params: Params, args: argparse.Namespace) -> None:
         device=device,
         checkpoint_path=args.checkpoint,
         metrics_dir=args.reports,
+        eval_prefix=eval_prefix,
     )
 
 

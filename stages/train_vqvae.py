@@ -16,13 +16,13 @@ from stages._common import run_tier_stage
 from wavegen_core.config import Params
 from wavegen_core.data.codes import (
     check_level_below,
-    held_out_split,
     level_digest,
     load_level,
     training_split,
 )
 from wavegen_core.progress import log
 from wavegen_core.training.device import choose_device
+from wavegen_core.training.loop import held_out_or_train
 from wavegen_core.training.vqvae import train_tier
 
 PATHS = {
@@ -40,7 +40,9 @@ def train(params: Params, args: argparse.Namespace) -> None:
     for bad in rejected:
         log.warning("train_vqvae@%d: skipped %s: %s", tier, bad["piece"], bad["reason"])
     train_pieces = training_split(level)
-    validation = held_out_split(level, "validation")
+    validation, eval_prefix = held_out_or_train(
+        level.split("validation"), train_pieces, f"train_vqvae@{tier}"
+    )
     log.info(
         "train_vqvae@%d: %s from %s, %d train and %d validation pieces",
         tier,
@@ -64,6 +66,7 @@ def train(params: Params, args: argparse.Namespace) -> None:
         checkpoint_path=args.checkpoint,
         metrics_dir=args.reports,
         input_digest=level_digest(args.input),
+        eval_prefix=eval_prefix,
     )
 
 

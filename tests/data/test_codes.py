@@ -9,13 +9,13 @@ from wavegen_core.data.codes import (
     Level,
     LevelPiece,
     excerpt_batch,
-    held_out_split,
     level_digest,
     load_level,
     read_codes,
     training_split,
     write_codes,
 )
+from wavegen_core.training.loop import held_out_or_train
 
 
 def _pieces() -> list[LevelPiece]:
@@ -53,11 +53,15 @@ def test_digest_follows_the_codes(tmp_path) -> None:
     assert level_digest(tmp_path) != before
 
 
-def test_training_uses_train_and_unlabelled_and_held_out_falls_back() -> None:
+def test_training_uses_train_and_unlabelled_and_a_missing_split_is_named_so(caplog) -> None:
     level = Level(_pieces(), None, {})
-    assert [p.id for p in training_split(level)] == ["a", "c"]
-    assert [p.id for p in held_out_split(level, "test")] == ["b"]
-    assert [p.id for p in held_out_split(level, "validation")] == ["a", "c"]
+    train = training_split(level)
+    assert [p.id for p in train] == ["a", "c"]
+    assert held_out_or_train(level.split("test"), train, "x") == (level.split("test"), "eval")
+    # No validation piece: the training pieces, under a name that says so, and a warning.
+    pieces, prefix = held_out_or_train(level.split("validation"), train, "train_x")
+    assert [p.id for p in pieces] == ["a", "c"] and prefix == "eval_on_train"
+    assert "train_x: no piece held out" in caplog.text
     with pytest.raises(ValueError, match="no piece"):
         training_split(Level([LevelPiece("b", "test", np.zeros(3))], None, {}))
 

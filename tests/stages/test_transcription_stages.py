@@ -146,3 +146,26 @@ def test_basic_pitch_transcribes_the_test_chords_and_can_be_the_backend(repo) ->
     assert _manifest(repo, "data/transcribed")["transcriber"] == "basic_pitch"
     agreement = json.loads((repo / "reports/transcribe/metrics.json").read_text())
     assert agreement["agreement_with_reference"]["onset_f1"] > 0.8
+
+
+def test_without_a_validation_split_the_scores_say_they_are_on_training_pieces(
+    repo, tmp_path
+) -> None:
+    """A corpus too small to hold pieces out is still trained, and its evaluation curves
+    are logged as eval_on_train/..., never as held-out scores."""
+    import shutil
+
+    corpus = tmp_path / "prepared"
+    shutil.copytree(repo / "data/prepared", corpus)
+    manifest = _manifest(corpus, ".")
+    for piece in manifest["pieces"]:
+        piece["split"] = "train" if piece["split"] == "validation" else piece["split"]
+    (corpus / "manifest.json").write_text(json.dumps(manifest))
+    argv = ["--corpus", str(corpus), "--variants", str(repo / "data/variants")]
+    argv += ["--checkpoint", str(tmp_path / "c.pt"), "--reports", str(tmp_path / "reports")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(repo)
+        assert train_transcriber.main(argv) == 0
+    metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
+    assert "eval_on_train/onset_f1" in metrics
+    assert not [key for key in metrics if key.startswith("eval/")]

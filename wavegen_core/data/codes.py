@@ -71,12 +71,6 @@ def training_split(level: Level) -> list[LevelPiece]:
     return pieces
 
 
-def held_out_split(level: Level, name: str) -> list[LevelPiece]:
-    """The pieces of split ``name``; the training pieces when that split is empty
-    (a corpus too small to hold pieces out)."""
-    return level.split(name) or training_split(level)
-
-
 def load_audio_level(
     corpus_dir: str | os.PathLike[str], sample_rate: int
 ) -> tuple[Level, list[dict[str, str]]]:

@@ -50,6 +50,7 @@ from wavegen_core.seeding import preserved_rng, restore_rng
 from wavegen_core.training.metrics import MetricsLog, write_loss_plot
 
 Batch = TypeVar("Batch")
+T = TypeVar("T")
 Scalars = Mapping[str, float | torch.Tensor]
 LossFn = Callable[[nn.Module, Batch], tuple[torch.Tensor, Scalars]]
 # The loss of one phase of a step with several optimisers: (model, batch, carry).
@@ -89,6 +90,25 @@ class TrainResult:
     metrics: dict[str, float]
 
 
+# The prefix of evaluation scalars: on held-out pieces, or, where a corpus is too small
+# to hold any out, on training pieces, under a name that says so.
+EVAL, EVAL_ON_TRAIN = "eval", "eval_on_train"
+
+
+def held_out_or_train(held_out: list[T], train: list[T], what: str) -> tuple[list[T], str]:
+    """``held_out`` and :data:`EVAL`; or, when it is empty, ``train`` and
+    :data:`EVAL_ON_TRAIN`, with a warning: a score on training pieces is never written
+    as a held-out one. ``what`` names the stage and split for the warning."""
+    if held_out:
+        return held_out, EVAL
+    log.warning(
+        "%s: no piece held out; evaluating on the training pieces, logged as %s/...",
+        what,
+        EVAL_ON_TRAIN,
+    )
+    return train, EVAL_ON_TRAIN
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer | Sequence[Optimiser],
@@ -103,6 +123,7 @@ def fit(
     evaluate: Callable[[nn.Module], Scalars] | None = None,
     scheduler: LRScheduler | None = None,
     on_step: Callable[[int], None] | None = None,
+    eval_prefix: str = EVAL,
 ) -> TrainResult:
     """Train ``model`` for ``loop.steps`` steps, resuming from ``checkpoint_path`` if it is there.
 
@@ -110,9 +131,11 @@ def fit(
     tuples of them; they are moved to ``device``). ``loss_fn(model, batch)`` returns the
     loss and extra scalars to log as ``train/<name>``. ``evaluate(model)`` runs every
     ``loop.eval_every`` steps and at the end, in eval mode without gradients; its
-    scalars are logged as ``eval/<name>``. ``config`` (JSON types) is stored in the
-    checkpoint; a checkpoint written with another config, or past ``loop.steps``, is not resumed
-    from but replaced, because it belongs to another run. ``scheduler.step()`` is
+    scalars are logged as ``<eval_prefix>/<name>`` (``eval/``, or ``eval_on_train/``
+    where no piece was held out: see :func:`held_out_or_train`). ``config`` (JSON
+    types) is stored in the checkpoint; a checkpoint written with another config, or
+    past ``loop.steps``, is not resumed from but replaced, because it belongs to another
+    run. ``scheduler.step()`` is
     called once per training step. ``on_step(step)`` is called after each step is
     complete (checkpoint included).
 
@@ -174,7 +197,7 @@ def fit(
                     scalars["train/loss"] = total
                 metrics.log(step, scalars)
             if evaluate is not None and (last or step % loop.eval_every == 0):
-                metrics.log(step, _evaluate(model, evaluate))
+                metrics.log(step, _evaluate(model, evaluate, eval_prefix))
             if last or step % loop.checkpoint_every == 0:
                 save_checkpoint(
                     checkpoint_path,
@@ -329,7 +352,9 @@ def _train_scalars(
     return {f"train/{name}": value for name, value in scalars.items()}
 
 
-def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], Scalars]) -> dict[str, float]:
+def _evaluate(
+    model: nn.Module, evaluate: Callable[[nn.Module], Scalars], prefix: str = "eval"
+) -> dict[str, float]:
     """Run ``evaluate`` in eval mode without gradients, leaving the training RNG untouched."""
     model.eval()
     try:
@@ -337,7 +362,7 @@ def _evaluate(model: nn.Module, evaluate: Callable[[nn.Module], Scalars]) -> dic
             results = evaluate(model)
     finally:
         model.train()
-    scalars = {f"eval/{name}": float(value) for name, value in results.items()}
+    scalars = {f"{prefix}/{name}": float(value) for name, value in results.items()}
     log.info("eval: %s", _format(scalars))
     return scalars
 

@@ -35,7 +35,7 @@ from wavegen_core.midi.events import (
 from wavegen_core.midi.io import MidiReadError, load_midi
 from wavegen_core.models.music_transformer import SPEC
 from wavegen_core.seeding import seed_everything, step_generator
-from wavegen_core.training.loop import TrainResult, fit
+from wavegen_core.training.loop import TrainResult, fit, held_out_or_train
 
 EVAL_BATCH = 16
 
@@ -204,7 +204,8 @@ def train_music_transformer(
     )
     model = SPEC.build(saved)
     length = config.model.context
-    held_out = evaluation_windows(validation or train, vocab, length)
+    pieces, eval_prefix = held_out_or_train(validation, train, "train_music_transformer")
+    held_out = evaluation_windows(pieces, vocab, length)
 
     def evaluate(model: nn.Module) -> dict[str, float]:
         scores = score_windows(model, held_out, device)
@@ -229,4 +230,5 @@ def train_music_transformer(
         config=saved,
         device=device,
         evaluate=evaluate,
+        eval_prefix=eval_prefix,
     )

@@ -22,7 +22,7 @@ from torch import nn
 from wavegen_core.config import PriorConfig
 from wavegen_core.models.prior import IGNORE, SPEC, CodePrior
 from wavegen_core.seeding import seed_everything, step_generator
-from wavegen_core.training.loop import TrainResult, fit
+from wavegen_core.training.loop import TrainResult, fit, held_out_or_train
 
 EVAL_BATCH = 16
 
@@ -146,7 +146,7 @@ def train_prior(
     saved = SPEC.checkpoint_config(config.model, loop, codebook_size, seed, input_digest)
     model = SPEC.build(saved)
     context = config.model.context
-    held_out = validation or train
+    held_out, eval_prefix = held_out_or_train(validation, train, "train_prior")
 
     def evaluate(model: nn.Module) -> dict[str, float]:
         nll = evaluate_nll(cast(CodePrior, model), held_out, context=context, device=device)
@@ -170,4 +170,5 @@ def train_prior(
         config=saved,
         device=device,
         evaluate=evaluate,
+        eval_prefix=eval_prefix,
     )

@@ -101,6 +101,7 @@ def train_transcriber(
     device: torch.device,
     checkpoint_path: str | os.PathLike[str],
     metrics_dir: str | os.PathLike[str],
+    eval_prefix: str = "eval",
 ) -> TrainResult:
     """Train (or resume training) an Onsets and Frames model; see :func:`fit`."""
     seed_everything(seed)
@@ -138,4 +139,5 @@ def train_transcriber(
         config=saved,
         device=device,
         evaluate=evaluate,
+        eval_prefix=eval_prefix,
     )

@@ -54,6 +54,7 @@ def train_vocoder(
     device: torch.device,
     checkpoint_path: str | os.PathLike[str],
     metrics_dir: str | os.PathLike[str],
+    eval_prefix: str = "eval",
 ) -> TrainResult:
     """Train (or resume training) the vocoder of ``family``; see :func:`fit`."""
     seed_everything(seed)
@@ -99,4 +100,5 @@ def train_vocoder(
         config=saved,
         device=device,
         evaluate=evaluate,
+        eval_prefix=eval_prefix,
     )

@@ -49,6 +49,7 @@ def train_tier(
     checkpoint_path: str | os.PathLike[str],
     metrics_dir: str | os.PathLike[str],
     input_digest: str,
+    eval_prefix: str = "eval",
 ) -> TrainResult:
     """Train (or resume training) tier ``number`` on ``level``; see :func:`fit`."""
     seed_everything(seed + number)
@@ -89,4 +90,5 @@ def train_tier(
         config=saved,
         device=device,
         evaluate=evaluate,
+        eval_prefix=eval_prefix,
     )
