@@ -83,3 +83,16 @@ def test_tiny_model_learns_the_training_chorales(clips) -> None:
     print(f"onset F1 {untrained_f1:.3f} -> {trained_f1:.3f}")
     assert losses[-1] < losses[0] / 10
     assert trained_f1 > untrained_f1 + 0.2
+
+    # Transcription consistency (what the vocoders are scored with) tells the true audio
+    # from a noise render of the same length: a function returning 0 would fail here.
+    from wavegen_core.config import TranscriptionConfig
+    from wavegen_core.evaluation.synthesis import transcription_consistency
+
+    settings = TranscriptionConfig(decoding=DECODING, chunk_seconds=30.0, overlap_seconds=1.0)
+    noise = np.random.default_rng(0).normal(0.0, 0.1, len(clips[0][0])).astype(np.float32)
+    reference = [n for n in piano_notes(clips[0][1]) if n.start < CLIP_SECONDS - 0.1]
+    true_audio = transcription_consistency(clips[0][0], reference, model, settings, 16000)
+    noise_render = transcription_consistency(noise, reference, model, settings, 16000)
+    print(f"consistency: true audio {true_audio:.3f}, noise {noise_render:.3f}")
+    assert true_audio > 0.5 and true_audio > noise_render + 0.4
