@@ -63,7 +63,7 @@ def stage_order(repo: Path) -> list[str]:
     with Repo(str(repo)) as dvc_repo:
         graph = dvc_repo.index.graph  # edges: stage -> the stage it depends on
         order = list(reversed(list(nx.topological_sort(graph))))
-        return [stage.addressing for stage in order]
+        return [stage.name for stage in order]
 
 
 def lock_outputs(repo: Path) -> dict[str, dict[str, str]]:
