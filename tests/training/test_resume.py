@@ -66,6 +66,8 @@ def test_killed_run_resumes_to_identical_weights(tmp_path, repo_root, venv_env) 
     assert resumed["metrics"] == uninterrupted["metrics"]
     # Identical state, identical bytes: DVC gives the resumed run the same hash.
     assert (killed / CHECKPOINT).read_bytes() == (whole / CHECKPOINT).read_bytes()
+    summary = METRICS + "/metrics.json"
+    assert (killed / summary).read_bytes() == (whole / summary).read_bytes()
 
     curves = read_curves(killed / METRICS)
     for name, (steps, _) in curves.items():

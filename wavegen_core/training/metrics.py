@@ -56,8 +56,12 @@ class MetricsLog:
         self.latest.update(scalars)
 
     def write_summary(self, step: int) -> None:
-        """Write ``metrics.json``: the step and the latest value of every scalar."""
-        write_json(self.directory / SUMMARY_FILE, {"step": step, **self.latest})
+        """Write ``metrics.json``: the step and the latest value of every scalar, in name
+        order (a resumed run first learns the names from its checkpoint, in another
+        order, and must write the same file)."""
+        write_json(
+            self.directory / SUMMARY_FILE, {"step": step, **dict(sorted(self.latest.items()))}
+        )
 
 
 def truncate_curves(directory: str | os.PathLike[str], after_step: int) -> None:
