@@ -95,18 +95,18 @@ class TrainResult:
 EVAL, EVAL_ON_TRAIN = "eval", "eval_on_train"
 
 
-def held_out_or_train(held_out: list[T], train: list[T], what: str) -> tuple[list[T], str]:
+def held_out_or_train(held_out: Sequence[T], train: Sequence[T], what: str) -> tuple[list[T], str]:
     """``held_out`` and :data:`EVAL`; or, when it is empty, ``train`` and
     :data:`EVAL_ON_TRAIN`, with a warning: a score on training pieces is never written
     as a held-out one. ``what`` names the stage and split for the warning."""
     if held_out:
-        return held_out, EVAL
+        return list(held_out), EVAL
     log.warning(
         "%s: no piece held out; evaluating on the training pieces, logged as %s/...",
         what,
         EVAL_ON_TRAIN,
     )
-    return train, EVAL_ON_TRAIN
+    return list(train), EVAL_ON_TRAIN
 
 
 def fit(
