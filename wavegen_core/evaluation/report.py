@@ -442,9 +442,12 @@ def _vocoders(
 
 
 def _hierarchy(
-    inputs: ReportInputs, params: Params, media: _Media, config: ReportConfig
+    inputs: ReportInputs,
+    params: Params,
+    summary: dict[str, Any],
+    media: _Media,
+    config: ReportConfig,
 ) -> Iterator[str]:
-    summary = summarize(inputs, params)
     tiers = summary.get("tiers", {})
     if not tiers:
         yield _note(
@@ -668,11 +671,12 @@ def write_page(inputs: ReportInputs, params: Params, out_dir: Path) -> Path:
     for stale in staging.iterdir():
         stale.unlink()
     media = _Media(staging, config)
+    summary = summarize(inputs, params)
     parts = {
         "transcription": _transcription(inputs, media, config),
         "symbolic": _symbolic(inputs, params, media, config),
         "vocoders": _vocoders(inputs, params, media, config),
-        "hierarchy": _hierarchy(inputs, params, media, config),
+        "hierarchy": _hierarchy(inputs, params, summary, media, config),
         "training": _training(inputs, media),
         "run": _run(inputs, params),
     }
@@ -681,7 +685,7 @@ def write_page(inputs: ReportInputs, params: Params, out_dir: Path) -> Path:
         "<nav>"
         + "".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS)
         + "</nav>",
-        *_headlines(summarize(inputs, params)),
+        *_headlines(summary),
     ]
     for key, title in SECTIONS:
         body.append(f'<section id="{key}"><h2>{_e(title)}</h2>')
