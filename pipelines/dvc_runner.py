@@ -4,7 +4,9 @@ The stage runs through ``dvc repro --single-item``, so DVC's cache, run-cache an
 file decide whether it needs to run at all, exactly as in a plain ``dvc repro``.
 ``--wait-for-lock`` lets stages that share no outputs run at the same time in one
 workspace: DVC holds its repo lock only while it collects, hashes and commits, never
-while a stage's command runs.
+while a stage's command runs. A stage whose outputs another DVC process holds (another
+person's `dvc repro` in the same checkout is running it) is refused by DVC at once;
+with ``wait_while_busy`` the runner says who holds it and tries again until it is free.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,9 @@ from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED
 OWN_ERROR_CODES = {EXIT_FAILED: "stage error", EXIT_BAD_PARAMS: "invalid params"}
 
 _EXITED = re.compile(r"exited with (-?\d+)")
+# DVC's refusal when another DVC process holds a stage's outputs, and who holds them.
+_BUSY = re.compile(r"'([^']+)' is busy, it is being blocked by:\s*(\(PID \d+\)[^\n]*)")
+BUSY_POLL_SECONDS = 2.0
 _PROGRESS = re.compile(r"\d+%\|")
 # DVC's hints to an interactive user; noise in a Prefect log.
 _HINTS = re.compile(
@@ -34,6 +40,10 @@ _HINTS = re.compile(
 
 class StageFailed(RuntimeError):
     """The stage failed by its own error (bad params, bad data, a bug): do not retry."""
+
+
+class StageBusy(StageFailed):
+    """Another DVC process in this checkout holds the stage's outputs (DVC refused)."""
 
 
 class StageInterrupted(RuntimeError):
@@ -51,8 +61,38 @@ class StageOutcome:
     seconds: float
 
 
-def dvc(args: list[str], repo: Path, log: Callable[[str], None] | None = None) -> str:
-    """Run ``dvc ARGS`` in ``repo``; return its output. Raises on failure (classified)."""
+def dvc(
+    args: list[str],
+    repo: Path,
+    log: Callable[[str], None] | None = None,
+    wait_while_busy: bool = False,
+    poll_seconds: float = BUSY_POLL_SECONDS,
+) -> str:
+    """Run ``dvc ARGS`` in ``repo``; return its output. Raises on failure (classified).
+
+    With ``wait_while_busy``, a refusal because another DVC process holds the outputs
+    is logged once, naming that process, and the command is run again every
+    ``poll_seconds`` until it is not busy.
+    """
+    waiting_since = None
+    while True:
+        try:
+            output = _dvc_once(args, repo, log)
+        except StageBusy as busy:
+            if not wait_while_busy:
+                raise
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                if log is not None:
+                    log(f"waiting: {busy}; trying again every {poll_seconds:g} s")
+            time.sleep(poll_seconds)
+            continue
+        if waiting_since is not None and log is not None:
+            log(f"no longer busy after {time.monotonic() - waiting_since:.1f} s of waiting")
+        return output
+
+
+def _dvc_once(args: list[str], repo: Path, log: Callable[[str], None] | None) -> str:
     command = ["dvc", *args]
     # This interpreter's environment first on PATH: its `dvc`, and the `python` that
     # the stages' commands name, even when a worker runs without the venv activated.
@@ -93,6 +133,9 @@ def classify_failure(command: list[str], code: int, output: str) -> Exception:
     what = f"`{' '.join(command)}` failed"
     if code < 0:  # DVC itself was killed by a signal (its own failures exit 255)
         return StageInterrupted(f"{what}: dvc was killed (exit {code})\n{tail}")
+    busy = _BUSY.search(output)
+    if busy:
+        return StageBusy(f"{busy.group(1)} is in use by another DVC process: {busy.group(2)}")
     match = _EXITED.search(output)
     if match:
         stage_code = int(match.group(1))

@@ -53,7 +53,12 @@ def run_stage(repo: str, stage: str, share: bool) -> StageOutcome:
     root = Path(repo)
     start = time.perf_counter()
     pull = ["--pull"] if share else []
-    output = dvc(["--wait-for-lock", "repro", *pull, "--single-item", stage], root, logger.info)
+    output = dvc(
+        ["--wait-for-lock", "repro", *pull, "--single-item", stage],
+        root,
+        logger.info,
+        wait_while_busy=True,
+    )
     if share:
         dvc(["--wait-for-lock", "push", "--run-cache", stage], root, logger.info)
     outcome = outcome_of(stage, output, time.perf_counter() - start)

@@ -1,9 +1,10 @@
 """Two people in one checkout: `dvc repro` of two targets started at once.
 
 Independent targets both finish and both land in dvc.lock. A target whose chain holds
-a stage the other run is running is refused at once, naming the process that holds
-it; the other run finishes untouched, and the refused one, run again, finds its work
-done. Neither leaves a corrupt output.
+a stage the other run is running is refused at once by `dvc repro`, naming the process
+that holds it; the other run finishes untouched, and the refused one, run again, finds
+its work done. The flow's runner waits instead, saying whom it waits for. Neither
+leaves a corrupt output.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
+from pipelines.dvc_runner import StageBusy, dvc, outcome_of
 from tests.pipelines.toy_repo import make_toy_repo
 
 
@@ -84,3 +87,22 @@ def test_a_target_whose_stage_is_running_is_refused_with_who_holds_it(tmp_path, 
         ["dvc", "repro", "a"], cwd=repo, env=venv_env, capture_output=True, text=True, check=True
     )
     assert "Running stage" not in again.stdout
+
+
+def test_the_flow_runner_waits_for_a_busy_stage_and_says_for_whom(tmp_path, venv_env) -> None:
+    repo = make_toy_repo(tmp_path / "toy", seconds=3.0)
+    whole = _start(repo, "c", venv_env)
+    _wait_until_locked(repo, "out/a.json")
+    single_a = ["--wait-for-lock", "repro", "--single-item", "a"]
+    with pytest.raises(StageBusy, match=f"out/a.json is in use .*PID {whole.pid}"):
+        dvc(single_a, repo)
+    messages: list[str] = []
+    output = dvc(single_a, repo, messages.append, wait_while_busy=True, poll_seconds=0.2)
+    _outputs_whole(repo, "a")  # it returned once the other run had finished a
+    out, _ = whole.communicate(timeout=120)
+    assert whole.returncode == 0, out
+    waiting = [m for m in messages if m.startswith("waiting:")]
+    assert len(waiting) == 1 and f"PID {whole.pid}" in waiting[0], messages
+    assert any(m.startswith("no longer busy") for m in messages), messages
+    assert outcome_of("a", output, 0.0).status == "skipped"  # the other run did the work
+    _outputs_whole(repo, "abc")
