@@ -44,16 +44,6 @@ from wavegen_core.models.transcribers import (
 )
 
 SAMPLE_RATE = 16000
-SECOND_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
-# Piano music in music21's corpus by composers other than Bach (the first seconds).
-OTHER_COMPOSERS = (
-    "mozart/k545/movement1_exposition",
-    "joplin/maple_leaf_rag",
-    "chopin/mazurka06-2",
-    "schumann_clara/polonaise_op1n1",
-    "beethoven/opus18no1/movement2",
-)
-EXCERPT_SECONDS = 30.0
 SPEED_SECONDS = 60.0
 SHORT_FILE, LONG_FILE = 150.0, 600.0
 
