@@ -39,6 +39,13 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def _run(args: argparse.Namespace) -> int:
     # The library knows nothing of Prefect; the flow lives in pipelines/.
     from pipelines.flow import pipeline
@@ -49,6 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         repo=args.repo,
         share=args.share,
+        gpu_slots=args.gpu_slots,
     )
     for outcome in outcomes:
         print(f"{outcome.stage:<32} {outcome.status:<9} {outcome.seconds:8.1f} s")
@@ -296,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--share",
         action="store_true",
         help="pull inputs from / push outputs to the DVC remote around each stage",
+    )
+    flow.add_argument(
+        "--gpu-slots",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="how many stages marked `meta: {gpu: true}` may run at once (default 1: one "
+        "GPU per worker; on a CPU-only machine they share its cores)",
     )
     flow.add_argument("--repo", default=".", help="the DVC project (default: here)")
     flow.set_defaults(run=_run)
