@@ -5,7 +5,8 @@ examples do: ``cmd: python -m stages.train data/prepared models/...``), so that 
 graph is the only place a path is named. :func:`stage_parser` makes a parser with the
 stage's path options (all required) and ``--params``; :func:`run_stage`,
 :func:`run_family_stage` and :func:`run_tier_stage` validate the params first (exit 2),
-then run the stage's body with them and the parsed arguments.
+then run the stage's body with them and the parsed arguments (among them
+``stage_command``, what starts the same stage again: see ``stages/_training.py``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def run_stage(
     A :class:`WavegenError` is reported as one message and exit code 1; anything else
     is a bug and keeps its traceback.
     """
-    args = stage_parser(name, paths, many).parse_args(argv)
+    args = _parsed(stage_parser(name, paths, many), name, argv)
     return _run(name, args, body)
 
 
@@ -67,7 +68,7 @@ def run_family_stage(
     """
     parser = stage_parser(name, paths)
     parser.add_argument("family", choices=VOCODER_FAMILIES, help="vocoder family")
-    args = parser.parse_args(argv)
+    args = _parsed(parser, name, argv)
 
     def body_for_family(params: Params, args: argparse.Namespace) -> None:
         if args.family not in params.vocoder.families:
@@ -94,7 +95,7 @@ def run_tier_stage(
     """
     parser = stage_parser(name, paths)
     parser.add_argument("tier", type=int, help="tier number (1 = on the waveform)")
-    args = parser.parse_args(argv)
+    args = _parsed(parser, name, argv)
 
     def body_for_tier(params: Params, args: argparse.Namespace) -> None:
         if str(args.tier) not in params.vqvae.tiers:
@@ -108,6 +109,16 @@ def run_tier_stage(
         body(params, args)
 
     return _run(f"{name}@{args.tier}", args, body_for_tier)
+
+
+def _parsed(
+    parser: argparse.ArgumentParser, name: str, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """The arguments, with what it takes to start the same stage again (under torchrun)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.stage_command = (f"stages.{name}", argv)
+    return args
 
 
 def _run(name: str, args: argparse.Namespace, body: Body) -> int:

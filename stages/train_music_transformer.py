@@ -17,12 +17,12 @@ import argparse
 import sys
 
 from stages._common import run_stage
+from stages._training import training_device
 from wavegen_core.config import MusicTransformerConfig, Params
 from wavegen_core.data.manifest import midi_files
 from wavegen_core.errors import WavegenError
 from wavegen_core.files import write_json
 from wavegen_core.progress import log
-from wavegen_core.training.device import choose_device
 from wavegen_core.training.music_transformer import NotePiece, load_pieces, train_music_transformer
 
 PATHS = {
@@ -61,15 +61,14 @@ def load_corpus(
 
 def train(params: Params, args: argparse.Namespace) -> None:
     config = params.music_transformer
+    # First: with train.nproc > 1 the stage starts again as that many processes here.
+    device = training_device(params, config.train, "music_transformer.train", args)
     train_set, validation = load_corpus(config, args)
     log.info(
         "train_music_transformer: %d %s pieces, %d validation pieces",
         len(train_set),
         config.corpus,
         len(validation),
-    )
-    device = choose_device(
-        config.train.device or params.device, param="music_transformer.train.device"
     )
     train_music_transformer(
         config,

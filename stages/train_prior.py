@@ -16,12 +16,12 @@ import math
 import sys
 
 from stages._common import run_stage
+from stages._training import training_device
 from wavegen_core.config import Params
 from wavegen_core.data.codes import level_digest, read_codes, training_split
 from wavegen_core.files import write_json
 from wavegen_core.models.prior import SPEC
 from wavegen_core.progress import log
-from wavegen_core.training.device import choose_device
 from wavegen_core.training.prior import evaluate_nll, train_prior
 
 PATHS = {
@@ -33,6 +33,8 @@ PATHS = {
 
 def train(params: Params, args: argparse.Namespace) -> None:
     config = params.vqvae
+    # First: with train.nproc > 1 the stage starts again as that many processes here.
+    device = training_device(params, config.prior.train, "vqvae.prior.train", args)
     top = config.top
     source = args.codes / str(top)
     level = read_codes(source)
@@ -47,9 +49,6 @@ def train(params: Params, args: argparse.Namespace) -> None:
         len(train_pieces),
         len(validation),
         len(test),
-    )
-    device = choose_device(
-        config.prior.train.device or params.device, param="vqvae.prior.train.device"
     )
     train_prior(
         config.prior,

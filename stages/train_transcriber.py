@@ -12,11 +12,11 @@ import argparse
 import sys
 
 from stages._common import run_stage
+from stages._training import training_device
 from wavegen_core.config import Params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.segments import load_aligned
 from wavegen_core.progress import log
-from wavegen_core.training.device import choose_device
 from wavegen_core.training.loop import held_out_or_train
 from wavegen_core.training.transcriber import train_transcriber
 
@@ -30,6 +30,8 @@ PATHS = {
 
 def train(params: Params, args: argparse.Namespace) -> None:
     config = params.transcription
+    # First: with train.nproc > 1 the stage starts again as that many processes here.
+    device = training_device(params, config.train, "transcription.train", args)
     corpus = args.corpus
     pieces = read_manifest(corpus)
     train_set = load_aligned([p for p in pieces if p.split == "train"], corpus, config.model.mel)
@@ -48,7 +50,6 @@ def train(params: Params, args: argparse.Namespace) -> None:
         len(variants),
         len(validation_set),
     )
-    device = choose_device(config.train.device or params.device, param="transcription.train.device")
     train_transcriber(
         config,
         train_set,

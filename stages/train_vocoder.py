@@ -11,11 +11,11 @@ import argparse
 import sys
 
 from stages._common import run_family_stage
+from stages._training import training_device
 from wavegen_core.config import Params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import load_pairs
 from wavegen_core.progress import log
-from wavegen_core.training.device import choose_device
 from wavegen_core.training.loop import held_out_or_train
 from wavegen_core.training.vocoder import train_vocoder
 
@@ -29,6 +29,8 @@ PATHS = {
 def train(params: Params, args: argparse.Namespace) -> None:
     config, family, corpus = params.vocoder, args.family, args.corpus
     section = config.section(family)
+    # First: with train.nproc > 1 the stage starts again as that many processes here.
+    device = training_device(params, section.train, f"vocoder.{family}.train", args)
     hop = config.conditioning.hop_length
     pieces = read_manifest(corpus)
     train_pieces = [p for p in pieces if p.split == "train"]
@@ -42,9 +44,6 @@ def train(params: Params, args: argparse.Namespace) -> None:
         family,
         len(train_set),
         len(validation_set),
-    )
-    device = choose_device(
-        section.train.device or params.device, param=f"vocoder.{family}.train.device"
     )
     train_vocoder(
         family,

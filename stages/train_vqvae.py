@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from stages._common import run_tier_stage
+from stages._training import training_device
 from wavegen_core.config import Params
 from wavegen_core.data.codes import (
     check_level_below,
@@ -21,7 +22,6 @@ from wavegen_core.data.codes import (
     training_split,
 )
 from wavegen_core.progress import log
-from wavegen_core.training.device import choose_device
 from wavegen_core.training.loop import held_out_or_train
 from wavegen_core.training.vqvae import train_tier
 
@@ -35,6 +35,8 @@ PATHS = {
 def train(params: Params, args: argparse.Namespace) -> None:
     tier = args.tier
     config = params.vqvae.tier(tier)
+    # First: with train.nproc > 1 the stage starts again as that many processes here.
+    device = training_device(params, config.train, f"vqvae.tiers.{tier}.train", args)
     level, rejected = load_level(args.input, params.audio.sample_rate)
     check_level_below(level, tier, args.input)
     for bad in rejected:
@@ -50,9 +52,6 @@ def train(params: Params, args: argparse.Namespace) -> None:
         args.input,
         len(train_pieces),
         len(validation),
-    )
-    device = choose_device(
-        config.train.device or params.device, param=f"vqvae.tiers.{tier}.train.device"
     )
     train_tier(
         tier,

@@ -20,6 +20,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "wavegen_core/files.py",
         "wavegen_core/progress.py",
         "wavegen_core/seeding.py",
+        "wavegen_core/parallel.py",
         "wavegen_core/schema.py",
         "wavegen_core/checkpoint.py",
         "wavegen_core/audio/",

@@ -11,6 +11,9 @@ needed to rebuild the model and to resume training from nothing but its path:
 ``step``       how many training steps the weights have seen
 ``metrics``    the latest value of every logged scalar (``train/loss``, ``eval/...``)
 ``rng``        the global generators' state, see :mod:`wavegen_core.seeding`
+``scaler``     the fp16 gradient scaler's ``state_dict`` (only in fp16 runs)
+``rng_by_rank`` every data-parallel rank's generators, in rank order (only in runs of
+               several processes; ``rng`` is rank 0's)
 
 Everything in it is a tensor or a plain Python value, so it loads with
 ``torch.load(weights_only=True)``: opening a checkpoint never runs pickled code.
@@ -66,6 +69,8 @@ def save_checkpoint(
     config: Mapping[str, Any],
     metrics: Mapping[str, float],
     scheduler: LRScheduler | None | Mapping[str, LRScheduler | None] = None,
+    scaler: torch.amp.GradScaler | None = None,
+    rng_by_rank: list[Any] | None = None,
 ) -> None:
     """Write the training state at ``step`` to ``path``, replacing any older checkpoint whole.
 
@@ -83,6 +88,10 @@ def save_checkpoint(
         "metrics": dict(sorted(metrics.items())),
         "rng": capture_rng(),
     }
+    if scaler is not None:
+        checkpoint["scaler"] = scaler.state_dict()
+    if rng_by_rank is not None:
+        checkpoint["rng_by_rank"] = list(rng_by_rank)
     # Serialised in memory first: torch.save names the archive's inner folder after the
     # file it writes, and the temporary name would make equal checkpoints differ in bytes
     # (and so in their DVC hash).

@@ -375,6 +375,27 @@ class Params(Strict):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _fp16_needs_cuda(self) -> Params:
+        """fp16 trains with a gradient scaler on CUDA; refused here, not at step 1."""
+        for key, loop in train_loops(self):
+            if loop.precision != "fp16":
+                continue
+            device, device_key = (
+                (loop.device, f"{key}.device") if loop.device else (self.device, "device")
+            )
+            if device in ("cpu", "mps"):
+                reason = f"{device_key} = {device!r}"
+            elif not _cuda_available():
+                reason = f"{device_key} = {device!r}, and this machine has no CUDA GPU"
+            else:
+                continue
+            raise ValueError(
+                f"{key}.precision = 'fp16' needs a CUDA GPU (half-precision training with a "
+                f"gradient scaler), but {reason}; use 'bf16', 'fp32' or 'auto'"
+            )
+        return self
+
     @model_validator(mode="before")
     @classmethod
     def _mel_rate_follows_audio(cls, raw: Any) -> Any:
@@ -427,6 +448,30 @@ class Params(Strict):
     def prepare_job(self) -> PrepareJob:
         """What `prepare_data` reads of the params."""
         return PrepareJob(self.data, self.audio.sample_rate, self.seed)
+
+
+def train_loops(node: BaseModel, prefix: str = "") -> list[tuple[str, TrainLoopConfig]]:
+    """Every training loop config under ``node``, with its dotted key
+    (``transcription.train``, ``vqvae.tiers.1.train``...)."""
+    found = []
+    for name in type(node).model_fields:
+        value = getattr(node, name)
+        key = f"{prefix}{name}"
+        if isinstance(value, TrainLoopConfig):
+            found.append((key, value))
+        elif isinstance(value, BaseModel):
+            found += train_loops(value, f"{key}.")
+        elif isinstance(value, dict):
+            for sub, item in value.items():
+                if isinstance(item, BaseModel):
+                    found += train_loops(item, f"{key}.{sub}.")
+    return found
+
+
+def _cuda_available() -> bool:
+    import torch  # only when fp16 is asked for: validating params needs no torch otherwise
+
+    return bool(torch.cuda.is_available())
 
 
 # --------------------------------------------------------------------------- loading

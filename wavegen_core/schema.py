@@ -9,7 +9,7 @@ needs the whole schema.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -63,8 +63,25 @@ class TrainLoopConfig(Strict):
     log_every: int = Field(10, gt=0)
     eval_every: int = Field(100, gt=0)
     device: str | None = Field(None, description="Overrides the top-level `device` for this stage.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto",
+        description="auto: bf16 on a GPU that supports it, else fp32; fp16 needs CUDA and "
+        "trains with a gradient scaler",
+    )
+    nproc: int | Literal["auto"] = Field(
+        1,
+        description="data-parallel processes, launched through torchrun; auto: one per "
+        "visible GPU (1 without one)",
+    )
 
     @field_validator("device")
     @classmethod
     def _device(cls, value: str | None) -> str | None:
         return None if value is None else check_device(value)
+
+    @field_validator("nproc")
+    @classmethod
+    def _nproc(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be a process count of 1 or more, or 'auto'")
+        return value

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wavegen_core import parallel
 from wavegen_core.audio.io import stream_audio
 from wavegen_core.audio.mel import LogMelSpectrogram
 from wavegen_core.midi.rolls import KEY_COUNT, NoteDecoder, NoteDecodingConfig, notes_to_midi
@@ -32,7 +33,7 @@ from wavegen_core.models.spec import ModelSpec
 def _conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:
     return [
         nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-        nn.BatchNorm2d(out_channels),
+        parallel.SyncBatchNorm(out_channels),  # over the global batch under torchrun
         nn.ReLU(),
     ]
 
@@ -207,7 +208,8 @@ def transcription_loss(
         outputs["frame_logits"], frames, weight=onset_weighted_frames(onsets, frames, config)
     )
     squared_error = onsets * (targets["velocity"] - outputs["velocity"]) ** 2
-    velocity = squared_error.sum() / onsets.sum().clamp(min=1.0)
+    # Under torchrun: the global batch's onset count, so ranks average to one process.
+    velocity = squared_error.sum() / parallel.global_denominator(onsets.sum())
     total = onset + offset + frame + config.velocity_loss_weight * velocity
     parts = {"onset": onset, "offset": offset, "frame": frame, "velocity": velocity}
     return total, {name: part.detach() for name, part in parts.items()}

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from wavegen_core import parallel
+
 
 @dataclass
 class Quantised:
@@ -161,6 +163,8 @@ class VectorQuantiser(nn.Module):
         self.embed_sum.copy_(centres)
         self.cluster_size.fill_(1.0)
         self.needs_init.fill_(False)
+        # Under torchrun: rank 0's centres (from its share of the batch) for every rank.
+        parallel.broadcast_([self.codebook, self.embed_sum], parallel.current())
 
     @torch.no_grad()
     def _update(
@@ -168,6 +172,9 @@ class VectorQuantiser(nn.Module):
     ) -> None:
         counts = torch.bincount(codes, minlength=self.codebook_size).to(flat.dtype)
         sums = torch.zeros_like(self.embed_sum).index_add_(0, codes, flat)
+        world = parallel.current()
+        # Under torchrun the statistics are the global batch's, as in one process.
+        parallel.sum_over_ranks_([counts, sums], world)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
@@ -183,3 +190,5 @@ class VectorQuantiser(nn.Module):
             self.codebook[dead] = fresh
             self.embed_sum[dead] = fresh * self.restart_threshold
             self.cluster_size[dead] = self.restart_threshold
+            # Each rank drew from its own share of the batch: rank 0's draws win.
+            parallel.broadcast_([self.codebook, self.embed_sum], world)

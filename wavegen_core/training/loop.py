@@ -14,6 +14,18 @@ and ends, on CPU, with the same weights bit for bit as a run that was never kill
 Evaluation runs under :func:`preserved_rng`, so the weights do not depend on how often
 it runs either.
 
+Under torchrun (:mod:`wavegen_core.parallel`) each rank trains on its share of every
+step's batch, gradients are averaged across ranks after each phase's backward pass,
+and only rank 0 evaluates and writes; every rank's random state is saved, so a killed
+multi-process run resumes exactly too.
+
+``loop.precision`` chooses the arithmetic of the forward passes: fp32; bf16 under
+``torch.autocast`` (the default on a GPU that has it); or fp16 under autocast with a
+gradient scaler, CUDA only, whose state travels in the checkpoint. Weights, optimiser
+state and evaluation stay fp32. Under fp16 a step whose gradients overflow is skipped
+and the scale lowered, as the scaler intends; a non-finite loss, or non-finite
+gradients in fp32 or bf16, still stop the run.
+
 A model trained by one objective has one optimiser. An adversarial one has one per
 network (:class:`~wavegen_core.models.spec.Optimiser`, named), and each step runs a
 phase per optimiser in order, as HiFi-GAN alternates a discriminator step and a
@@ -24,6 +36,7 @@ one computes (the generated audio) the next can use.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +48,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
+from wavegen_core import parallel
 from wavegen_core.checkpoint import (
     Checkpoint,
     load_checkpoint,
@@ -46,7 +60,7 @@ from wavegen_core.errors import WavegenError
 from wavegen_core.models.spec import Optimiser
 from wavegen_core.progress import log, progress_bar
 from wavegen_core.schema import TrainLoopConfig
-from wavegen_core.seeding import preserved_rng, restore_rng
+from wavegen_core.seeding import capture_rng, preserved_rng, restore_rng, seed_everything
 from wavegen_core.training.metrics import MetricsLog, write_loss_plot
 
 Batch = TypeVar("Batch")
@@ -153,42 +167,75 @@ def fit(
     summary ``metrics.json`` and ``loss_curves.png``.
     """
     checkpoint_path = Path(checkpoint_path)
+    precision = resolve_precision(loop.precision, device)
+    if precision != "fp32":
+        # Another arithmetic is another run: a checkpoint of one must not resume the other.
+        config = {**config, "precision": precision}
     config = plain_config(config)
     phases = _phases(model, optimizer, scheduler, loss_fn)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    world = parallel.current()
+    if loop.batch_size % world.size:
+        raise WavegenError(
+            f"train.batch_size = {loop.batch_size} does not split evenly over {world.size} "
+            f"processes (train.nproc); make it a multiple of {world.size}"
+        )
     optimizers, schedulers = _saved_form(phases)
     model.to(device)
     checkpoint = _checkpoint_to_resume(checkpoint_path, config, loop.steps, device)
     start = checkpoint["step"] if checkpoint is not None else 0
     saved_step = start if checkpoint is not None else None
     latest = checkpoint["metrics"] if checkpoint is not None else {}
-    metrics = MetricsLog(metrics_dir, after_step=start, latest=latest)
+    metrics = (
+        MetricsLog(metrics_dir, after_step=start, latest=latest)
+        if world.main
+        else _Unlogged(latest)
+    )
     if checkpoint is not None:
         load_training_state(checkpoint, model, optimizers, schedulers)
+        if scaler is not None:
+            scaler.load_state_dict(checkpoint["scaler"])
         log.info("resuming from step %d (%s)", start, checkpoint_path)
     if start < loop.steps:
-        log.info("training steps %d to %d on %s", start + 1, loop.steps, device)
+        log.info("training steps %d to %d on %s in %s", start + 1, loop.steps, device, precision)
+    autocast = _autocast(precision, device)
+    parallel.broadcast_state(model, world)
     model.train()
     if checkpoint is not None:
         # Last, so that nothing drawn while setting up shifts the training stream.
-        restore_rng(checkpoint["rng"])
-    bar = progress_bar(total=loop.steps, initial=start, desc="train", unit="step")
+        restore_rng(_rng_of_rank(checkpoint, world))
+    elif world.size > 1 and not world.main:
+        # Each rank its own dropout and noise; rank 0 keeps the single-process stream.
+        seed_everything((torch.initial_seed() + 1_000_003 * world.rank) % 2**32)
+    bar = progress_bar(
+        total=loop.steps, initial=start, desc="train", unit="step", disable=not world.main
+    )
     try:
         for step in range(start + 1, loop.steps + 1):
-            batch = move_to(batch_for_step(step), device)
+            batch = move_to(parallel.shard(batch_for_step(step), world), device)
             carry: dict[str, Any] = {}
             scalars: dict[str, float] = {}
             total = 0.0
             for phase in phases:
                 if step < phase.optimiser.first_step:
                     continue
-                loss, grad_norm, extras = _backward(model, phase, batch, carry, loop.grad_clip)
-                if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                loss, grad_norm, extras = _backward(
+                    model, phase, batch, carry, loop.grad_clip, autocast, scaler, world
+                )
+                overflow = scaler is not None and not math.isfinite(grad_norm)
+                if not math.isfinite(loss) or not (math.isfinite(grad_norm) or overflow):
                     raise NonFiniteLossError(step, loss, grad_norm, checkpoint_path, saved_step)
-                phase.optimiser.optimizer.step()
+                if scaler is not None:
+                    scaler.step(phase.optimiser.optimizer)  # skipped on overflow
+                else:
+                    phase.optimiser.optimizer.step()
                 if phase.optimiser.scheduler is not None:
                     phase.optimiser.scheduler.step()
                 scalars.update(_train_scalars(phase, loss, grad_norm, extras))
                 total += loss
+            if scaler is not None:
+                scaler.update()
+                scalars["train/loss_scale"] = float(scaler.get_scale())
             bar.set_postfix(loss=f"{total:.4g}", refresh=False)
             bar.update(1)
             last = step == loop.steps
@@ -196,28 +243,87 @@ def fit(
                 if len(phases) > 1:
                     scalars["train/loss"] = total
                 metrics.log(step, scalars)
-            if evaluate is not None and (last or step % loop.eval_every == 0):
+            if evaluate is not None and world.main and (last or step % loop.eval_every == 0):
                 metrics.log(step, _evaluate(model, evaluate, eval_prefix))
             if last or step % loop.checkpoint_every == 0:
-                save_checkpoint(
-                    checkpoint_path,
-                    model,
-                    optimizers,
-                    step=step,
-                    config=config,
-                    metrics=metrics.latest,
-                    scheduler=schedulers,
-                )
+                # Every rank's generators, gathered by all (a collective), saved by rank 0.
+                states = parallel.gather_objects(capture_rng(), world)
+                if world.main:
+                    save_checkpoint(
+                        checkpoint_path,
+                        model,
+                        optimizers,
+                        step=step,
+                        config=config,
+                        metrics=metrics.latest,
+                        scheduler=schedulers,
+                        scaler=scaler,
+                        rng_by_rank=states if world.size > 1 else None,
+                    )
+                    metrics.write_summary(step)
                 saved_step = step
-                metrics.write_summary(step)
             if on_step is not None:
                 on_step(step)
     finally:
         bar.close()
-    metrics.write_summary(loop.steps)
-    write_loss_plot(metrics_dir)
-    log.info("finished at step %d: %s", loop.steps, _format(metrics.latest))
+    if world.main:
+        metrics.write_summary(loop.steps)
+        write_loss_plot(metrics_dir)
+        log.info("finished at step %d: %s", loop.steps, _format(metrics.latest))
+    parallel.barrier(world)  # the others return once rank 0's files are written
     return TrainResult(loop.steps, dict(metrics.latest))
+
+
+class _Unlogged:
+    """What ranks other than 0 have for a metrics log: the latest values, no files."""
+
+    def __init__(self, latest: Mapping[str, float]) -> None:
+        self.latest: dict[str, float] = dict(latest)
+
+    def log(self, step: int, scalars: Mapping[str, float]) -> None:
+        self.latest.update(scalars)
+
+    def write_summary(self, step: int) -> None:
+        pass
+
+
+def _rng_of_rank(checkpoint: Checkpoint, world: parallel.World) -> Any:
+    """This rank's saved generators; rank 0's when the checkpoint has no state for it
+    (written by another number of processes: the weights resume, the streams restart)."""
+    by_rank = checkpoint.get("rng_by_rank")
+    if by_rank is not None and len(by_rank) == world.size:
+        return by_rank[world.rank]
+    if world.size > 1 and not world.main:
+        log.info("the checkpoint holds no generator state for rank %d", world.rank)
+    return checkpoint["rng"]
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``loop.precision`` on ``device``: auto is bf16 on a CUDA GPU that supports it,
+    fp32 anywhere else; fp16 is CUDA only (params validation refuses it earlier)."""
+    if requested == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "fp32"
+    if requested not in PRECISIONS:
+        raise ValueError(f"precision {requested!r}: not one of auto, {', '.join(PRECISIONS)}")
+    if requested == "fp16" and device.type != "cuda":
+        raise WavegenError(
+            f"precision fp16 needs a CUDA device (its gradient scaler); this stage trains on "
+            f"{device}: use bf16 or fp32"
+        )
+    return requested
+
+
+def _autocast(precision: str, device: torch.device) -> Callable[[], Any]:
+    """A factory of the context the forward passes run in."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 def _checkpoint_to_resume(
@@ -321,6 +427,9 @@ def _backward(
     batch: Any,
     carry: dict[str, Any],
     grad_clip: float | None,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+    scaler: torch.amp.GradScaler | None = None,
+    world: parallel.World = parallel.ALONE,
 ) -> tuple[float, float, Scalars]:
     """Compute one phase's loss and clipped gradients; returns the loss, gradient norm
     and extras.
@@ -328,13 +437,26 @@ def _backward(
     Loss and norm come back to the host together (one device sync per phase), so that
     the caller can check them before the update ever touches the weights. With
     ``grad_clip`` unset the norm is still computed, since it is logged and checked:
-    clipping at infinity scales the gradients by exactly 1.
+    clipping at infinity scales the gradients by exactly 1. With a ``scaler`` the
+    gradients are unscaled before they are clipped and measured. With several ranks the
+    gradients are averaged first (still scaled, so that an overflow on any rank is seen
+    by all), and the loss and extras returned are the ranks' mean.
     """
     phase.optimiser.optimizer.zero_grad(set_to_none=True)
-    loss, extras = phase.loss_fn(model, batch, carry)
-    loss.backward()
+    with autocast():
+        loss, extras = phase.loss_fn(model, batch, carry)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        parallel.average_gradients(phase.parameters, world)
+        scaler.unscale_(phase.optimiser.optimizer)
+    else:
+        loss.backward()
+        parallel.average_gradients(phase.parameters, world)
     grad_norm = nn.utils.clip_grad_norm_(phase.parameters, grad_clip or math.inf)
     both = torch.stack([loss.detach().float().reshape(()), grad_norm.float()])
+    if world.size > 1:
+        both = parallel.mean_over_ranks(both, world)
+        extras = parallel.mean_scalars(extras, world, both.device)
     loss_value, norm_value = both.tolist()
     return loss_value, norm_value, extras
 
