@@ -53,7 +53,7 @@ def split_scores(pieces: list[LevelPiece], codebook_size: int) -> dict[str, dict
     """Codebook usage and perplexity of the codes of each split that has pieces."""
     scores = {}
     for split in SPLITS:
-        codes = [piece.values for piece in pieces if piece.split == split]
+        codes = [piece.whole() for piece in pieces if piece.split == split]
         if codes:
             joined = torch.from_numpy(np.concatenate(codes))
             scores[split] = {
@@ -82,14 +82,14 @@ def plot_usage(path: Path, counts: np.ndarray, tier: int, split: str) -> None:
 
 def encode(params: Params, args: argparse.Namespace) -> None:
     config, tier = params.vqvae, args.tier
-    level, rejected = load_level(args.input, params.audio.sample_rate)
+    level, rejected = load_level(args.input, params.audio.sample_rate, stream=True)
     check_level_below(level, tier, args.input)
     device = choose_device(params.device)
     model = SPEC.load(args.checkpoint, device)
     pieces = []
     bar = progress_bar(total=len(level.pieces), desc=f"encode@{tier}", unit="piece")
     for piece in level.pieces:
-        pieces.append(LevelPiece(piece.id, piece.split, encode_piece(model, piece.values)))
+        pieces.append(LevelPiece(piece.id, piece.split, encode_piece(model, piece.whole())))
         bar.update(1)
     bar.close()
     codebook_size = model.quantiser.codebook_size
@@ -116,7 +116,7 @@ def encode(params: Params, args: argparse.Namespace) -> None:
     scores = split_scores(pieces, codebook_size)
     shown = "test" if "test" in scores else next(iter(scores))
     counts = code_histogram(
-        torch.from_numpy(np.concatenate([p.values for p in pieces if p.split == shown])),
+        torch.from_numpy(np.concatenate([p.whole() for p in pieces if p.split == shown])),
         codebook_size,
     ).numpy()
     report = Path(args.reports)

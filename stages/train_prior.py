@@ -53,8 +53,8 @@ def train(params: Params, args: argparse.Namespace) -> None:
     train_prior(
         config.prior,
         codebook_size,
-        [piece.values for piece in train_pieces],
-        [piece.values for piece in validation],
+        [piece.whole() for piece in train_pieces],
+        [piece.whole() for piece in validation],
         seed=params.seed,
         device=device,
         checkpoint_path=args.checkpoint,
@@ -70,7 +70,7 @@ def train(params: Params, args: argparse.Namespace) -> None:
     if test:
         nll = evaluate_nll(
             model,
-            [piece.values for piece in test],
+            [piece.whole() for piece in test],
             context=config.prior.model.context,
             device=device,
         )

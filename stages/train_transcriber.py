@@ -34,16 +34,18 @@ def train(params: Params, args: argparse.Namespace) -> None:
     device = training_device(params, config.train, "transcription.train", args)
     corpus = args.corpus
     pieces = read_manifest(corpus)
-    train_set = load_aligned([p for p in pieces if p.split == "train"], corpus, config.model.mel)
+    # Streamed: each excerpt's audio is read from its file; memory follows the batch.
+    mel = config.model.mel
+    train_set = load_aligned([p for p in pieces if p.split == "train"], corpus, mel, stream=True)
     variants = read_manifest(args.variants)
     if variants:
-        train_set += load_aligned(variants, args.variants, config.model.mel)
+        train_set += load_aligned(variants, args.variants, mel, stream=True)
     validation, eval_prefix = held_out_or_train(
         [p for p in pieces if p.split == "validation"],
         [p for p in pieces if p.split == "train"],
         "train_transcriber",
     )
-    validation_set = load_aligned(validation, corpus, config.model.mel)
+    validation_set = load_aligned(validation, corpus, mel, stream=True)
     log.info(
         "train_transcriber: %d train pieces (%d of them variants), %d validation pieces",
         len(train_set),

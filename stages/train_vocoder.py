@@ -37,8 +37,9 @@ def train(params: Params, args: argparse.Namespace) -> None:
     validation, eval_prefix = held_out_or_train(
         [p for p in pieces if p.split == "validation"], train_pieces, f"train_vocoder@{family}"
     )
-    train_set = load_pairs(train_pieces, corpus, params.audio.sample_rate, hop)
-    validation_set = load_pairs(validation, corpus, params.audio.sample_rate, hop)
+    # Streamed: each excerpt read from its file, each roll window built from the notes.
+    train_set = load_pairs(train_pieces, corpus, params.audio.sample_rate, hop, stream=True)
+    validation_set = load_pairs(validation, corpus, params.audio.sample_rate, hop, stream=True)
     log.info(
         "train_vocoder@%s: %d train, %d validation pieces",
         family,

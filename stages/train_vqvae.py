@@ -37,7 +37,8 @@ def train(params: Params, args: argparse.Namespace) -> None:
     config = params.vqvae.tier(tier)
     # First: with train.nproc > 1 the stage starts again as that many processes here.
     device = training_device(params, config.train, f"vqvae.tiers.{tier}.train", args)
-    level, rejected = load_level(args.input, params.audio.sample_rate)
+    # Audio streamed from the prepared files; codes (small) in memory.
+    level, rejected = load_level(args.input, params.audio.sample_rate, stream=True)
     check_level_below(level, tier, args.input)
     for bad in rejected:
         log.warning("train_vqvae@%d: skipped %s: %s", tier, bad["piece"], bad["reason"])

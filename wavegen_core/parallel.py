@@ -265,7 +265,7 @@ def global_denominator(count: torch.Tensor, minimum: float = 1.0) -> torch.Tenso
     world = current()
     if world.size == 1 or not torch.is_grad_enabled():
         return count.clamp(min=minimum)
-    total = count.detach().clone()
+    total = count.detach().to(torch.float64)
     dist.all_reduce(total)
     return total.clamp(min=minimum) / world.size
 

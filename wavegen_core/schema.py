@@ -68,6 +68,12 @@ class TrainLoopConfig(Strict):
         description="auto: bf16 on a GPU that supports it, else fp32; fp16 needs CUDA and "
         "trains with a gradient scaler",
     )
+    data_workers: int = Field(
+        0,
+        ge=0,
+        description="processes that prepare the next batches while a step runs (0: the "
+        "training process itself)",
+    )
     nproc: int | Literal["auto"] = Field(
         1,
         description="data-parallel processes, launched through torchrun; auto: one per "

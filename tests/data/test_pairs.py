@@ -43,3 +43,59 @@ def test_segments_line_up_audio_and_roll_and_repeat_by_step() -> None:
     assert torch.equal(again["audio"], batch["audio"]) and torch.equal(again["roll"], batch["roll"])
     other = segment_batch(pieces, seed=3, step=8, batch_size=16, segment_frames=40, hop_length=hop)
     assert not torch.equal(other["audio"], batch["audio"])
+
+
+def test_streamed_pairs_give_the_excerpts_of_pairs_in_memory(tmp_path) -> None:
+    from wavegen_core.audio.io import write_wav
+    from wavegen_core.data.manifest import Piece
+    from wavegen_core.data.pairs import load_pairs
+    from wavegen_core.midi.io import write_midi
+
+    rate, hop = 16000, 256
+    records = []
+    rng = np.random.default_rng(5)
+    for index, seconds in enumerate((4.0, 0.7)):
+        name = f"p{index}"
+        midi = pretty_midi.PrettyMIDI()
+        piano = pretty_midi.Instrument(program=0)
+        for _ in range(30):  # overlapping notes of few keys: velocities taken over
+            start = float(rng.uniform(0, seconds))
+            note = pretty_midi.Note(
+                int(rng.integers(1, 128)), int(rng.integers(58, 62)), start, start + 0.4
+            )
+            piano.notes.append(note)
+        piano.control_changes += [
+            pretty_midi.ControlChange(64, 100, 0.5),
+            pretty_midi.ControlChange(64, 0, 1.5),
+        ]
+        midi.instruments.append(piano)
+        audio = rng.uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32)
+        write_wav(tmp_path / "audio" / f"{name}.wav", audio, rate)
+        write_midi(tmp_path / "midi" / f"{name}.mid", midi)
+        records.append(
+            Piece(
+                id=name,
+                audio=f"audio/{name}.wav",
+                midi=f"midi/{name}.mid",
+                duration=seconds,
+                split="train",
+                source="test",
+                has_midi=True,
+                notes=30,
+                origin="test",
+            )
+        )
+    in_memory = load_pairs(records, tmp_path, rate, hop)
+    streamed = load_pairs(records, tmp_path, rate, hop, stream=True)
+    for ours, theirs in zip(streamed, in_memory, strict=True):
+        assert (ours.frames, ours.samples) == (theirs.frames, theirs.samples)
+        assert np.array_equal(
+            ours.roll_window(0, ours.frames), theirs.roll_window(0, theirs.frames)
+        )
+        assert ours.roll_window(-5, 3).sum() == 0 and ours.roll_window(ours.frames, 4).sum() == 0
+    for step in range(4):
+        draw = dict(seed=1, step=step, batch_size=6, segment_frames=40, hop_length=hop)
+        ours = segment_batch(streamed, **draw, history_frames=30)
+        theirs = segment_batch(in_memory, **draw, history_frames=30)
+        assert torch.equal(ours["audio"], theirs["audio"])
+        assert torch.equal(ours["roll"], theirs["roll"])

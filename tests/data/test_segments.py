@@ -47,3 +47,38 @@ def test_batches_depend_only_on_seed_and_step() -> None:
     assert all(torch.equal(first[k], draw(3)[k]) for k in first)
     assert not torch.equal(first["audio"], draw(4)["audio"])
     assert not torch.equal(first["audio"], draw(3, seed=2)["audio"])
+
+
+def test_streamed_pieces_give_the_excerpts_of_pieces_in_memory(tmp_path) -> None:
+    from wavegen_core.audio.io import write_wav
+    from wavegen_core.data.manifest import Piece
+    from wavegen_core.data.segments import load_aligned
+    from wavegen_core.midi.io import write_midi
+
+    records = []
+    for index, seconds in enumerate((3.0, 1.3)):
+        name = f"p{index}"
+        audio = np.random.default_rng(index).uniform(-0.5, 0.5, int(seconds * MEL.sample_rate))
+        write_wav(tmp_path / "audio" / f"{name}.wav", audio.astype(np.float32), MEL.sample_rate)
+        write_midi(tmp_path / "midi" / f"{name}.mid", scale_midi([60 + index, 64, 67, 72]))
+        records.append(
+            Piece(
+                id=name,
+                audio=f"audio/{name}.wav",
+                midi=f"midi/{name}.mid",
+                duration=seconds,
+                split="train",
+                source="test",
+                has_midi=True,
+                notes=4,
+                origin="test",
+            )
+        )
+    in_memory = load_aligned(records, tmp_path, MEL)
+    streamed = load_aligned(records, tmp_path, MEL, stream=True)
+    assert [p.n_frames for p in streamed] == [p.n_frames for p in in_memory]
+    assert not isinstance(streamed[0].audio, np.ndarray)  # left on disk
+    for step in range(5):  # excerpts that run past the end of the short piece too
+        draw = dict(seed=2, step=step, batch_size=6, n_frames=90, hop_length=MEL.hop_length)
+        ours, theirs = excerpt_batch(streamed, **draw), excerpt_batch(in_memory, **draw)
+        assert all(torch.equal(ours[name], theirs[name]) for name in theirs)

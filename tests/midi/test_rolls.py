@@ -144,3 +144,48 @@ def test_decoding_in_blocks_equals_decoding_at_once() -> None:
         decoder.feed(onsets[first:end], frames[first:end], velocity[first:end])
     assert len(whole) > 100
     assert _as_tuples(decoder.finish()) == _as_tuples(whole)
+
+
+def _reference_targets(midi, n_frames: int, fps: float) -> dict[str, np.ndarray]:
+    """The whole-piece targets written note by note: the rule the note table follows."""
+    from wavegen_core.midi.rolls import TARGET_NAMES, piano_notes
+
+    targets = {name: np.zeros((n_frames, 88), dtype=np.float32) for name in TARGET_NAMES}
+    for note in piano_notes(midi):
+        key = note.pitch - 21
+        onset = int(round(note.start * fps))
+        offset = max(int(round(note.end * fps)), onset + 1)
+        if onset >= n_frames:
+            continue
+        targets["frames"][onset:offset, key] = 1.0
+        targets["onsets"][onset, key] = 1.0
+        targets["velocity"][onset, key] = note.velocity / 127
+        if offset < n_frames:
+            targets["offsets"][offset, key] = 1.0
+    return targets
+
+
+def test_any_window_of_the_note_table_is_that_slice_of_the_whole_targets() -> None:
+    from wavegen_core.midi.rolls import NoteTable
+
+    rng = np.random.default_rng(3)
+    midi = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    for _ in range(120):  # overlapping, re-struck and very short notes, some past the end
+        start = float(rng.uniform(0, 11))
+        end = start + float(rng.choice([0.001, 0.05, 0.3, 2.0]))
+        pitch, velocity = int(rng.integers(40, 52)), int(rng.integers(1, 128))
+        piano.notes.append(pretty_midi.Note(velocity=velocity, pitch=pitch, start=start, end=end))
+    midi.instruments.append(piano)
+    fps, n_frames = 31.25, 320  # 10.24 s: notes start beyond it too
+    whole = _reference_targets(midi, n_frames, fps)
+    table = NoteTable.from_midi(midi, fps, n_frames)
+    for name, values in midi_to_targets(midi, n_frames, fps).items():
+        assert np.array_equal(values, whole[name]), name
+    for first, length in [(0, 320), (0, 7), (13, 40), (300, 50), (319, 1), (330, 8)]:
+        window = table.window(first, length)
+        for name, values in whole.items():
+            expected = np.zeros((length, 88), dtype=np.float32)
+            rows = values[first : first + length]
+            expected[: len(rows)] = rows
+            assert np.array_equal(window[name], expected), (name, first, length)

@@ -255,3 +255,26 @@ def test_an_optimiser_with_a_first_step_joins_training_there(tmp_path) -> None:
     )
     assert len(calls["late"]) == 2  # steps 4 and 5
     assert calls["early"] == [False, False, False, True, True]
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+def test_loader_workers_make_the_same_batches_and_resume_exactly(tmp_path) -> None:
+    train(tmp_path / "here", loop_config(20))
+    train(tmp_path / "workers", loop_config(20, data_workers=2))
+
+    def crash_at_12(step: int) -> None:
+        if step == 12:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        train(tmp_path / "crashed", loop_config(20, data_workers=2), on_step=crash_at_12)
+    train(tmp_path / "crashed", loop_config(20, data_workers=2))  # resumes from step 10
+    reference = load_checkpoint(tmp_path / "here" / CHECKPOINT)
+    for run in ("workers", "crashed"):
+        checkpoint = load_checkpoint(tmp_path / run / CHECKPOINT)
+        for key, value in reference["state"].items():
+            assert torch.equal(checkpoint["state"][key], value), (run, key)
+        assert checkpoint["metrics"] == reference["metrics"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,39 @@ def stream_audio(
     an error here (it transcribes to no notes).
     """
     return _blocks(open_audio(path), sample_rate, block_seconds)
+
+
+@dataclass(frozen=True)
+class AudioFile:
+    """Audio read a frame range at a time, never whole: a prepared corpus's file at the
+    pipeline's rate (mono float32, the samples :func:`load_audio` would give there)."""
+
+    path: str
+    samples: int
+
+    @classmethod
+    def at_rate(cls, path: str | os.PathLike[str], sample_rate: int) -> AudioFile:
+        """``path`` if it is at ``sample_rate`` (no resampling on the fly), else an
+        :class:`AudioReadError` that says so."""
+        try:
+            info = sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise AudioReadError(f"unreadable audio: {err}") from None
+        if info.samplerate != sample_rate:
+            raise AudioReadError(
+                f"{path} is at {info.samplerate} Hz, not {sample_rate}: cannot be read in "
+                "ranges without resampling"
+            )
+        return cls(str(path), int(info.frames))
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        """Samples ``start .. start + count - 1``, zero past the end."""
+        out = np.zeros(count, dtype=np.float32)
+        stop = min(start + count, self.samples)
+        if stop > start:
+            block = sf.read(self.path, start=start, stop=stop, dtype="float32", always_2d=True)[0]
+            out[: stop - start] = block.mean(axis=1)
+        return out
 
 
 def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:

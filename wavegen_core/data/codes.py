@@ -11,6 +11,10 @@ checkpoint). A codes directory holds:
 
 Training excerpts are drawn like the vocoders' (:mod:`wavegen_core.data.pairs`): the
 batch of step N depends only on (seed, N), so a resumed run equals an uninterrupted one.
+The audio level may be streamed: each piece's file read a range per excerpt (and whole,
+one piece at a time, by `encode`), so that tier 1's memory does not grow with the
+corpus. Codes are held in memory, as int16 for a codebook of up to 32,767 codes: at
+tier 1's rate (1/8 of the samples) that is 1/16 of the audio's float32 bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wavegen_core.audio.io import AudioReadError, load_audio
+from wavegen_core.audio.io import AudioFile, AudioReadError, load_audio
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.errors import WavegenError
 from wavegen_core.files import atomic_path, write_json
@@ -40,15 +44,37 @@ TRAINING_SPLITS = ("train", "unlabelled")
 
 @dataclass(frozen=True)
 class LevelPiece:
-    """One piece at one level: audio (float32 samples) or codes (int64), in time order."""
+    """One piece at one level: audio (float32 samples, in memory or a file read per
+    range) or codes (int64), in time order."""
 
     id: str
     split: str
-    values: np.ndarray
+    values: np.ndarray | AudioFile
 
     @property
     def length(self) -> int:
+        if isinstance(self.values, AudioFile):
+            return self.values.samples
         return int(self.values.shape[0])
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return np.dtype(np.float32) if isinstance(self.values, AudioFile) else self.values.dtype
+
+    def read(self, first: int, count: int) -> np.ndarray:
+        """Steps ``first .. first + count - 1``, zero (silence, or code 0) past the end."""
+        if isinstance(self.values, AudioFile):
+            return self.values.read(first, count)
+        out = np.zeros(count, dtype=self.values.dtype)
+        clip = self.values[first : first + count]
+        out[: len(clip)] = clip
+        return out
+
+    def whole(self) -> np.ndarray:
+        """Every step of the piece, in memory."""
+        if isinstance(self.values, AudioFile):
+            return self.values.read(0, self.values.samples)
+        return self.values
 
 
 @dataclass(frozen=True)
@@ -72,18 +98,23 @@ def training_split(level: Level) -> list[LevelPiece]:
 
 
 def load_audio_level(
-    corpus_dir: str | os.PathLike[str], sample_rate: int
+    corpus_dir: str | os.PathLike[str], sample_rate: int, stream: bool = False
 ) -> tuple[Level, list[dict[str, str]]]:
-    """The prepared corpus's audio, every split, and the pieces that could not be read."""
+    """The prepared corpus's audio, every split (in memory, or with ``stream`` left in
+    its files), and the pieces that could not be read."""
     root = Path(corpus_dir)
     pieces, rejected = [], []
     for piece in read_manifest(root):
+        values: np.ndarray | AudioFile
         try:
-            audio = load_audio(root / piece.audio, sample_rate)
-        except (AudioReadError, OSError) as err:
+            if stream:
+                values = AudioFile.at_rate(root / piece.audio, sample_rate)
+            else:
+                values = load_audio(root / piece.audio, sample_rate).astype(np.float32)
+        except (AudioReadError, OSError, RuntimeError) as err:
             rejected.append({"piece": piece.id, "reason": str(err)})
             continue
-        pieces.append(LevelPiece(piece.id, piece.split, audio.astype(np.float32)))
+        pieces.append(LevelPiece(piece.id, piece.split, values))
     if not pieces:
         raise ValueError(f"no readable audio in {root}")
     info = {"level": "audio", "sample_rate": sample_rate, "samples_per_step": 1}
@@ -102,7 +133,7 @@ def write_codes(
     directory.mkdir(parents=True, exist_ok=True)
     dtype = np.int16 if codebook.shape[0] <= np.iinfo(np.int16).max else np.int32
     with atomic_path(directory / CODES_FILE) as tmp, open(tmp, "wb") as handle:
-        arrays: dict[str, Any] = {piece.id: piece.values.astype(dtype) for piece in pieces}
+        arrays: dict[str, Any] = {piece.id: piece.whole().astype(dtype) for piece in pieces}
         np.savez(handle, **arrays)
     with atomic_path(directory / CODEBOOK_FILE) as tmp, open(tmp, "wb") as handle:
         np.save(handle, codebook.astype(np.float32))
@@ -124,12 +155,13 @@ def read_codes(directory: str | os.PathLike[str]) -> Level:
 
 
 def load_level(
-    path: str | os.PathLike[str], sample_rate: int
+    path: str | os.PathLike[str], sample_rate: int, stream: bool = False
 ) -> tuple[Level, list[dict[str, str]]]:
-    """The level at ``path``: a codes directory, or else a prepared corpus's audio."""
+    """The level at ``path``: a codes directory, or else a prepared corpus's audio
+    (streamed from its files with ``stream``)."""
     if (Path(path) / CODES_FILE).exists():
         return read_codes(path), []
-    return load_audio_level(path, sample_rate)
+    return load_audio_level(path, sample_rate, stream)
 
 
 def check_level_below(level: Level, tier: int, path: str | os.PathLike[str]) -> None:
@@ -152,13 +184,11 @@ def excerpt_batch(
     generator = step_generator(seed, step)
     lengths = torch.tensor([float(piece.length) for piece in pieces])
     picks = torch.multinomial(lengths, batch_size, replacement=True, generator=generator)
-    dtype = pieces[0].values.dtype
-    batch = np.zeros((batch_size, segment), dtype=dtype)
+    batch = np.zeros((batch_size, segment), dtype=pieces[0].dtype)
     for row, index in enumerate(picks.tolist()):
-        values = pieces[index].values
-        first = int(torch.randint(max(len(values) - segment, 0) + 1, (1,), generator=generator))
-        clip = values[first : first + segment]
-        batch[row, : len(clip)] = clip
+        piece = pieces[index]
+        first = int(torch.randint(max(piece.length - segment, 0) + 1, (1,), generator=generator))
+        batch[row] = piece.read(first, segment)
     return torch.from_numpy(batch)
 
 

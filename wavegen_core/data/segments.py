@@ -1,9 +1,16 @@
 """Aligned audio + frame-target excerpts of a prepared corpus, drawn per training step.
 
-Every piece's audio and its MIDI's frame targets are held in memory once; a batch is
-a set of excerpts that start on the frame grid, so excerpt audio and excerpt targets
-line up exactly. The batch of step N depends only on (seed, N), which is what makes a
-resumed training run equal an uninterrupted one.
+A batch is a set of excerpts that start on the frame grid, so excerpt audio and
+excerpt targets line up exactly. The batch of step N depends only on (seed, N), which
+is what makes a resumed training run equal an uninterrupted one.
+
+A piece's audio is either in memory or streamed: read from its prepared file a frame
+range per excerpt (:class:`~wavegen_core.audio.io.AudioFile`), so that memory is
+bounded by the batch, not the corpus (MAESTRO's 200 hours are about 46 GB as float32).
+Its labels are a :class:`~wavegen_core.midi.rolls.NoteTable`, a few numbers per note,
+from which each excerpt's targets are built; the whole-piece target arrays (88 keys ×
+4 targets per frame, more than the audio itself) are never made. Streamed and
+in-memory pieces give the same excerpts.
 """
 
 from __future__ import annotations
@@ -15,36 +22,75 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavegen_core.audio.io import load_audio
+from wavegen_core.audio.io import AudioFile, load_audio
 from wavegen_core.audio.mel import MelConfig
 from wavegen_core.data.manifest import Piece
 from wavegen_core.midi.io import load_midi
-from wavegen_core.midi.rolls import TARGET_NAMES, midi_to_targets
+from wavegen_core.midi.rolls import TARGET_NAMES, NoteTable
 from wavegen_core.seeding import step_generator
 
 
 @dataclass(frozen=True)
 class AlignedPiece:
-    """A piece's audio and its (frames, 88) targets; frame i is centred on sample i*hop."""
+    """A piece's audio (in memory, or a file read per excerpt) and its frame targets
+    (whole (frames, 88) arrays, or the notes they are built from); frame i is centred
+    on sample i*hop."""
 
     id: str
-    audio: np.ndarray
-    targets: dict[str, np.ndarray]
+    audio: np.ndarray | AudioFile
+    targets: dict[str, np.ndarray] | NoteTable
+
+    @property
+    def n_frames(self) -> int:
+        if isinstance(self.targets, NoteTable):
+            return self.targets.total
+        return len(self.targets["frames"])
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        """Audio samples ``start .. start + count - 1``, zero past the end."""
+        if isinstance(self.audio, AudioFile):
+            return self.audio.read(start, count)
+        out = np.zeros(count, dtype=np.float32)
+        clip = self.audio[start : start + count]
+        out[: len(clip)] = clip
+        return out
+
+    def window(self, first: int, n_frames: int) -> dict[str, np.ndarray]:
+        """Targets of frames ``first .. first + n_frames - 1``, zero past the end."""
+        if isinstance(self.targets, NoteTable):
+            return self.targets.window(first, n_frames)
+        window = {}
+        for name in TARGET_NAMES:
+            rows = self.targets[name][first : first + n_frames]
+            padded = np.zeros((n_frames, self.targets[name].shape[1]), dtype=np.float32)
+            padded[: len(rows)] = rows
+            window[name] = padded
+        return window
 
 
 def load_aligned(
-    pieces: list[Piece], corpus_dir: str | os.PathLike[str], mel: MelConfig
+    pieces: list[Piece],
+    corpus_dir: str | os.PathLike[str],
+    mel: MelConfig,
+    stream: bool = False,
 ) -> list[AlignedPiece]:
-    """Read the audio and MIDI of ``pieces`` (those with MIDI) from a prepared corpus."""
+    """The pieces of a prepared corpus that have MIDI, with their labels as note tables;
+    their audio in memory, or with ``stream`` left on disk and read per excerpt."""
     root = Path(corpus_dir)
     aligned = []
     for piece in pieces:
         if piece.midi is None:
             continue
-        audio = load_audio(root / piece.audio, mel.sample_rate)
-        n_frames = len(audio) // mel.hop_length + 1
-        targets = midi_to_targets(load_midi(root / piece.midi), n_frames, mel.frames_per_second)
-        aligned.append(AlignedPiece(piece.id, audio, targets))
+        audio: np.ndarray | AudioFile
+        if stream:
+            audio = AudioFile.at_rate(root / piece.audio, mel.sample_rate)
+            samples = audio.samples
+        else:
+            audio = load_audio(root / piece.audio, mel.sample_rate)
+            samples = len(audio)
+        n_frames = samples // mel.hop_length + 1
+        notes = NoteTable.from_midi(load_midi(root / piece.midi), mel.frames_per_second, n_frames)
+        aligned.append(AlignedPiece(piece.id, audio, notes))
     if not aligned:
         raise ValueError("no piece with MIDI to train or evaluate on")
     return aligned
@@ -59,17 +105,7 @@ def excerpt(
     turns into exactly ``n_frames`` frames.
     """
     samples = (n_frames - 1) * hop_length
-    start = first_frame * hop_length
-    audio = np.zeros(samples, dtype=np.float32)
-    clip = piece.audio[start : start + samples]
-    audio[: len(clip)] = clip
-    targets = {}
-    for name in TARGET_NAMES:
-        window = np.zeros((n_frames, piece.targets[name].shape[1]), dtype=np.float32)
-        rows = piece.targets[name][first_frame : first_frame + n_frames]
-        window[: len(rows)] = rows
-        targets[name] = window
-    return audio, targets
+    return piece.read(first_frame * hop_length, samples), piece.window(first_frame, n_frames)
 
 
 def excerpt_batch(
@@ -87,7 +123,7 @@ def excerpt_batch(
     audios, targets = [], []
     for _ in range(batch_size):
         piece = pieces[int(torch.randint(len(pieces), (1,), generator=generator))]
-        last_start = max(len(piece.targets["frames"]) - n_frames, 0)
+        last_start = max(piece.n_frames - n_frames, 0)
         first = int(torch.randint(last_start + 1, (1,), generator=generator))
         audio, target = excerpt(piece, first, n_frames, hop_length)
         audios.append(audio)

@@ -9,6 +9,8 @@ to within half a frame.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pretty_midi
 from pydantic import Field
@@ -66,19 +68,60 @@ def midi_to_targets(
     is 1 while a key sounds; ``velocity`` is velocity / 127 at onset frames and 0
     elsewhere. Notes last at least one frame; parts beyond ``n_frames`` are cut.
     """
-    targets = {name: np.zeros((n_frames, KEY_COUNT), dtype=np.float32) for name in TARGET_NAMES}
-    for note in piano_notes(midi):
-        key = note.pitch - LOWEST_KEY
-        onset = _frame_of(note.start, frames_per_second)
-        offset = max(_frame_of(note.end, frames_per_second), onset + 1)
-        if onset >= n_frames:
-            continue
-        targets["frames"][onset:offset, key] = 1.0
-        targets["onsets"][onset, key] = 1.0
-        targets["velocity"][onset, key] = note.velocity / MAX_VELOCITY
-        if offset < n_frames:
-            targets["offsets"][offset, key] = 1.0
-    return targets
+    return NoteTable.from_midi(midi, frames_per_second, n_frames).window(0, n_frames)
+
+
+@dataclass(frozen=True)
+class NoteTable:
+    """A piece's notes on the frame grid, from which the targets of any window are built.
+
+    Rows are in :func:`piano_notes` order (later notes overwrite earlier ones where they
+    meet, as in the whole-piece targets); ``total`` is the piece's frame count. A few
+    numbers per note, so a corpus's labels fit in memory however long its audio.
+    """
+
+    keys: np.ndarray  # int, 0..87
+    onsets: np.ndarray  # int, frame
+    offsets: np.ndarray  # int, frame, at least onset + 1
+    velocities: np.ndarray  # float32, velocity / 127
+    total: int
+
+    @classmethod
+    def from_midi(
+        cls, midi: pretty_midi.PrettyMIDI, frames_per_second: float, total: int
+    ) -> NoteTable:
+        notes = piano_notes(midi)
+        onsets = [_frame_of(note.start, frames_per_second) for note in notes]
+        offsets = [
+            max(_frame_of(note.end, frames_per_second), onset + 1)
+            for note, onset in zip(notes, onsets, strict=True)
+        ]
+        return cls(
+            keys=np.array([note.pitch - LOWEST_KEY for note in notes], dtype=np.int64),
+            onsets=np.array(onsets, dtype=np.int64),
+            offsets=np.array(offsets, dtype=np.int64),
+            velocities=np.array([note.velocity / MAX_VELOCITY for note in notes], np.float32),
+            total=total,
+        )
+
+    def window(self, first: int, n_frames: int) -> dict[str, np.ndarray]:
+        """The targets of frames ``first .. first + n_frames - 1``: the rows of the whole
+        piece's targets there, zero past its end."""
+        targets = {name: np.zeros((n_frames, KEY_COUNT), dtype=np.float32) for name in TARGET_NAMES}
+        end = min(first + n_frames, self.total)
+        # Notes that start in the piece and touch the window (their offset frame included).
+        touching = (self.onsets < self.total) & (self.onsets < end) & (self.offsets >= first)
+        for index in np.flatnonzero(touching):
+            key, onset, offset = self.keys[index], self.onsets[index], self.offsets[index]
+            low, high = max(onset, first), min(offset, end)
+            if low < high:
+                targets["frames"][low - first : high - first, key] = 1.0
+            if first <= onset < end:
+                targets["onsets"][onset - first, key] = 1.0
+                targets["velocity"][onset - first, key] = self.velocities[index]
+            if first <= offset < end:
+                targets["offsets"][offset - first, key] = 1.0
+        return targets
 
 
 def _note(

@@ -109,6 +109,9 @@ class _RelativeLogits(torch.autograd.Function):
     blocks of :data:`BLOCK_ROWS` query rows, so beyond the logits (and their gradient)
     they hold O(rows · m) per head, linear in the length. Backward zeroes the masked
     positions' gradient, as the output there is a constant.
+
+    Under autocast ``q`` may arrive in bf16 or fp16 while ``e`` (a parameter) is fp32:
+    everything is computed in ``q``'s type, and each gradient returned in its input's.
     """
 
     @staticmethod
@@ -119,6 +122,9 @@ class _RelativeLogits(torch.autograd.Function):
         e: torch.Tensor | None,
         mask: torch.Tensor,
     ) -> torch.Tensor:
+        ctx.dtypes = (k.dtype, None if e is None else e.dtype)  # type: ignore[attr-defined]
+        k = k.to(q.dtype)
+        e = None if e is None else e.to(q.dtype)
         logits = torch.matmul(q, k.transpose(-1, -2))
         n, m = logits.shape[-2:]
         if e is not None:
@@ -155,6 +161,9 @@ class _RelativeLogits(torch.autograd.Function):
                 grad_q[..., rows, :] += torch.matmul(grad_qe, e)
                 per_batch = torch.matmul(grad_qe.transpose(-1, -2), q_rows)
                 grad_e += per_batch.sum(dim=tuple(range(per_batch.dim() - e.dim())))
+        k_dtype, e_dtype = ctx.dtypes  # type: ignore[attr-defined]
+        grad_k = grad_k.to(k_dtype)
+        grad_e = None if grad_e is None else grad_e.to(e_dtype)
         return grad_q, grad_k, grad_e, None
 
 

@@ -65,8 +65,9 @@ def _note_spans(piece: TrainingPair, hop_length: int) -> dict[int, list[tuple[in
     """(first, last) sample of every note of the piece's roll, by key, as the
     transcriber's decoder reads notes: from an onset to the end of its sounding run or
     the key's next onset."""
-    frames = piece.roll.shape[1]
-    keys = piece.roll[:KEY_CHANNELS].reshape(len(ROLL_FEATURES), KEY_COUNT, frames)
+    frames = piece.frames
+    roll = piece.roll_window(0, frames)  # one piece's roll at a time
+    keys = roll[:KEY_CHANNELS].reshape(len(ROLL_FEATURES), KEY_COUNT, frames)
     onset, sounding, velocity = (np.asarray(feature, np.float32).T for feature in keys)
     # At one "frame per second" the decoded notes' times are frame indices.
     notes = decode_notes(onset, sounding, velocity, NoteDecodingConfig(), frames_per_second=1.0)
@@ -88,7 +89,10 @@ def _key_spectrum(
     skip = round(SKIP_SECONDS * sample_rate)
     longest = round(MAX_SECONDS * sample_rate)
     for index, first, last in spans:
-        clip = pieces[index].audio[first + skip : min(last, first + skip + longest)]
+        piece = pieces[index]
+        start = first + skip
+        stop = min(last, first + skip + longest, piece.samples)
+        clip = piece.read(start, max(stop - start, 0))
         spectrum = np.abs(np.fft.rfft(clip * np.hanning(len(clip)), n_fft))
         total += spectrum / max(float(spectrum.max()), 1e-12)
     return total / len(spans)

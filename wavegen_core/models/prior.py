@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from wavegen_core import parallel
 from wavegen_core.models.attention import KVCache
 from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
 from wavegen_core.models.music_transformer import MusicTransformer
@@ -78,8 +79,8 @@ class CodePrior(nn.Module):
             logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="sum"
         )
         # Summed and divided, rather than averaged, so that a window of padding alone
-        # gives 0 instead of NaN.
-        nll = total / (targets != IGNORE).sum().clamp(min=1)
+        # gives 0 instead of NaN; divided by the global batch's count under torchrun.
+        nll = total / parallel.global_denominator((targets != IGNORE).sum())
         return nll, {"nll": nll.detach()}
 
     @torch.no_grad()

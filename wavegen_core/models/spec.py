@@ -38,14 +38,19 @@ PhaseLoss = Callable[
 
 
 class TrainingPair(Protocol):
-    """A training piece as a vocoder family reads it: audio (samples,) and its
-    conditioning roll (ROLL_CHANNELS, frames), one frame per hop of samples."""
+    """A training piece as a vocoder family reads it: audio of ``samples`` samples and
+    its conditioning roll (ROLL_CHANNELS, frames), one frame per hop of samples, read a
+    range at a time (the piece may be streamed from disk)."""
 
     @property
-    def audio(self) -> np.ndarray: ...
+    def samples(self) -> int: ...
 
     @property
-    def roll(self) -> np.ndarray: ...
+    def frames(self) -> int: ...
+
+    def read(self, start: int, count: int) -> np.ndarray: ...
+
+    def roll_window(self, first: int, n: int) -> np.ndarray: ...
 
 
 @dataclass

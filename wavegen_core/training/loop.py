@@ -6,7 +6,8 @@ any point and started again with the same arguments resumes from its last checkp
 and ends, on CPU, with the same weights bit for bit as a run that was never killed:
 
 * the batch of step N is ``batch_for_step(N)``, drawn from ``step_generator(seed, N)``,
-  so no data-loader position needs saving;
+  so no data-loader position needs saving; with ``loop.data_workers`` the next batches
+  are made ahead in ``torch.utils.data`` worker processes, the same batches in order;
 * the global generators (dropout) are saved with every checkpoint and restored just
   before the first resumed step, after everything else that might draw from them;
 * optimizer and scheduler state travel in the checkpoint with the weights.
@@ -39,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -210,9 +211,10 @@ def fit(
     bar = progress_bar(
         total=loop.steps, initial=start, desc="train", unit="step", disable=not world.main
     )
+    batches = _batches(batch_for_step, start, loop.steps, loop.data_workers, device)
     try:
-        for step in range(start + 1, loop.steps + 1):
-            batch = move_to(parallel.shard(batch_for_step(step), world), device)
+        for step, whole in zip(range(start + 1, loop.steps + 1), batches, strict=True):
+            batch = move_to(parallel.shard(whole, world), device)
             carry: dict[str, Any] = {}
             scalars: dict[str, float] = {}
             total = 0.0
@@ -272,6 +274,45 @@ def fit(
         log.info("finished at step %d: %s", loop.steps, _format(metrics.latest))
     parallel.barrier(world)  # the others return once rank 0's files are written
     return TrainResult(loop.steps, dict(metrics.latest))
+
+
+class _StepBatches(torch.utils.data.Dataset[Any]):
+    """Item i is the batch of step ``first + i``: what a loader worker computes."""
+
+    def __init__(self, batch_for_step: Callable[[int], Any], first: int, count: int) -> None:
+        self.batch_for_step = batch_for_step
+        self.first = first
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Any:
+        return self.batch_for_step(self.first + index)
+
+
+def _batches(
+    batch_for_step: Callable[[int], Any],
+    start: int,
+    steps: int,
+    workers: int,
+    device: torch.device,
+) -> Iterable[Any]:
+    """The batches of steps ``start + 1 .. steps``, in order: made here, or ``workers``
+    processes ahead (forked, so they share the pieces already loaded; two batches each
+    in flight). The loader's own seed comes from a generator of its own, so that
+    starting it draws nothing from the global generators the training stream uses."""
+    if workers == 0 or start >= steps:
+        return (batch_for_step(step) for step in range(start + 1, steps + 1))
+    return torch.utils.data.DataLoader(
+        _StepBatches(batch_for_step, start + 1, steps - start),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=2,
+        multiprocessing_context="fork",
+        generator=torch.Generator().manual_seed(0),
+        pin_memory=device.type == "cuda",
+    )
 
 
 class _Unlogged:

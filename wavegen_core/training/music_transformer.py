@@ -12,7 +12,7 @@ log-likelihood per event (nats) and next-event accuracy.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from wavegen_core import parallel
 from wavegen_core.config import AugmentationConfig, MusicTransformerConfig
 from wavegen_core.midi.events import (
     END,
@@ -121,8 +122,12 @@ def event_loss(
     """Mean cross-entropy (nats per event) of next-event prediction, PAD ignored."""
     logits = model(batch[:, :-1])
     targets = batch[:, 1:]
-    loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=PAD)
     counted = targets != PAD
+    total = F.cross_entropy(
+        logits.flatten(0, 1), targets.flatten(), ignore_index=PAD, reduction="sum"
+    )
+    # The mean over the events of the global batch, also under torchrun.
+    loss = total / parallel.global_denominator(counted.sum())
     correct = (logits.argmax(dim=-1) == targets) & counted
     return loss, {"accuracy": correct.sum() / counted.sum().clamp(min=1)}
 
@@ -186,6 +191,7 @@ def train_music_transformer(
     device: torch.device,
     checkpoint_path: str | os.PathLike[str],
     metrics_dir: str | os.PathLike[str],
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train (or resume training) a Music Transformer; see :func:`fit`."""
     if not train:
@@ -231,4 +237,5 @@ def train_music_transformer(
         device=device,
         evaluate=evaluate,
         eval_prefix=eval_prefix,
+        on_step=on_step,
     )

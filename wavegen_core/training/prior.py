@@ -12,7 +12,7 @@ held-out piece, in consecutive windows: negative log-likelihood in nats per code
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import numpy as np
@@ -131,6 +131,7 @@ def train_prior(
     checkpoint_path: str | os.PathLike[str],
     metrics_dir: str | os.PathLike[str],
     input_digest: str | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train (or resume training) the prior over ``codebook_size`` codes; see :func:`fit`.
 
@@ -171,4 +172,5 @@ def train_prior(
         device=device,
         evaluate=evaluate,
         eval_prefix=eval_prefix,
+        on_step=on_step,
     )

@@ -8,6 +8,7 @@ split and reports its loss and mir_eval's note-onset F1.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -102,6 +103,7 @@ def train_transcriber(
     checkpoint_path: str | os.PathLike[str],
     metrics_dir: str | os.PathLike[str],
     eval_prefix: str = "eval",
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train (or resume training) an Onsets and Frames model; see :func:`fit`."""
     seed_everything(seed)
@@ -140,4 +142,5 @@ def train_transcriber(
         device=device,
         evaluate=evaluate,
         eval_prefix=eval_prefix,
+        on_step=on_step,
     )

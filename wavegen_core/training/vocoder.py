@@ -10,7 +10,7 @@ rolls and the true audio, the figure that compares families on one scale.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -55,6 +55,7 @@ def train_vocoder(
     checkpoint_path: str | os.PathLike[str],
     metrics_dir: str | os.PathLike[str],
     eval_prefix: str = "eval",
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train (or resume training) the vocoder of ``family``; see :func:`fit`."""
     seed_everything(seed)
@@ -101,4 +102,5 @@ def train_vocoder(
         device=device,
         evaluate=evaluate,
         eval_prefix=eval_prefix,
+        on_step=on_step,
     )

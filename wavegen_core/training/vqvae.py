@@ -11,6 +11,7 @@ the tier's loss terms and its codebook usage and perplexity there.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -50,6 +51,7 @@ def train_tier(
     metrics_dir: str | os.PathLike[str],
     input_digest: str,
     eval_prefix: str = "eval",
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train (or resume training) tier ``number`` on ``level``; see :func:`fit`."""
     seed_everything(seed + number)
@@ -91,4 +93,5 @@ def train_tier(
         device=device,
         evaluate=evaluate,
         eval_prefix=eval_prefix,
+        on_step=on_step,
     )
