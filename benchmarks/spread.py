@@ -9,7 +9,7 @@ trained once per seed, with nothing but ``seed`` (and the variant's own override
 changed from CHECKOUT's ``params.yaml``; the data are CHECKOUT's prepared outputs, so
 the spread is that of training (initialisation, the excerpts drawn, augmentation), not
 of the corpus. CHECKOUT must hold the outputs the stages read: in a clone of the tiny
-profile, ``dvc repro train_music_transformer encode@1`` first.
+profile, ``dvc repro train_music_transformer`` first.
 
 For each variant: the value per seed, the mean, the sample standard deviation and the
 range; for a comparison of two variants, the difference per seed (paired: same seed,
@@ -106,6 +106,25 @@ COMPARISONS = (
         higher_is_better=True,
         required=("data/prepared",),
     ),
+    Comparison(
+        name="excitation",
+        what="GAN vocoder, log-mel L1 of generated validation audio, harmonic against none",
+        variants={
+            "harmonic": {"vocoder.conditioning.excitation": "harmonic"},
+            "none": {"vocoder.conditioning.excitation": "none"},
+        },
+        commands=(
+            (
+                "stages.train_vocoder", "gan",
+                "--corpus", "{repo}/data/prepared",
+                "--checkpoint", "{run}/checkpoint.pt",
+                "--reports", "{run}/reports",
+            ),
+        ),
+        figure=_json("eval/generated_mel_l1", under="reports/metrics.json"),
+        higher_is_better=False,
+        required=("data/prepared",),
+    ),
 )  # fmt: skip
 
 
@@ -159,7 +178,7 @@ def measure(comparison: Comparison, seeds: list[int], repo: Path, work: Path) ->
     if missing:
         raise SystemExit(
             f"{comparison.name}: {repo} lacks {', '.join(missing)}; "
-            "run `dvc repro train_music_transformer encode@1` there first"
+            "run `dvc repro train_music_transformer` there first"
         )
     per_variant = {
         variant: {seed: run_variant(comparison, variant, seed, repo, work) for seed in seeds}
