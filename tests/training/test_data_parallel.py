@@ -48,7 +48,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def _params(root: Path, name: str, nproc: int, section: str) -> Path:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    train = {"steps": 12, "batch_size": 4, "checkpoint_every": 3, "eval_every": 12}
+    train = {"steps": 9, "batch_size": 4, "checkpoint_every": 3, "eval_every": 9}
     train.update(log_every=1, device="cpu", nproc=nproc)
     if section == "transcription":
         params["transcription"]["train"].update(train)
@@ -125,7 +125,7 @@ def test_two_processes_train_the_transcriber_as_one_and_a_killed_pair_resumes(co
         time.sleep(0.05)
     os.killpg(killed.pid, signal.SIGKILL)
     killed.communicate(timeout=60)
-    assert load_checkpoint(checkpoint)["step"] < 12  # killed mid-run, not at the end
+    assert load_checkpoint(checkpoint)["step"] < 9  # killed mid-run, not at the end
     resumed = _finish(_start(_argv(corpus, "killed", pair, "transcriber"), "transcriber"))
     assert "resuming from step" in resumed
     final, uninterrupted = _state(corpus, "killed"), _state(corpus, "two")

@@ -16,7 +16,7 @@ from wavegen_core.training.transcriber import train_transcriber
 def test_the_streamed_transcriber_run_equals_the_in_memory_run(tmp_path) -> None:
     write_chorale_corpus(tmp_path / "prepared", ["train", "train", "validation"], 5.0, 16000)
     config = TranscriptionConfig.model_validate(
-        {"train": {"steps": 6, "batch_size": 4, "checkpoint_every": 3, "eval_every": 6}}
+        {"train": {"steps": 4, "batch_size": 4, "checkpoint_every": 2, "eval_every": 4}}
     )
     pieces = read_manifest(tmp_path / "prepared")
     mel = config.model.mel

@@ -1,0 +1,162 @@
+"""Memory of a training stage against the size of its corpus: streamed, it should not grow.
+
+    python -m benchmarks.bench_streaming [--minutes 10] [--steps 20] [--work DIR]
+
+Two prepared corpora are written, of ``minutes`` and of four times as many minutes of
+audio (pieces of 30 s: decaying sines at random chords' pitches, with their MIDI, the
+layout `prepare_data` writes). On each, ``train_transcriber``, ``train_vocoder@gan``
+and ``train_vqvae@1`` run ``steps`` steps at the tiny profile's sizes, each stage in a
+fresh process that reports its own peak resident memory (VmHWM) and its resident size
+after imports, before the stage runs. The corpus's float32 audio size is printed beside
+them: what a stage that loaded the corpus would hold on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks._memory import high_water_mib
+from wavegen_core.audio.io import write_wav
+from wavegen_core.data.manifest import Piece, write_manifest
+from wavegen_core.midi.io import write_midi
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RATE = 16000
+PIECE_SECONDS = 30.0
+STAGES = {
+    "train_transcriber": ["--corpus", "{corpus}", "--variants", "{variants}"],
+    "train_vocoder": ["gan", "--corpus", "{corpus}"],
+    "train_vqvae": ["1", "--input", "{corpus}"],
+}
+
+
+def write_corpus(root: Path, minutes: float) -> float:
+    """A prepared corpus of ``minutes`` of audio (train split, one validation piece);
+    its audio's size in MiB as float32."""
+    from benchmarks.gpu_check import _midi, _render
+
+    count = max(int(round(minutes * 60 / PIECE_SECONDS)), 2)
+    pieces = []
+    for index in range(count):
+        name = f"p{index:04d}"
+        midi = _midi(PIECE_SECONDS, index)
+        write_midi(root / "midi" / f"{name}.mid", midi)
+        write_wav(root / "audio" / f"{name}.wav", _render(midi, PIECE_SECONDS, RATE), RATE)
+        pieces.append(
+            Piece(
+                id=name,
+                audio=f"audio/{name}.wav",
+                midi=f"midi/{name}.mid",
+                duration=PIECE_SECONDS,
+                split="validation" if index == 0 else "train",
+                source="benchmark",
+                has_midi=True,
+                notes=len(midi.instruments[0].notes),
+                origin="synthetic",
+            )
+        )
+    write_manifest(root, pieces)
+    return count * PIECE_SECONDS * RATE * 4 / 2**20
+
+
+def _params(path: Path, steps: int) -> None:
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    loop = {"steps": steps, "checkpoint_every": steps, "eval_every": steps, "device": "cpu"}
+    params["transcription"]["train"].update(loop)
+    params["vocoder"]["gan"]["train"].update(loop)
+    params["vqvae"]["tiers"]["1"]["train"].update(loop)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def child(stage: str, argv: list[str]) -> None:
+    """Run one stage in this process and print its memory as JSON (the measured side)."""
+    import importlib
+
+    from benchmarks._memory import reset_high_water
+
+    module = importlib.import_module(f"stages.{stage}")
+    baseline = _resident_mib()
+    reset_high_water()
+    code = module.main(argv)
+    print(json.dumps({"code": code, "baseline_mib": baseline, "peak_mib": high_water_mib()}))
+
+
+def _resident_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(stage: str, corpus: Path, work: Path, params: Path) -> dict[str, Any]:
+    argv = [
+        part.format(corpus=corpus, variants=corpus.parent / "variants") for part in STAGES[stage]
+    ]
+    out = work / stage
+    argv += ["--checkpoint", str(out / "model.pt"), "--reports", str(out), "--params", str(params)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_streaming", "child", stage, *argv],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["code"] != 0:
+        raise RuntimeError(f"{stage} failed:\n{done.stderr[-2000:]}")
+    return result
+
+
+def run(minutes: float, steps: int, work: Path) -> list[dict[str, Any]]:
+    rows = []
+    sizes = {}
+    for factor in (1, 4):
+        root = work / f"x{factor}"
+        sizes[factor] = write_corpus(root / "prepared", minutes * factor)
+        write_manifest(root / "variants", [])
+        params = root / "params.yaml"
+        _params(params, steps)
+        for stage in STAGES:
+            result = measure(stage, root / "prepared", root / "runs", params)
+            rows.append({"stage": stage, "minutes": minutes * factor, **result})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(f"\ncorpus audio as float32: {sizes[1]:.0f} MiB and {sizes[4]:.0f} MiB\n")
+    print("| stage | peak above imports, X (MiB) | at 4X (MiB) | 4X / X |")
+    print("|---|---|---|---|")
+    for stage in STAGES:
+        one, four = (
+            next(r for r in rows if r["stage"] == stage and r["minutes"] == minutes * f)
+            for f in (1, 4)
+        )
+        above = [r["peak_mib"] - r["baseline_mib"] for r in (one, four)]
+        print(f"| {stage} | {above[0]:.0f} | {above[1]:.0f} | {above[1] / above[0]:.3f} |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "child":
+        child(argv[1], argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--work", type=Path)
+    args = parser.parse_args(argv)
+    if args.work is not None:
+        run(args.minutes, args.steps, args.work)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        run(args.minutes, args.steps, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
