@@ -57,7 +57,7 @@ def _status(repo: Path, env: dict[str, str]) -> dict:
 
 
 def test_two_independent_targets_started_at_once_both_finish(tmp_path, venv_env) -> None:
-    repo = make_toy_repo(tmp_path / "toy", seconds=3.0)
+    repo = make_toy_repo(tmp_path / "toy", seconds=2.0)
     first = _start(repo, "a", venv_env)
     time.sleep(0.5)
     second = _start(repo, "b", venv_env)
@@ -71,7 +71,7 @@ def test_two_independent_targets_started_at_once_both_finish(tmp_path, venv_env)
 
 
 def test_a_target_whose_stage_is_running_is_refused_with_who_holds_it(tmp_path, venv_env) -> None:
-    repo = make_toy_repo(tmp_path / "toy", seconds=3.0)
+    repo = make_toy_repo(tmp_path / "toy", seconds=2.0)
     whole = _start(repo, "c", venv_env)  # runs a, then b, then c
     _wait_until_locked(repo, "out/a.json")  # a is running now
     refused = subprocess.run(
@@ -90,7 +90,7 @@ def test_a_target_whose_stage_is_running_is_refused_with_who_holds_it(tmp_path, 
 
 
 def test_the_flow_runner_waits_for_a_busy_stage_and_says_for_whom(tmp_path, venv_env) -> None:
-    repo = make_toy_repo(tmp_path / "toy", seconds=3.0)
+    repo = make_toy_repo(tmp_path / "toy", seconds=2.0)
     whole = _start(repo, "c", venv_env)
     _wait_until_locked(repo, "out/a.json")
     single_a = ["--wait-for-lock", "repro", "--single-item", "a"]
