@@ -13,8 +13,8 @@ Training excerpts are drawn like the vocoders' (:mod:`wavegen_core.data.pairs`):
 batch of step N depends only on (seed, N), so a resumed run equals an uninterrupted one.
 The audio level may be streamed: each piece's file read a range per excerpt (and whole,
 one piece at a time, by `encode`), so that tier 1's memory does not grow with the
-corpus. Codes are held in memory, as int16 for a codebook of up to 32,767 codes: at
-tier 1's rate (1/8 of the samples) that is 1/16 of the audio's float32 bytes.
+corpus. Codes are held in memory (stored as int16, read as int64): at tier 1's rate
+(1/8 of the samples) that is a quarter of the audio's float32 bytes.
 """
 
 from __future__ import annotations
