@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from wavegen_core.config import Params, validate_params
+from wavegen_core.data.manifest import Piece
 from wavegen_core.data.pairs import KEY_CHANNELS, PEDAL_CHANNEL, ROLL_CHANNELS, ROLL_FEATURES
 from wavegen_core.midi.rolls import KEY_COUNT
 
@@ -131,6 +132,29 @@ def _excerpt(midi: pretty_midi.PrettyMIDI, seconds: float) -> pretty_midi.Pretty
         for note in instrument.notes:
             note.end = min(note.end, seconds)
     return midi
+
+
+def write_corpus_piece(
+    root: Path, name: str, audio: np.ndarray, midi: pretty_midi.PrettyMIDI, rate: int
+) -> Piece:
+    """Write one train piece of a prepared corpus under ``root`` (its WAV and MIDI, laid
+    out as prepare_data lays them out) and return its manifest record."""
+    from wavegen_core.audio.io import write_wav
+    from wavegen_core.midi.io import write_midi
+
+    write_wav(root / "audio" / f"{name}.wav", audio.astype(np.float32), rate)
+    write_midi(root / "midi" / f"{name}.mid", midi)
+    return Piece(
+        id=name,
+        audio=f"audio/{name}.wav",
+        midi=f"midi/{name}.mid",
+        duration=len(audio) / rate,
+        split="train",
+        source="test",
+        has_midi=True,
+        notes=sum(len(i.notes) for i in midi.instruments),
+        origin="test",
+    )
 
 
 def write_chorale_corpus(prepared: Path, splits: list[str], seconds: float, rate: int) -> None:

@@ -31,7 +31,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,20 +165,29 @@ def check_divisible(batch_size: int, world: World, key: str) -> None:
         )
 
 
-def shard(batch: Any, world: World) -> Any:
-    """This rank's contiguous share of every tensor's rows in ``batch`` (nested in dicts,
-    lists and tuples as :func:`~wavegen_core.training.loop.move_to` allows)."""
-    if world.size == 1:
-        return batch
+def map_tensors(batch: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+    """``batch`` with ``fn`` applied to every tensor in it, also inside dicts, lists,
+    tuples and named tuples; anything else is kept as it is."""
     if isinstance(batch, torch.Tensor):
-        rows = batch.shape[0] // world.size
-        return batch[world.rank * rows : (world.rank + 1) * rows]
+        return fn(batch)
     if isinstance(batch, dict):
-        return {key: shard(value, world) for key, value in batch.items()}
+        return {key: map_tensors(value, fn) for key, value in batch.items()}
     if isinstance(batch, list | tuple):
-        parts = [shard(item, world) for item in batch]
+        parts = [map_tensors(item, fn) for item in batch]
         return type(batch)(*parts) if hasattr(batch, "_fields") else type(batch)(parts)
     return batch
+
+
+def shard(batch: Any, world: World) -> Any:
+    """This rank's contiguous share of the rows of every tensor in ``batch``."""
+    if world.size == 1:
+        return batch
+
+    def rows(tensor: torch.Tensor) -> torch.Tensor:
+        share = tensor.shape[0] // world.size
+        return tensor[world.rank * share : (world.rank + 1) * share]
+
+    return map_tensors(batch, rows)
 
 
 def average_gradients(parameters: Iterable[nn.Parameter], world: World) -> None:

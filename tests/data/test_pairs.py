@@ -46,10 +46,8 @@ def test_segments_line_up_audio_and_roll_and_repeat_by_step() -> None:
 
 
 def test_streamed_pairs_give_the_excerpts_of_pairs_in_memory(tmp_path) -> None:
-    from wavegen_core.audio.io import write_wav
-    from wavegen_core.data.manifest import Piece
+    from tests.conftest import write_corpus_piece
     from wavegen_core.data.pairs import load_pairs
-    from wavegen_core.midi.io import write_midi
 
     rate, hop = 16000, 256
     records = []
@@ -69,22 +67,8 @@ def test_streamed_pairs_give_the_excerpts_of_pairs_in_memory(tmp_path) -> None:
             pretty_midi.ControlChange(64, 0, 1.5),
         ]
         midi.instruments.append(piano)
-        audio = rng.uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32)
-        write_wav(tmp_path / "audio" / f"{name}.wav", audio, rate)
-        write_midi(tmp_path / "midi" / f"{name}.mid", midi)
-        records.append(
-            Piece(
-                id=name,
-                audio=f"audio/{name}.wav",
-                midi=f"midi/{name}.mid",
-                duration=seconds,
-                split="train",
-                source="test",
-                has_midi=True,
-                notes=30,
-                origin="test",
-            )
-        )
+        audio = rng.uniform(-0.5, 0.5, int(seconds * rate))
+        records.append(write_corpus_piece(tmp_path, name, audio, midi, rate))
     in_memory = load_pairs(records, tmp_path, rate, hop)
     streamed = load_pairs(records, tmp_path, rate, hop, stream=True)
     for ours, theirs in zip(streamed, in_memory, strict=True):

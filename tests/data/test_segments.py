@@ -50,30 +50,15 @@ def test_batches_depend_only_on_seed_and_step() -> None:
 
 
 def test_streamed_pieces_give_the_excerpts_of_pieces_in_memory(tmp_path) -> None:
-    from wavegen_core.audio.io import write_wav
-    from wavegen_core.data.manifest import Piece
+    from tests.conftest import write_corpus_piece
     from wavegen_core.data.segments import load_aligned
-    from wavegen_core.midi.io import write_midi
 
     records = []
     for index, seconds in enumerate((3.0, 1.3)):
         name = f"p{index}"
         audio = np.random.default_rng(index).uniform(-0.5, 0.5, int(seconds * MEL.sample_rate))
-        write_wav(tmp_path / "audio" / f"{name}.wav", audio.astype(np.float32), MEL.sample_rate)
-        write_midi(tmp_path / "midi" / f"{name}.mid", scale_midi([60 + index, 64, 67, 72]))
-        records.append(
-            Piece(
-                id=name,
-                audio=f"audio/{name}.wav",
-                midi=f"midi/{name}.mid",
-                duration=seconds,
-                split="train",
-                source="test",
-                has_midi=True,
-                notes=4,
-                origin="test",
-            )
-        )
+        midi = scale_midi([60 + index, 64, 67, 72])
+        records.append(write_corpus_piece(tmp_path, name, audio, midi, MEL.sample_rate))
     in_memory = load_aligned(records, tmp_path, MEL)
     streamed = load_aligned(records, tmp_path, MEL, stream=True)
     assert [p.n_frames for p in streamed] == [p.n_frames for p in in_memory]

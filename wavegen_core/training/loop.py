@@ -532,14 +532,7 @@ def _evaluate(
 
 def move_to(batch: Any, device: torch.device) -> Any:
     """``batch`` with every tensor in it (also inside dicts, lists, tuples) on ``device``."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {key: move_to(value, device) for key, value in batch.items()}
-    if isinstance(batch, list | tuple):
-        moved = [move_to(item, device) for item in batch]
-        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
-    return batch
+    return parallel.map_tensors(batch, lambda tensor: tensor.to(device))
 
 
 def _format(scalars: Mapping[str, float]) -> str:
