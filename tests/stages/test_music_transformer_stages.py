@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pretty_midi
@@ -13,7 +16,7 @@ import torch
 import yaml
 
 from stages import compose, train_music_transformer
-from tests.conftest import stage_argv
+from tests.conftest import REPO_ROOT, stage_argv
 from wavegen_core.checkpoint import load_checkpoint
 from wavegen_core.data.manifest import Piece, write_manifest
 from wavegen_core.midi.chorales import ChoralesConfig, chorale_ids, chorale_to_midi
@@ -88,13 +91,18 @@ def test_validation_nll_falls_and_a_resumed_run_ends_where_an_uninterrupted_one_
     tmp_path, chorales, monkeypatch
 ) -> None:
     runs = {}
+    # Each run in its own process, as DVC runs a stage: the checkpoint holds Python's
+    # global random state, which a thread an earlier test left in this process could move.
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     for name, plan in (("straight", [60]), ("resumed", [30, 60])):
         root = tmp_path / name
         _corpus(root, chorales)
         monkeypatch.chdir(root)
         for steps in plan:
             _params(root, "ground_truth", steps)
-            assert train_music_transformer.main(stage_argv("train_music_transformer")) == 0
+            argv = ["-m", "stages.train_music_transformer", *stage_argv("train_music_transformer")]
+            done = subprocess.run([sys.executable, *argv], cwd=root, env=env, capture_output=True)
+            assert done.returncode == 0, done.stderr.decode()[-2000:]
         runs[name] = load_checkpoint(Path("models/music_transformer/checkpoint.pt"))
     _, nll = read_curves(tmp_path / "straight" / Path("reports/train_music_transformer"))[
         "eval/nll"
