@@ -41,15 +41,15 @@ STAGES = {
 def write_corpus(root: Path, minutes: float) -> float:
     """A prepared corpus of ``minutes`` of audio (train split, one validation piece);
     its audio's size in MiB as float32."""
-    from benchmarks.gpu_check import _midi, _render
+    from benchmarks.gpu_check import sine_render, synthetic_midi
 
     count = max(int(round(minutes * 60 / PIECE_SECONDS)), 2)
     pieces = []
     for index in range(count):
         name = f"p{index:04d}"
-        midi = _midi(PIECE_SECONDS, index)
+        midi = synthetic_midi(PIECE_SECONDS, index)
         write_midi(root / "midi" / f"{name}.mid", midi)
-        write_wav(root / "audio" / f"{name}.wav", _render(midi, PIECE_SECONDS, RATE), RATE)
+        write_wav(root / "audio" / f"{name}.wav", sine_render(midi, PIECE_SECONDS, RATE), RATE)
         pieces.append(
             Piece(
                 id=name,

@@ -63,7 +63,7 @@ def profile_params(name: str) -> Params:
     return Params.model_validate(raw)
 
 
-def _midi(seconds: float, seed: int) -> pretty_midi.PrettyMIDI:
+def synthetic_midi(seconds: float, seed: int) -> pretty_midi.PrettyMIDI:
     """Random chords over the keyboard's middle, four notes a second."""
     rng = np.random.default_rng(seed)
     midi = pretty_midi.PrettyMIDI()
@@ -77,7 +77,7 @@ def _midi(seconds: float, seed: int) -> pretty_midi.PrettyMIDI:
     return midi
 
 
-def _render(midi: pretty_midi.PrettyMIDI, seconds: float, rate: int) -> np.ndarray:
+def sine_render(midi: pretty_midi.PrettyMIDI, seconds: float, rate: int) -> np.ndarray:
     """Decaying sines at the notes' pitches: audio whose notes line up with the MIDI."""
     audio = np.zeros(int(seconds * rate), dtype=np.float32)
     for note in midi.instruments[0].notes:
@@ -90,8 +90,8 @@ def _render(midi: pretty_midi.PrettyMIDI, seconds: float, rate: int) -> np.ndarr
 
 def _pieces(rate: int) -> list[tuple[pretty_midi.PrettyMIDI, np.ndarray]]:
     return [
-        (midi, _render(midi, PIECE_SECONDS, rate))
-        for midi in (_midi(PIECE_SECONDS, seed) for seed in range(3))
+        (midi, sine_render(midi, PIECE_SECONDS, rate))
+        for midi in (synthetic_midi(PIECE_SECONDS, seed) for seed in range(3))
     ]
 
 
@@ -132,7 +132,7 @@ def _transcriber(params, device, precision, steps, work, on_step) -> int:
 def _music_transformer(params, device, precision, steps, work, on_step) -> int:
     config = _loop(params.music_transformer, steps, precision)
     pieces = [
-        NotePiece(f"p{index}", performance_notes(_midi(60.0, index), sustain=True))
+        NotePiece(f"p{index}", performance_notes(synthetic_midi(60.0, index), sustain=True))
         for index in range(3)
     ]
     train_music_transformer(
@@ -273,7 +273,7 @@ def generation_rows(params: Params, device: torch.device, seconds: float) -> lis
     rate = params.audio.sample_rate
     vocoder = params.vocoder
     roll = roll_for_midi(
-        _midi(seconds, 7), int(seconds * rate), rate, vocoder.conditioning.hop_length
+        synthetic_midi(seconds, 7), int(seconds * rate), rate, vocoder.conditioning.hop_length
     )
     rows = []
     for family in vocoder.families:
