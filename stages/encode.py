@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,13 @@ from stages._common import run_tier_stage
 from wavegen_core import __version__
 from wavegen_core.config import Params
 from wavegen_core.data.codes import (
-    LevelPiece,
     check_level_below,
     level_digest,
     load_level,
     write_codes,
 )
 from wavegen_core.files import atomic_path, replace_dir, staging_dir, write_json
-from wavegen_core.models.quantiser import code_histogram, perplexity, usage
+from wavegen_core.models.quantiser import histogram_perplexity, histogram_usage
 from wavegen_core.models.vqvae import SPEC, encode_piece
 from wavegen_core.progress import log, progress_bar
 from wavegen_core.training.device import choose_device
@@ -49,17 +49,17 @@ PATHS = {
 }
 
 
-def split_scores(pieces: list[LevelPiece], codebook_size: int) -> dict[str, dict[str, float]]:
-    """Codebook usage and perplexity of the codes of each split that has pieces."""
+def split_scores(counts: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Codebook usage and perplexity of the codes of each split that has any, from
+    each split's code histogram."""
     scores = {}
     for split in SPLITS:
-        codes = [piece.whole() for piece in pieces if piece.split == split]
-        if codes:
-            joined = torch.from_numpy(np.concatenate(codes))
+        if split in counts and counts[split].sum() > 0:
+            histogram = torch.from_numpy(counts[split]).float()
             scores[split] = {
-                "usage": float(usage(joined, codebook_size)),
-                "perplexity": float(perplexity(joined, codebook_size)),
-                "codes": int(joined.numel()),
+                "usage": float(histogram_usage(histogram)),
+                "perplexity": float(histogram_perplexity(histogram)),
+                "codes": int(counts[split].sum()),
             }
     return scores
 
@@ -86,13 +86,23 @@ def encode(params: Params, args: argparse.Namespace) -> None:
     check_level_below(level, tier, args.input)
     device = choose_device(params.device)
     model = SPEC.load(args.checkpoint, device)
-    pieces = []
-    bar = progress_bar(total=len(level.pieces), desc=f"encode@{tier}", unit="piece")
-    for piece in level.pieces:
-        pieces.append(LevelPiece(piece.id, piece.split, encode_piece(model, piece.whole())))
-        bar.update(1)
-    bar.close()
     codebook_size = model.quantiser.codebook_size
+    # Each piece's codes go to disk as they are made, and into its split's histogram.
+    records = [
+        {"id": p.id, "split": p.split, "length": -(-p.length // model.hop)} for p in level.pieces
+    ]
+    counts: dict[str, np.ndarray] = {}
+
+    def codes() -> Iterator[np.ndarray]:
+        bar = progress_bar(total=len(level.pieces), desc=f"encode@{tier}", unit="piece")
+        for piece in level.pieces:
+            values = encode_piece(model, piece.whole())
+            histogram = counts.setdefault(piece.split, np.zeros(codebook_size, dtype=np.int64))
+            histogram += np.bincount(values, minlength=codebook_size)
+            bar.update(1)
+            yield values
+        bar.close()
+
     codes_per_second = params.audio.sample_rate / config.total_hop(tier)
     info = {
         "level": f"tier {tier} codes",
@@ -110,17 +120,13 @@ def encode(params: Params, args: argparse.Namespace) -> None:
         level_digest(args.input).encode() + Path(args.checkpoint).read_bytes()
     ).hexdigest()[:16]
     staging = staging_dir(target, key)
-    write_codes(staging, pieces, model.quantiser.codebook.cpu().numpy(), info)
+    write_codes(staging, records, codes(), model.quantiser.codebook.cpu().numpy(), info)
     replace_dir(staging, target)
 
-    scores = split_scores(pieces, codebook_size)
+    scores = split_scores(counts)
     shown = "test" if "test" in scores else next(iter(scores))
-    counts = code_histogram(
-        torch.from_numpy(np.concatenate([p.whole() for p in pieces if p.split == shown])),
-        codebook_size,
-    ).numpy()
     report = Path(args.reports)
-    plot_usage(report / "usage.png", counts, tier, shown)
+    plot_usage(report / "usage.png", counts[shown].astype(np.float32), tier, shown)
     write_json(
         report / "metrics.json",
         {
@@ -128,14 +134,14 @@ def encode(params: Params, args: argparse.Namespace) -> None:
             "codebook_size": codebook_size,
             "codes_per_second": codes_per_second,
             "bitrate": codes_per_second * math.log2(codebook_size),
-            "pieces": len(pieces),
+            "pieces": len(records),
             "rejected": rejected,
         },
     )
     log.info(
         "encode@%d: %d pieces, %.1f codes/s, usage %s",
         tier,
-        len(pieces),
+        len(records),
         codes_per_second,
         ", ".join(f"{split} {s['usage']:.2f}" for split, s in scores.items()),
     )

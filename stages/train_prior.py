@@ -18,7 +18,7 @@ import sys
 from stages._common import run_stage
 from stages._training import training_device
 from wavegen_core.config import Params
-from wavegen_core.data.codes import level_digest, read_codes, training_split
+from wavegen_core.data.codes import code_arrays, level_digest, read_codes, training_split
 from wavegen_core.files import write_json
 from wavegen_core.models.prior import SPEC
 from wavegen_core.progress import log
@@ -53,7 +53,7 @@ def train(params: Params, args: argparse.Namespace) -> None:
     train_prior(
         config.prior,
         codebook_size,
-        [piece.whole() for piece in train_pieces],
+        code_arrays(train_pieces),  # memory-mapped: windows are read per step
         [piece.whole() for piece in validation],
         seed=params.seed,
         device=device,

@@ -8,6 +8,7 @@ import pytest
 from wavegen_core.data.codes import (
     Level,
     LevelPiece,
+    code_arrays,
     excerpt_batch,
     level_digest,
     load_level,
@@ -15,6 +16,7 @@ from wavegen_core.data.codes import (
     training_split,
     write_codes,
 )
+from wavegen_core.errors import WavegenError
 from wavegen_core.training.loop import held_out_or_train
 
 
@@ -27,29 +29,59 @@ def _pieces() -> list[LevelPiece]:
     ]
 
 
-def test_codes_round_trip_with_their_vectors_and_manifest(tmp_path) -> None:
+def _write(directory, pieces: list[LevelPiece], codebook: np.ndarray, info: dict) -> None:
+    records = [{"id": p.id, "split": p.split, "length": p.length} for p in pieces]
+    write_codes(directory, records, (p.whole() for p in pieces), codebook, info)
+
+
+def test_codes_round_trip_memory_mapped_with_their_vectors_and_manifest(tmp_path) -> None:
     pieces = _pieces()
     codebook = np.random.default_rng(1).normal(size=(300, 4)).astype(np.float32)
-    write_codes(tmp_path, pieces, codebook, {"tier": 1, "codes_per_second": 2000.0})
+    _write(tmp_path, pieces, codebook, {"tier": 1, "codes_per_second": 2000.0})
     level = read_codes(tmp_path)
     assert [p.id for p in level.pieces] == ["a", "b", "c"]
     for written, read in zip(pieces, level.pieces, strict=True):
-        assert read.split == written.split and read.values.dtype == np.int64
-        assert np.array_equal(read.values, written.values)
+        # Stored small and mapped, not read: every read gives int64.
+        assert isinstance(read.values, np.memmap) and read.values.dtype == np.int16
+        assert read.split == written.split and read.whole().dtype == np.int64
+        assert np.array_equal(read.whole(), written.values)
+        assert read.read(3, 60).dtype == np.int64
+        assert np.array_equal(read.read(3, 60)[: written.length - 3], written.values[3:])
     assert np.array_equal(level.codebook, codebook)
     assert level.info == {"tier": 1, "codes_per_second": 2000.0}
     # A codes directory is what load_level finds there, whatever the sample rate.
-    assert np.array_equal(load_level(tmp_path, 16000)[0].pieces[0].values, pieces[0].values)
+    assert np.array_equal(load_level(tmp_path, 16000)[0].pieces[0].whole(), pieces[0].values)
+    assert [a.shape for a in code_arrays(level.pieces)] == [(50,), (7,), (20,)]
+
+
+def test_codes_that_do_not_match_their_records_or_an_old_directory_are_refused(
+    tmp_path,
+) -> None:
+    pieces = _pieces()
+    codebook = np.zeros((300, 4), dtype=np.float32)
+    records = [{"id": p.id, "split": p.split, "length": p.length} for p in pieces]
+    with pytest.raises(ValueError, match="piece a: 6 codes, but its record says 50"):
+        write_codes(tmp_path, records, (p.whole()[:6] for p in pieces), codebook, {})
+    assert list(tmp_path.iterdir()) == []  # nothing half-written is left
+    with pytest.raises(ValueError, match="more code arrays than the 2 records"):
+        write_codes(tmp_path, records[:2], (p.whole() for p in pieces), codebook, {})
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "codes.npz").write_bytes(b"")
+    with pytest.raises(WavegenError, match="format before they were memory-mapped"):
+        load_level(old, 16000)
+    with pytest.raises(TypeError, match="holds audio"):
+        code_arrays([LevelPiece("x", "train", np.zeros(3, dtype=np.float32))])
 
 
 def test_digest_follows_the_codes(tmp_path) -> None:
     pieces = _pieces()
     codebook = np.zeros((300, 4), dtype=np.float32)
-    write_codes(tmp_path, pieces, codebook, {})
+    _write(tmp_path, pieces, codebook, {})
     before = level_digest(tmp_path)
     assert level_digest(tmp_path) == before
     pieces[1].values[0] += 1
-    write_codes(tmp_path, pieces, codebook, {})
+    _write(tmp_path, pieces, codebook, {})
     assert level_digest(tmp_path) != before
 
 

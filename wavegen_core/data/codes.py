@@ -4,17 +4,19 @@ Tier 1 reads the prepared corpus's audio; `encode@<k>` writes tier k's codes of 
 piece to `data/codes/<k>/`, which is all that tier k + 1 reads (never tier k's
 checkpoint). A codes directory holds:
 
-* ``codes.npz``: one int array per piece id, the codes in time order;
+* ``codes.npy``: every piece's codes in time order, one piece after another in the
+  manifest's order (int16, or int32 for a codebook beyond int16), read memory-mapped;
 * ``codebook.npy``: the (K, dim) float32 code vectors, the input of tier k + 1's encoder;
-* ``manifest.json``: the tier's hop and rate, and each piece's id, split and length;
+* ``manifest.json``: the tier's hop and rate, and each piece's id, split, length and
+  offset (its first code's index in ``codes.npy``);
 * ``metrics`` of its own are the stage's, under ``reports/encode/<k>/``.
 
 Training excerpts are drawn like the vocoders' (:mod:`wavegen_core.data.pairs`): the
 batch of step N depends only on (seed, N), so a resumed run equals an uninterrupted one.
-The audio level may be streamed: each piece's file read a range per excerpt (and whole,
-one piece at a time, by `encode`), so that tier 1's memory does not grow with the
-corpus. Codes are held in memory (stored as int16, read as int64): at tier 1's rate
-(1/8 of the samples) that is a quarter of the audio's float32 bytes.
+Neither level is held in memory whole, so that memory does not grow with the corpus:
+audio may be streamed (each piece's file read a range per excerpt, and whole, one piece
+at a time, by `encode`), and codes are always memory-mapped, read as int64 per excerpt
+or per piece. `encode` writes its codes piece by piece into the mapped file.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,17 +38,22 @@ from wavegen_core.errors import WavegenError
 from wavegen_core.files import atomic_path, write_json
 from wavegen_core.seeding import step_generator
 
-CODES_FILE = "codes.npz"
+CODES_FILE = "codes.npy"
+# What `encode` wrote before codes were memory-mapped: one array per piece in an archive.
+OLD_CODES_FILE = "codes.npz"
 CODEBOOK_FILE = "codebook.npy"
 MANIFEST_FILE = "manifest.json"
 # Splits a tier learns from: the unlabelled pool has audio, which is all a VQ-VAE needs.
 TRAINING_SPLITS = ("train", "unlabelled")
+# Bytes hashed at a time by level_digest: a corpus's codes need not fit in memory.
+DIGEST_CHUNK = 1 << 24
 
 
 @dataclass(frozen=True)
 class LevelPiece:
-    """One piece at one level: audio (float32 samples, in memory or a file read per
-    range) or codes (int64), in time order."""
+    """One piece at one level, in time order: audio (float32 samples, in memory or a
+    file read per range) or codes (integers, in memory or memory-mapped), which every
+    read returns as int64."""
 
     id: str
     split: str
@@ -59,13 +67,16 @@ class LevelPiece:
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return np.dtype(np.float32) if isinstance(self.values, AudioFile) else self.values.dtype
+        """What reads return: float32 for audio, int64 for codes."""
+        if isinstance(self.values, AudioFile):
+            return np.dtype(np.float32)
+        return np.dtype(np.int64) if self.values.dtype.kind in "iu" else self.values.dtype
 
     def read(self, first: int, count: int) -> np.ndarray:
         """Steps ``first .. first + count - 1``, zero (silence, or code 0) past the end."""
         if isinstance(self.values, AudioFile):
             return self.values.read(first, count)
-        out = np.zeros(count, dtype=self.values.dtype)
+        out = np.zeros(count, dtype=self.dtype)
         clip = self.values[first : first + count]
         out[: len(clip)] = clip
         return out
@@ -74,7 +85,7 @@ class LevelPiece:
         """Every step of the piece, in memory."""
         if isinstance(self.values, AudioFile):
             return self.values.read(0, self.values.samples)
-        return self.values
+        return np.asarray(self.values, dtype=self.dtype)
 
 
 @dataclass(frozen=True)
@@ -123,35 +134,84 @@ def load_audio_level(
 
 def write_codes(
     directory: str | os.PathLike[str],
-    pieces: list[LevelPiece],
+    records: Sequence[dict[str, Any]],
+    codes: Iterable[np.ndarray],
     codebook: np.ndarray,
     info: dict[str, Any],
 ) -> None:
     """Write a codes directory (see the module docstring) into ``directory``, which
-    the caller swaps in whole (:func:`~wavegen_core.files.replace_dir`)."""
+    the caller swaps in whole (:func:`~wavegen_core.files.replace_dir`).
+
+    ``records`` names each piece (``id``, ``split``, ``length``) in order; ``codes``
+    yields each piece's codes in that order, one piece at a time, so that a corpus's
+    codes are never all in memory. A piece whose codes are not ``length`` long is
+    refused.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     dtype = np.int16 if codebook.shape[0] <= np.iinfo(np.int16).max else np.int32
-    with atomic_path(directory / CODES_FILE) as tmp, open(tmp, "wb") as handle:
-        arrays: dict[str, Any] = {piece.id: piece.whole().astype(dtype) for piece in pieces}
-        np.savez(handle, **arrays)
+    placed, offset = [], 0
+    for record in records:
+        placed.append(
+            {
+                "id": record["id"],
+                "split": record["split"],
+                "length": int(record["length"]),
+                "offset": offset,
+            }
+        )
+        offset += int(record["length"])
+    with atomic_path(directory / CODES_FILE) as tmp:
+        stored = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(offset,))
+        pieces = iter(codes)
+        for record in placed:
+            values = np.asarray(next(pieces)).reshape(-1)
+            if len(values) != record["length"]:
+                raise ValueError(
+                    f"piece {record['id']}: {len(values)} codes, but its record says "
+                    f"{record['length']}"
+                )
+            stored[record["offset"] : record["offset"] + record["length"]] = values
+        if next(pieces, None) is not None:
+            raise ValueError(f"more code arrays than the {len(placed)} records")
+        stored.flush()
+        del stored
     with atomic_path(directory / CODEBOOK_FILE) as tmp, open(tmp, "wb") as handle:
         np.save(handle, codebook.astype(np.float32))
-    records = [{"id": p.id, "split": p.split, "length": p.length} for p in pieces]
-    write_json(directory / MANIFEST_FILE, {**info, "pieces": records})
+    write_json(directory / MANIFEST_FILE, {**info, "pieces": placed})
 
 
 def read_codes(directory: str | os.PathLike[str]) -> Level:
-    """A codes directory as :func:`write_codes` wrote it, codes as int64."""
+    """A codes directory as :func:`write_codes` wrote it, its codes memory-mapped (each
+    piece a view of ``codes.npy``; reads give int64)."""
     directory = Path(directory)
+    if not (directory / CODES_FILE).exists() and (directory / OLD_CODES_FILE).exists():
+        raise WavegenError(
+            f"{directory} holds codes in the format before they were memory-mapped "
+            f"({OLD_CODES_FILE}); run its encode stage again (dvc repro)"
+        )
     manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
     records = manifest.pop("pieces")
     codebook = np.load(directory / CODEBOOK_FILE)
-    with np.load(directory / CODES_FILE) as archive:
-        pieces = [
-            LevelPiece(r["id"], r["split"], archive[r["id"]].astype(np.int64)) for r in records
-        ]
+    total = sum(int(r["length"]) for r in records)
+    # An empty file cannot be mapped; nor does it need to be.
+    stored = np.load(directory / CODES_FILE, mmap_mode="r" if total else None)
+    pieces = [
+        LevelPiece(r["id"], r["split"], stored[r["offset"] : r["offset"] + r["length"]])
+        for r in records
+    ]
     return Level(pieces, codebook, manifest)
+
+
+def code_arrays(pieces: Sequence[LevelPiece]) -> list[np.ndarray]:
+    """Each piece's codes as they are stored (memory-mapped by :func:`read_codes`), not
+    read into memory: for a reader that takes windows of them itself."""
+    arrays = []
+    for piece in pieces:
+        if isinstance(piece.values, AudioFile) or piece.values.dtype.kind not in "iu":
+            raise TypeError(f"piece {piece.id} holds audio, not codes")
+        arrays.append(piece.values)
+    return arrays
 
 
 def load_level(
@@ -159,9 +219,14 @@ def load_level(
 ) -> tuple[Level, list[dict[str, str]]]:
     """The level at ``path``: a codes directory, or else a prepared corpus's audio
     (streamed from its files with ``stream``)."""
-    if (Path(path) / CODES_FILE).exists():
+    if is_codes_dir(path):
         return read_codes(path), []
     return load_audio_level(path, sample_rate, stream)
+
+
+def is_codes_dir(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a tier's codes (in this format or the one before)."""
+    return any((Path(path) / name).exists() for name in (CODES_FILE, OLD_CODES_FILE))
 
 
 def check_level_below(level: Level, tier: int, path: str | os.PathLike[str]) -> None:
@@ -211,5 +276,7 @@ def level_digest(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     for name in names:
         digest.update(name.encode())
-        digest.update((path / name).read_bytes())
+        with open(path / name, "rb") as handle:
+            while chunk := handle.read(DIGEST_CHUNK):
+                digest.update(chunk)
     return digest.hexdigest()

@@ -39,7 +39,11 @@ def code_histogram(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
 def perplexity(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
     """exp of the entropy of the code histogram: the number of equally used codes that
     would give the same entropy (``codebook_size`` at best, 1 for a single code)."""
-    counts = code_histogram(codes, codebook_size)
+    return histogram_perplexity(code_histogram(codes, codebook_size))
+
+
+def histogram_perplexity(counts: torch.Tensor) -> torch.Tensor:
+    """:func:`perplexity` of codes whose histogram is ``counts`` (float, per code)."""
     probabilities = counts / counts.sum().clamp_min(1.0)
     entropy = -(probabilities * torch.log(probabilities.clamp_min(1e-12))).sum()
     return torch.exp(entropy)
@@ -47,7 +51,12 @@ def perplexity(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
 
 def usage(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
     """The fraction of the codebook that occurs in ``codes``."""
-    return (code_histogram(codes, codebook_size) > 0).float().mean()
+    return histogram_usage(code_histogram(codes, codebook_size))
+
+
+def histogram_usage(counts: torch.Tensor) -> torch.Tensor:
+    """:func:`usage` of codes whose histogram is ``counts``."""
+    return (counts > 0).float().mean()
 
 
 def kmeans(

@@ -50,7 +50,8 @@ def prior_batch(
 ) -> torch.Tensor:
     """``(batch_size, context + 1)`` token windows for ``step``; short pieces are padded.
 
-    ``sequences`` holds one piece's top-tier codes each (1-D integer arrays).
+    ``sequences`` holds one piece's top-tier codes each (1-D integer arrays, which may be
+    memory-mapped: only the windows drawn are read).
     """
     if not sequences:
         raise ValueError("no code sequences to draw from")
@@ -59,7 +60,7 @@ def prior_batch(
     chosen = torch.multinomial(weights, batch_size, replacement=True, generator=generator)
     rows = []
     for index in chosen.tolist():
-        codes = np.asarray(sequences[index], dtype=np.int64).reshape(-1)
+        codes = np.asarray(sequences[index]).reshape(-1)  # a view: only the window is read
         last_start = max(len(codes) + 1 - (context + 1), 0)
         first = int(torch.randint(0, last_start + 1, (1,), generator=generator))
         rows.append(_window(codes, start, first, context + 1))
