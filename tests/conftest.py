@@ -28,6 +28,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The flow's tests last, in their order. They run flows in this process, which
+    leaves Prefect's service threads behind, and those draw from Python's global
+    `random` (jittered retries and reconnects): a test that compares a resumed
+    checkpoint, which holds that state, byte for byte must not run beside them."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/pipelines/"))
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
