@@ -4,11 +4,13 @@
 
 Two prepared corpora are written, of ``minutes`` and of four times as many minutes of
 audio (pieces of 30 s: decaying sines at random chords' pitches, with their MIDI, the
-layout `prepare_data` writes). On each, ``train_transcriber``, ``train_vocoder@gan``
-and ``train_vqvae@1`` run ``steps`` steps at the tiny profile's sizes, each stage in a
-fresh process that reports its own peak resident memory (VmHWM) and its resident size
-after imports, before the stage runs. The corpus's float32 audio size is printed beside
-them: what a stage that loaded the corpus would hold on top.
+layout `prepare_data` writes), and beside each the codes directories `encode` would
+write for it at the tiny profile's tiers (random codes of the right lengths). On each,
+``train_transcriber``, ``train_vocoder@gan``, ``train_vqvae@1``, ``train_vqvae@2`` and
+``train_prior`` run ``steps`` steps at the tiny profile's sizes, each stage in a fresh
+process that reports its own peak resident memory (VmHWM) and its resident size after
+imports, before the stage runs. The corpus's float32 audio size and its tier-1 codes'
+size as int64 are printed beside them: what a stage that loaded them would hold on top.
 """
 
 from __future__ import annotations
@@ -21,20 +23,29 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from benchmarks._memory import high_water_mib
 from wavegen_core.audio.io import write_wav
-from wavegen_core.data.manifest import Piece, write_manifest
+from wavegen_core.config import Params
+from wavegen_core.data.codes import write_codes
+from wavegen_core.data.manifest import Piece, read_manifest, write_manifest
 from wavegen_core.midi.io import write_midi
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000
 PIECE_SECONDS = 30.0
+# Row: (stage module, its arguments before --checkpoint and --reports).
 STAGES = {
-    "train_transcriber": ["--corpus", "{corpus}", "--variants", "{variants}"],
-    "train_vocoder": ["gan", "--corpus", "{corpus}"],
-    "train_vqvae": ["1", "--input", "{corpus}"],
+    "train_transcriber": (
+        "train_transcriber",
+        ["--corpus", "{corpus}", "--variants", "{variants}"],
+    ),
+    "train_vocoder@gan": ("train_vocoder", ["gan", "--corpus", "{corpus}"]),
+    "train_vqvae@1": ("train_vqvae", ["1", "--input", "{corpus}"]),
+    "train_vqvae@2": ("train_vqvae", ["2", "--input", "{codes}/1"]),
+    "train_prior": ("train_prior", ["--codes", "{codes}"]),
 }
 
 
@@ -67,13 +78,47 @@ def write_corpus(root: Path, minutes: float) -> float:
     return count * PIECE_SECONDS * RATE * 4 / 2**20
 
 
-def _params(path: Path, steps: int) -> None:
+def write_codes_dirs(root: Path, corpus: Path, params: Params) -> float:
+    """Codes directories ``root/<k>`` for every tier of ``params``, random codes of the
+    lengths `encode` would write for ``corpus``; tier 1's codes' size in MiB as int64."""
+    rng = np.random.default_rng(0)
+    pieces = [(p.id, p.split, int(p.duration * RATE)) for p in read_manifest(corpus)]
+    hop, size = 1, 0.0
+    for key in params.vqvae.tiers:
+        tier = params.vqvae.tier(int(key))
+        hop *= tier.hop
+        lengths: list[dict[str, Any]] = [
+            {"id": name, "split": split, "length": -(-samples // hop)}
+            for name, split, samples in pieces
+        ]
+        codes = (rng.integers(0, tier.codebook_size, r["length"]) for r in lengths)
+        codebook = rng.standard_normal((tier.codebook_size, tier.code_dim)).astype(np.float32)
+        info = {
+            "level": f"tier {key} codes",
+            "tier": int(key),
+            "hop": tier.hop,
+            "samples_per_step": hop,
+            "sample_rate": RATE,
+            "codes_per_second": RATE / hop,
+            "codebook_size": tier.codebook_size,
+            "code_dim": tier.code_dim,
+        }
+        write_codes(root / key, lengths, codes, codebook, info)
+        if key == "1":
+            size = sum(r["length"] for r in lengths) * 8 / 2**20
+    return size
+
+
+def _params(path: Path, steps: int) -> Params:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     loop = {"steps": steps, "checkpoint_every": steps, "eval_every": steps, "device": "cpu"}
     params["transcription"]["train"].update(loop)
     params["vocoder"]["gan"]["train"].update(loop)
-    params["vqvae"]["tiers"]["1"]["train"].update(loop)
+    for tier in params["vqvae"]["tiers"].values():
+        tier["train"].update(loop)
+    params["vqvae"]["prior"]["train"].update(loop)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return Params.model_validate(params)
 
 
 def child(stage: str, argv: list[str]) -> None:
@@ -96,11 +141,15 @@ def _resident_mib() -> float:
     return float("nan")
 
 
-def measure(stage: str, corpus: Path, work: Path, params: Path) -> dict[str, Any]:
-    argv = [
-        part.format(corpus=corpus, variants=corpus.parent / "variants") for part in STAGES[stage]
-    ]
-    out = work / stage
+def measure(row: str, corpus: Path, work: Path, params: Path) -> dict[str, Any]:
+    stage, template = STAGES[row]
+    paths = {
+        "corpus": corpus,
+        "variants": corpus.parent / "variants",
+        "codes": corpus.parent / "codes",
+    }
+    argv = [part.format(**paths) for part in template]
+    out = work / row
     argv += ["--checkpoint", str(out / "model.pt"), "--reports", str(out), "--params", str(params)]
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_streaming", "child", stage, *argv],
@@ -111,24 +160,27 @@ def measure(stage: str, corpus: Path, work: Path, params: Path) -> dict[str, Any
     )
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     if result["code"] != 0:
-        raise RuntimeError(f"{stage} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"{row} failed:\n{done.stderr[-2000:]}")
     return result
 
 
 def run(minutes: float, steps: int, work: Path) -> list[dict[str, Any]]:
     rows = []
-    sizes = {}
+    sizes, code_sizes = {}, {}
     for factor in (1, 4):
         root = work / f"x{factor}"
         sizes[factor] = write_corpus(root / "prepared", minutes * factor)
         write_manifest(root / "variants", [])
         params = root / "params.yaml"
-        _params(params, steps)
+        code_sizes[factor] = write_codes_dirs(
+            root / "codes", root / "prepared", _params(params, steps)
+        )
         for stage in STAGES:
             result = measure(stage, root / "prepared", root / "runs", params)
             rows.append({"stage": stage, "minutes": minutes * factor, **result})
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    print(f"\ncorpus audio as float32: {sizes[1]:.0f} MiB and {sizes[4]:.0f} MiB\n")
+    print(f"\ncorpus audio as float32: {sizes[1]:.0f} MiB and {sizes[4]:.0f} MiB")
+    print(f"tier 1's codes as int64: {code_sizes[1]:.0f} MiB and {code_sizes[4]:.0f} MiB\n")
     print("| stage | peak above imports, X (MiB) | at 4X (MiB) | 4X / X |")
     print("|---|---|---|---|")
     for stage in STAGES:
