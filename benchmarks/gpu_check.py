@@ -267,29 +267,32 @@ def training_row(
     }
 
 
-def generation_rows(params: Params, device: torch.device, seconds: float) -> list[dict[str, Any]]:
+def generators(
+    params: Params, device: torch.device, seconds: float
+) -> dict[str, Callable[[], int]]:
     """Each vocoder family's render of ``seconds`` of a random roll, then the hierarchy's
-    draw of ``seconds`` of new audio, untrained weights, fp32."""
+    draw of ``seconds`` of new audio, untrained weights, fp32: by row name, a call that
+    generates and returns the number of samples made (the models are built here)."""
     rate = params.audio.sample_rate
     vocoder = params.vocoder
     roll = roll_for_midi(
         synthetic_midi(seconds, 7), int(seconds * rate), rate, vocoder.conditioning.hop_length
     )
-    rows = []
+    calls: dict[str, Callable[[], int]] = {}
     for family in vocoder.families:
         spec = VOCODERS[family]
         torch.manual_seed(SEED)
         saved = spec.checkpoint_config(vocoder.section(family), vocoder.conditioning, rate, SEED)
         model = spec.build(saved).to(device).eval()
-        _reset_peak(device)
-        start = time.perf_counter()
-        (audio,) = render_pieces(
-            spec, model, [roll], chunk_frames=512, context_frames=16, progress=False,
-            generator=torch.Generator(device="cpu").manual_seed(SEED),
-        )  # fmt: skip
-        _synchronise(device)
-        elapsed = time.perf_counter() - start
-        rows.append(_generated(f"generate {family}", len(audio), elapsed, device))
+
+        def render(spec: Any = spec, model: torch.nn.Module = model) -> int:
+            (audio,) = render_pieces(
+                spec, model, [roll], chunk_frames=512, context_frames=16, progress=False,
+                generator=torch.Generator(device="cpu").manual_seed(SEED),
+            )  # fmt: skip
+            return len(audio)
+
+        calls[f"generate {family}"] = render
     torch.manual_seed(SEED)
     tiers, below = [], Below()
     for key in params.vqvae.tiers:
@@ -305,16 +308,22 @@ def generation_rows(params: Params, device: torch.device, seconds: float) -> lis
     prior_saved = PRIOR_SPEC.checkpoint_config(
         params.vqvae.prior.model, params.vqvae.prior.train, top.codebook_size, SEED
     )
-    prior = PRIOR_SPEC.build(prior_saved).eval()
-    hierarchy = Hierarchy(tiers, prior)
-    _reset_peak(device)
-    start = time.perf_counter()
-    drawn = hierarchy.sample(1, seconds, rate, seed=SEED)
-    _synchronise(device)
-    elapsed = time.perf_counter() - start
-    rows.append(
-        _generated("generate hierarchy (prior, then tiers)", drawn.audio.shape[-1], elapsed, device)
+    hierarchy = Hierarchy(tiers, PRIOR_SPEC.build(prior_saved).eval())
+    calls["generate hierarchy (prior, then tiers)"] = lambda: int(
+        hierarchy.sample(1, seconds, rate, seed=SEED).audio.shape[-1]
     )
+    return calls
+
+
+def generation_rows(params: Params, device: torch.device, seconds: float) -> list[dict[str, Any]]:
+    """:func:`generators`' calls, each timed."""
+    rows = []
+    for name, generate in generators(params, device, seconds).items():
+        _reset_peak(device)
+        start = time.perf_counter()
+        samples = generate()
+        _synchronise(device)
+        rows.append(_generated(name, samples, time.perf_counter() - start, device))
     return rows
 
 

@@ -1,0 +1,50 @@
+"""The scale estimate's pieces: the operation counter, the batch of one, the node model."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+import torch
+
+from benchmarks.gpu_check import profile_params
+from benchmarks.scale import OperationCounter, _batch_of_one, sections, training_estimate
+
+
+def test_the_counter_counts_operations_and_not_views() -> None:
+    x = torch.ones(3, 4)
+    with OperationCounter() as counter:
+        y = (x + 1).view(12).t() * 2  # add, mul; view and t are views
+        y.sum()
+    assert counter.operations == 3
+
+
+def test_a_batch_of_one_reaches_every_training_section() -> None:
+    params = profile_params("tiny")
+    assert any(s.train.batch_size > 1 for s in sections(params).values())
+    one = _batch_of_one(params)
+    assert {s.train.batch_size for s in sections(one).values()} == {1}
+    assert set(sections(one)) == set(sections(params))
+
+
+def test_the_node_model_takes_the_longer_of_flops_and_launches_plus_the_all_reduce() -> None:
+    model = argparse.Namespace(
+        peak_tflops=1.0, utilisation=0.5, dispatch_us=10.0, allreduce_gbps=1.0
+    )
+    section = profile_params("tiny").vocoder.section("gan")
+    section = section.model_copy(
+        update={"train": section.train.model_copy(update={"batch_size": 16, "steps": 3600})}
+    )
+    row = {"flops_per_example": 1e12, "operations_per_step": 1000, "parameters": 250_000_000}
+    one = training_estimate(row, section, 1, model)
+    # 16 examples of 1 TFLOP at 0.5 TFLOP/s; 1000 launches of 10 us; no all-reduce alone.
+    assert one["compute_s"] == pytest.approx(32.0) and one["dispatch_s"] == pytest.approx(0.01)
+    assert one["allreduce_s"] == 0.0 and one["bound"] == "FLOPs"
+    assert one["hours"] == pytest.approx(32.0)
+    eight = training_estimate(row, section, 8, model)
+    # Two examples per rank; a ring all-reduce moves 2 * 7/8 of 1 GB at 1 GB/s.
+    assert eight["compute_s"] == pytest.approx(4.0)
+    assert eight["allreduce_s"] == pytest.approx(1.75)
+    assert eight["step_s"] == pytest.approx(5.75)
+    small = training_estimate({**row, "flops_per_example": 1e6}, section, 8, model)
+    assert small["bound"] == "launches" and small["step_s"] == pytest.approx(0.01 + 1.75)
