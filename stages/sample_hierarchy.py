@@ -75,6 +75,32 @@ def test_audio(params: Params, root: Path, multiple: int) -> list[tuple[str, np.
     return chosen
 
 
+def reconstruct(
+    hierarchy: Hierarchy,
+    pieces: list[np.ndarray],
+    tier: int,
+    generator: torch.Generator,
+    temperature: float,
+    device: torch.device,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Each piece's audio encoded to ``tier`` and decoded back (each cut to its length),
+    and the codes of tiers 1..``tier`` of the batch.
+
+    The pieces go through as one batch, padded with silence to the longest: the
+    decoders step through the batch together, which on a GPU costs about what one piece
+    costs (their steps are bound by launches, not arithmetic)."""
+    if not pieces:
+        return [], []
+    batch = torch.zeros(len(pieces), max(len(audio) for audio in pieces))
+    for row, audio in enumerate(pieces):
+        batch[row, : len(audio)] = torch.from_numpy(audio)
+    codes = hierarchy.encode(batch.to(device), tier)
+    decoded = hierarchy.decode(
+        codes[-1], tier, generator=generator, temperature=temperature, progress=True
+    ).audio
+    return [decoded[row, : len(audio)] for row, audio in enumerate(pieces)], codes
+
+
 def sample(params: Params, args: argparse.Namespace) -> None:
     config = params.vqvae
     rate = params.audio.sample_rate
@@ -130,25 +156,24 @@ def sample(params: Params, args: argparse.Namespace) -> None:
         directory = staging / "reconstructions" / f"tier{tier}"
         directory.mkdir(parents=True, exist_ok=True)
         distances, mels = [], []
-        for piece_id, audio in pieces:
+        generator = torch.Generator(device=device).manual_seed(params.seed)
+        decoded, codes = reconstruct(
+            hierarchy, [audio for _, audio in pieces], tier, generator,
+            config.sample.decoder_temperature, device,
+        )  # fmt: skip
+        for row, (piece_id, audio) in enumerate(pieces):
             truth = torch.from_numpy(audio).to(device)[None]
-            codes = hierarchy.encode(truth, tier)
-            decoded = hierarchy.decode(
-                codes[-1],
-                tier,
-                generator=torch.Generator(device=device).manual_seed(params.seed),
-                temperature=config.sample.decoder_temperature,
-            )
-            estimate = decoded.audio[:, : truth.shape[-1]]
+            estimate = decoded[row][None]
             write_wav(directory / f"{piece_id}.wav", estimate[0].cpu().numpy(), rate)
             distances.append(float(multi_resolution_stft(estimate, truth)["total"]))
             mels.append(float(mel_l1(estimate, truth, mel)))
-            if tier == config.top and piece_id == pieces[0][0]:
+            if tier == config.top and row == 0:
+                steps = [len(audio) // hop for hop in hops]
                 plot_hierarchy(
                     reports / "example.png",
                     estimate[0].cpu().numpy(),
                     rate,
-                    [c[0].cpu().numpy() for c in codes],
+                    [c[0, :n].cpu().numpy() for c, n in zip(codes, steps, strict=True)],
                     hops,
                     f"{piece_id} encoded to tier {tier} and decoded back",
                 )

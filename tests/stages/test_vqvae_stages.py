@@ -190,3 +190,24 @@ def test_a_resumed_tier_ends_where_an_uninterrupted_one_does_byte_for_byte(run, 
     for key, tensor in straight["state"].items():
         assert torch.equal(tensor, resumed["state"][key]), key
     assert files["straight"].read_bytes() == files["resumed"].read_bytes()
+
+
+def test_pieces_of_a_tier_are_reconstructed_as_one_batch_each_cut_to_its_length(run) -> None:
+    from wavegen_core.models.hierarchy import Hierarchy
+
+    tiers = [TIER.load(run / f"models/vqvae/{k}/checkpoint.pt", "cpu") for k in (1, 2)]
+    hierarchy = Hierarchy(tiers)
+    (original,) = (run / "data/hierarchy/reconstructions/original").glob("*.wav")
+    audio, _ = sf.read(original, dtype="float32")
+    long, short = audio[:4096], audio[1024:2048]  # multiples of the top tier's 8 samples
+    decoded, codes = sample_hierarchy.reconstruct(
+        hierarchy, [long, short], 2, torch.Generator().manual_seed(0), 1.0, torch.device("cpu")
+    )
+    assert [len(d) for d in decoded] == [4096, 1024]
+    assert all(torch.isfinite(d).all() for d in decoded)
+    # The longest piece is not padded: its codes are those it has alone.
+    alone = hierarchy.encode(torch.from_numpy(long)[None], 2)
+    assert [c.shape for c in codes] == [(2, 1024), (2, 512)]
+    for batched, single in zip(codes, alone, strict=True):
+        assert torch.equal(batched[0], single[0])
+    assert sample_hierarchy.reconstruct(hierarchy, [], 2, torch.Generator(), 1.0, "cpu") == ([], [])
