@@ -6,8 +6,9 @@ stage of a fresh clone of this repository through torchrun.
 
 It starts `prefect server start` (its own home under ``--work``), creates the `gpu`
 process pool, deploys `node` from prefect.yaml, starts `prefect worker`, and runs the
-deployment on the clone with ``<target's section>.train.nproc`` overridden (and no
-sharing: the clone has no remote). It checks that the run completed, that the stage
+deployment on the clone with ``<target's section>.train.nproc`` overridden, a few steps
+(``--steps``) on a corpus of 8 pieces whatever the profile, and no sharing (the clone
+has no remote). It checks that the run completed, that the stage
 restarted under torchrun with the processes asked for, and that every rank reported;
 it prints the worker's log and exits 1 otherwise. About a minute on 2 CPU cores for
 the default target (prepare_data, then train_vqvae@1).
@@ -16,6 +17,7 @@ the default target (prepare_data, then train_vqvae@1).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -46,13 +48,18 @@ def section_of(target: str) -> str:
     raise ValueError(f"{target} is not a training stage")
 
 
-def check(work: Path, target: str, nproc: str) -> int:
+def check(work: Path, target: str, nproc: str, steps: int) -> int:
     clone = work / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(clone)], check=True)
     (clone / ".venv").symlink_to(REPO_ROOT / ".venv")
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    override = f"{section_of(target)}.train.nproc={nproc}"
+    train = f"{section_of(target)}.train"
+    override = f"{train}.nproc={nproc}"
+    # A check, not a run: a few steps on a small corpus, whatever the profile.
+    overrides = [override, "data.max_pieces=8"] + [
+        f"{train}.{key}={steps}" for key in ("steps", "checkpoint_every", "eval_every", "log_every")
+    ]
     with local_server(work / "prefect") as server:
         env |= server
 
@@ -75,7 +82,7 @@ def check(work: Path, target: str, nproc: str) -> int:
                     "deployment", "run", "wavegen/node",
                     "--param", f"repo={clone}", "--param", "share=false",
                     "--param", f'targets=["{target}"]',
-                    "--param", f'overrides=["{override}"]',
+                    "--param", f"overrides={json.dumps(overrides)}",
                     "--watch", "--watch-timeout", "3600",
                 )  # fmt: skip
             finally:
@@ -109,13 +116,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="train_vqvae@1")
     parser.add_argument("--nproc", default="2", help="an integer, or auto (one per GPU)")
+    parser.add_argument("--steps", type=int, default=20, help="training steps of the check")
     parser.add_argument("--work", type=Path, help="keep the clone and logs here")
     args = parser.parse_args(argv)
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)
-        return check(args.work, args.target, args.nproc)
+        return check(args.work, args.target, args.nproc, args.steps)
     with tempfile.TemporaryDirectory() as tmp:
-        return check(Path(tmp), args.target, args.nproc)
+        return check(Path(tmp), args.target, args.nproc, args.steps)
 
 
 if __name__ == "__main__":
