@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmarks.gpu_check import profile_params
-from benchmarks.scale import OperationCounter, _batch_of_one, sections, training_estimate
+from benchmarks.scale import OperationCounter, _batch_of_one, chains, sections, training_estimate
 
 
 def test_the_counter_counts_operations_and_not_views() -> None:
@@ -48,3 +48,20 @@ def test_the_node_model_takes_the_longer_of_flops_and_launches_plus_the_all_redu
     assert eight["step_s"] == pytest.approx(5.75)
     small = training_estimate({**row, "flops_per_example": 1e6}, section, 8, model)
     assert small["bound"] == "launches" and small["step_s"] == pytest.approx(0.01 + 1.75)
+    # Batches made in the step add to it; made by 4 workers per rank, they overlap it.
+    slow = {**row, "data_seconds_per_example": 10.0}
+    assert training_estimate(slow, section, 8, model)["step_s"] == pytest.approx(4 + 20 + 1.75)
+    loader = section.model_copy(
+        update={"train": section.train.model_copy(update={"data_workers": 4})}
+    )
+    made = training_estimate(slow, loader, 8, model)
+    assert made["bound"] == "data" and made["step_s"] == pytest.approx(5 + 1.75)
+
+
+def test_stages_that_need_each_other_are_chained_and_the_rest_stand_alone() -> None:
+    stages = list(sections(profile_params("tiny")))
+    found = chains(stages)
+    assert ["train_transcriber", "train_music_transformer"] in found
+    assert ["train_vqvae@1", "train_vqvae@2", "train_prior"] in found
+    assert ["train_vocoder@gan"] in found
+    assert sorted(s for chain in found for s in chain) == sorted(stages)
