@@ -2,9 +2,9 @@
 
 The stage is run as dvc.yaml runs it (`python -m stages.<stage>`); with nproc 2 it
 starts itself again under torchrun. Two processes with a global batch B end with the
-weights of one process with batch B, to float tolerance, for the transcriber and the
-GAN (two optimisers); a two-process run killed after a checkpoint resumes to exactly
-the weights of an uninterrupted one.
+weights of one process with batch B, to float tolerance, for the transcriber, the GAN
+(two optimisers) and the prior (a loss over a global count of codes); a two-process
+run killed after a checkpoint resumes to exactly the weights of an uninterrupted one.
 
 Dropout is off here: each rank draws its own masks, so with dropout a two-process run
 is an equally valid run, not the one-process run's twin.
@@ -20,13 +20,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
-from stages import train_transcriber, train_vocoder
+from stages import train_prior, train_transcriber, train_vocoder
 from tests.conftest import REPO_ROOT, write_chorale_corpus
 from wavegen_core.checkpoint import load_checkpoint
+from wavegen_core.data.codes import write_codes
 from wavegen_core.data.manifest import write_manifest
 
 pytestmark = pytest.mark.slow
@@ -53,6 +55,9 @@ def _params(root: Path, name: str, nproc: int, section: str) -> Path:
     if section == "transcription":
         params["transcription"]["train"].update(train)
         params["transcription"]["model"].update(conv_dropout=0.0, fc_dropout=0.0)
+    elif section == "prior":
+        params["vqvae"]["prior"]["train"].update({**train, "steps": 6, "eval_every": 6})
+        params["vqvae"]["prior"]["model"].update(dropout=0.0, context=64)
     else:
         params["vocoder"]["gan"]["train"].update({**train, "steps": 4, "eval_every": 4})
     path = root / f"{name}.yaml"
@@ -66,11 +71,14 @@ def _argv(root: Path, name: str, params: Path, stage: str) -> list[str]:
     if stage == "transcriber":
         data = ["--corpus", str(root / "prepared"), "--variants", str(root / "variants")]
         return [*data, *paths]
+    if stage == "prior":
+        return ["--codes", str(root / "codes"), *paths]
     return ["gan", "--corpus", str(root / "prepared"), *paths]
 
 
 def _module(stage: str) -> str:
-    return "stages.train_transcriber" if stage == "transcriber" else "stages.train_vocoder"
+    modules = {"transcriber": "train_transcriber", "prior": "train_prior", "gan": "train_vocoder"}
+    return f"stages.{modules[stage]}"
 
 
 def _start(argv: list[str], stage: str) -> subprocess.Popen:
@@ -148,3 +156,31 @@ def test_two_processes_train_the_gan_and_its_two_optimisers_as_one(corpus) -> No
         "discriminator",
         "generator",
     }
+
+
+def test_two_processes_train_the_prior_as_one(corpus) -> None:
+    """The prior's loss is a mean over the global batch's codes (padding left out), not
+    a mean of the ranks' means: its windows of short pieces hold different counts."""
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    top = max(params["vqvae"]["tiers"], key=int)
+    size = params["vqvae"]["tiers"][top]["codebook_size"]
+    rng = np.random.default_rng(0)
+    # Pieces shorter than a window: the ranks' shares hold different numbers of codes.
+    lengths = [("a", "train", 300), ("b", "train", 40), ("c", "train", 90), ("v", "validation", 80)]
+    records = [{"id": name, "split": split, "length": n} for name, split, n in lengths]
+    codes = (rng.integers(0, size, n) for _, _, n in lengths)
+    codebook = rng.standard_normal((size, 8)).astype(np.float32)
+    info = {"tier": int(top), "codebook_size": size, "codes_per_second": 500.0}
+    write_codes(corpus / "codes" / top, records, codes, codebook, info)
+
+    assert (
+        train_prior.main(_argv(corpus, "prior-one", _params(corpus, "p1", 1, "prior"), "prior"))
+        == 0
+    )
+    pair = _params(corpus, "p2", 2, "prior")
+    out = _finish(_start(_argv(corpus, "prior-two", pair, "prior"), "prior"))
+    assert "rank 1 of 2" in out
+    _assert_close(_state(corpus, "prior-one"), _state(corpus, "prior-two"))
+    metrics = load_checkpoint(corpus / "prior-two" / "checkpoint.pt")["metrics"]
+    expected = load_checkpoint(corpus / "prior-one" / "checkpoint.pt")["metrics"]
+    assert metrics["train/loss"] == pytest.approx(expected["train/loss"], rel=1e-4)
