@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -92,6 +93,19 @@ class AudioFile:
             block = sf.read(self.path, start=start, stop=stop, dtype="float32", always_2d=True)[0]
             out[: stop - start] = block.mean(axis=1)
         return out
+
+
+def read_padded(
+    values: np.ndarray | AudioFile, start: int, count: int, dtype: Any = np.float32
+) -> np.ndarray:
+    """Steps ``start .. start + count - 1`` of an array (as ``dtype``) or of an audio
+    file, zero past the end: one excerpt of a piece, in memory or streamed."""
+    if isinstance(values, AudioFile):
+        return values.read(start, count)
+    out = np.zeros(count, dtype=dtype)
+    clip = values[start : start + count]
+    out[: len(clip)] = clip
+    return out
 
 
 def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wavegen_core.audio.io import AudioFile, AudioReadError, load_audio
+from wavegen_core.audio.io import AudioFile, AudioReadError, load_audio, read_padded
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.errors import WavegenError
 from wavegen_core.files import atomic_path, write_json
@@ -74,12 +74,7 @@ class LevelPiece:
 
     def read(self, first: int, count: int) -> np.ndarray:
         """Steps ``first .. first + count - 1``, zero (silence, or code 0) past the end."""
-        if isinstance(self.values, AudioFile):
-            return self.values.read(first, count)
-        out = np.zeros(count, dtype=self.dtype)
-        clip = self.values[first : first + count]
-        out[: len(clip)] = clip
-        return out
+        return read_padded(self.values, first, count, self.dtype)
 
     def whole(self) -> np.ndarray:
         """Every step of the piece, in memory."""

@@ -23,7 +23,7 @@ import numpy as np
 import pretty_midi
 import torch
 
-from wavegen_core.audio.io import AudioFile, load_audio
+from wavegen_core.audio.io import AudioFile, load_audio, read_padded
 from wavegen_core.data.manifest import Piece
 from wavegen_core.midi.events import pedal_intervals, performance_notes
 from wavegen_core.midi.io import load_midi
@@ -162,10 +162,7 @@ class RollPiece:
             if stop > start:
                 out[: stop - start] = self.audio.read(start, stop - start)
             return out
-        out = np.zeros(count, dtype=np.float32)
-        clip = self.audio[start : start + count]
-        out[: len(clip)] = clip
-        return out
+        return read_padded(self.audio, start, count)
 
     def roll_window(self, first: int, n: int) -> np.ndarray:
         """Frames ``first .. first + n - 1`` of the roll as float32, zero outside it."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wavegen_core.audio.io import AudioFile, load_audio
+from wavegen_core.audio.io import AudioFile, load_audio, read_padded
 from wavegen_core.audio.mel import MelConfig
 from wavegen_core.data.manifest import Piece
 from wavegen_core.midi.io import load_midi
@@ -48,12 +48,7 @@ class AlignedPiece:
 
     def read(self, start: int, count: int) -> np.ndarray:
         """Audio samples ``start .. start + count - 1``, zero past the end."""
-        if isinstance(self.audio, AudioFile):
-            return self.audio.read(start, count)
-        out = np.zeros(count, dtype=np.float32)
-        clip = self.audio[start : start + count]
-        out[: len(clip)] = clip
-        return out
+        return read_padded(self.audio, start, count)
 
     def window(self, first: int, n_frames: int) -> dict[str, np.ndarray]:
         """Targets of frames ``first .. first + n_frames - 1``, zero past the end."""
