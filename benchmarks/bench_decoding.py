@@ -30,7 +30,6 @@ from typing import Any
 import torch
 
 from wavegen_core.audio.io import load_audio
-from wavegen_core.config import Params, load_params
 from wavegen_core.data.manifest import Piece, read_manifest
 from wavegen_core.data.prepare import build_corpus, staging_key
 from wavegen_core.data.variants import VariantItem, VariantJob, make_variant
@@ -41,8 +40,9 @@ from wavegen_core.evaluation.decoding_search import (
 )
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import NoteDecodingConfig, piano_notes
-from wavegen_core.models.onsets_frames import predict_activations
-from wavegen_core.models.transcribers import SPEC
+from wavegen_core.models.transcription.onsets_frames import predict_activations
+from wavegen_core.models.transcription.transcribers import SPEC
+from wavegen_core.params import Params, load_params
 from wavegen_core.progress import progress
 
 # Far above any `data.variants.etudes` a profile trains on, so no tuning etude was heard.

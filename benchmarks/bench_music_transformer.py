@@ -60,14 +60,14 @@ from torch import nn
 
 from benchmarks._memory import high_water_mib, reset_high_water
 from wavegen_core import profiles
-from wavegen_core.config import MusicTransformerConfig, Params
 from wavegen_core.midi.events import END, EventVocabulary
-from wavegen_core.models.attention import attention_logits, relative_logits_reference
-from wavegen_core.models.music_transformer import (
+from wavegen_core.models.symbolic.attention import attention_logits, relative_logits_reference
+from wavegen_core.models.symbolic.music_transformer import (
     MusicTransformer,
     sample_events,
 )
-from wavegen_core.models.onsets_frames import parameter_count
+from wavegen_core.models.transcription.onsets_frames import parameter_count
+from wavegen_core.params import MusicTransformerConfig, Params
 
 REPO = Path(__file__).resolve().parent.parent
 MIB = 2**20

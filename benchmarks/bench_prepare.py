@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wavegen_core.config import validate_params
 from wavegen_core.data.prepare import prepare_corpus
+from wavegen_core.params import validate_params
 
 PIECES = 48
 

@@ -34,10 +34,10 @@ import yaml
 
 from benchmarks._memory import high_water_mib
 from wavegen_core.audio.io import write_wav
-from wavegen_core.config import Params
 from wavegen_core.data.codes import write_codes
 from wavegen_core.data.manifest import Piece, read_manifest, write_manifest
 from wavegen_core.midi.io import write_midi
+from wavegen_core.params import Params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RATE = 16000

@@ -33,15 +33,15 @@ from benchmarks._memory import high_water_mib
 from wavegen_core import profiles
 from wavegen_core.audio.io import write_wav
 from wavegen_core.audio.render import render_midi
-from wavegen_core.config import Params, TranscriptionConfig
 from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
-from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_file
-from wavegen_core.models.transcribers import (
+from wavegen_core.models.transcription.onsets_frames import OnsetsAndFrames, transcribe_file
+from wavegen_core.models.transcription.transcribers import (
     BasicPitchTranscriber,
     OnsetsAndFramesTranscriber,
     Transcriber,
     basic_pitch_available,
 )
+from wavegen_core.params import Params, TranscriptionConfig
 
 SAMPLE_RATE = 16000
 SPEED_SECONDS = 60.0

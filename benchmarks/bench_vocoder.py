@@ -57,19 +57,19 @@ import numpy as np
 import torch
 
 from wavegen_core.audio.io import load_audio
-from wavegen_core.config import Params, load_params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import ROLL_CHANNELS
 from wavegen_core.evaluation.plots import plot_renders
 from wavegen_core.evaluation.synthesis import notes_before
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import notes_to_midi
-from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.configs.wavenet import WaveNetConfig
-from wavegen_core.models.onsets_frames import parameter_count
-from wavegen_core.models.vocoders import VOCODERS, render_pieces
-from wavegen_core.models.wavenet import WaveNetVocoder
-from wavegen_core.models.wavenet_generation import compiled_block_loop
+from wavegen_core.models.transcription.onsets_frames import parameter_count
+from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.registry import render_pieces, vocoder_families, vocoder_spec
+from wavegen_core.models.vocoders.wavenet.config import WaveNetConfig
+from wavegen_core.models.vocoders.wavenet.generation import compiled_block_loop
+from wavegen_core.models.vocoders.wavenet.model import WaveNetVocoder
+from wavegen_core.params import Params, load_params
 
 SAMPLE_RATE = 16000
 CONDITIONING = ConditioningConfig()
@@ -206,7 +206,8 @@ def run_families() -> list[dict[str, Any]]:
         vocoder = _profile_params(profile).vocoder
         roll, _ = _chorale_roll(FAMILY_SECONDS, vocoder.conditioning.hop_length)
         warm_up = roll[:, : int(SAMPLE_RATE / vocoder.conditioning.hop_length)]
-        for family, spec in VOCODERS.items():
+        for family in vocoder_families():
+            spec = vocoder_spec(family)
             section = vocoder.section(family)
             variants = {"": vocoder.conditioning}
             if type(section).uses_excitation:

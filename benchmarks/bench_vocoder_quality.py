@@ -32,16 +32,16 @@ import torch
 
 from wavegen_core.audio.io import load_audio
 from wavegen_core.audio.render import additive_render, render_midi
-from wavegen_core.config import Params, load_params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import roll_for_midi
 from wavegen_core.evaluation.plots import plot_renders
 from wavegen_core.evaluation.synthesis import mean_scores, notes_before, score_renders
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import notes_to_midi
-from wavegen_core.models.onsets_frames import SPEC as TRANSCRIBER
-from wavegen_core.models.transcribers import BasicPitchTranscriber
-from wavegen_core.models.vocoders import load_vocoder, render_pieces
+from wavegen_core.models.transcription.onsets_frames import SPEC as TRANSCRIBER
+from wavegen_core.models.transcription.transcribers import BasicPitchTranscriber
+from wavegen_core.models.vocoders.registry import load_vocoder, render_pieces
+from wavegen_core.params import Params, load_params
 from wavegen_core.progress import progress_bar
 
 REFERENCES = ("FluidSynth", "sine")

@@ -49,11 +49,11 @@ from typing import Any
 import torch
 
 from benchmarks._memory import high_water_mib, reset_high_water
-from wavegen_core.config import Params
-from wavegen_core.models.configs.vqvae import QuantiserConfig, TierConfig, TierWaveNetConfig
-from wavegen_core.models.hierarchy import Hierarchy
-from wavegen_core.models.prior import CodePrior
-from wavegen_core.models.vqvae import Below, VQVAETier, tier_wavenet
+from wavegen_core.models.hierarchy.config import QuantiserConfig, TierConfig, TierWaveNetConfig
+from wavegen_core.models.hierarchy.prior import CodePrior
+from wavegen_core.models.hierarchy.stack import Hierarchy
+from wavegen_core.models.hierarchy.vqvae import Below, VQVAETier, tier_wavenet
+from wavegen_core.params import Params
 
 SAMPLE_RATE = 16000
 BATCH = 8

@@ -35,17 +35,17 @@ import pretty_midi
 import torch
 
 from wavegen_core import profiles
-from wavegen_core.config import Params
 from wavegen_core.data.codes import Level, LevelPiece
 from wavegen_core.data.pairs import pair_piece, roll_for_midi
 from wavegen_core.data.segments import AlignedPiece
 from wavegen_core.midi.events import performance_notes
 from wavegen_core.midi.rolls import NoteTable
-from wavegen_core.models.hierarchy import Hierarchy
-from wavegen_core.models.prior import SPEC as PRIOR_SPEC
-from wavegen_core.models.vocoders import VOCODERS, render_pieces
-from wavegen_core.models.vqvae import SPEC as TIER_SPEC
-from wavegen_core.models.vqvae import Below
+from wavegen_core.models.hierarchy.prior import SPEC as PRIOR_SPEC
+from wavegen_core.models.hierarchy.stack import Hierarchy
+from wavegen_core.models.hierarchy.vqvae import SPEC as TIER_SPEC
+from wavegen_core.models.hierarchy.vqvae import Below
+from wavegen_core.models.vocoders.registry import render_pieces, vocoder_spec
+from wavegen_core.params import Params
 from wavegen_core.training.music_transformer import NotePiece, train_music_transformer
 from wavegen_core.training.prior import train_prior
 from wavegen_core.training.transcriber import train_transcriber
@@ -280,7 +280,7 @@ def generators(
     )
     calls: dict[str, Callable[[], int]] = {}
     for family in vocoder.families:
-        spec = VOCODERS[family]
+        spec = vocoder_spec(family)
         torch.manual_seed(SEED)
         saved = spec.checkpoint_config(vocoder.section(family), vocoder.conditioning, rate, SEED)
         model = spec.build(saved).to(device).eval()

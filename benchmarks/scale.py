@@ -52,8 +52,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.gpu_check import Trainer, generators, profile_params, trainers
-from wavegen_core.config import Params
-from wavegen_core.models import wavenet_generation
+from wavegen_core.models.vocoders.wavenet import generation as wavenet_generation
+from wavegen_core.params import Params
 from wavegen_core.training import loop as training_loop
 
 # Step 1 builds lazily; step 2 is counted; steps 3 .. 2 + TIMED are timed.

@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from wavegen_core.config import PARAMS_FILE, VOCODER_FAMILIES, Params, ParamsError, load_params
 from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED, WavegenError
+from wavegen_core.params import PARAMS_FILE, VOCODER_FAMILIES, Params, ParamsError, load_params
 from wavegen_core.progress import log, setup_logging
 
 Body = Callable[[Params, argparse.Namespace], None]

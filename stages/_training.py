@@ -12,8 +12,8 @@ import argparse
 import torch
 
 from wavegen_core import parallel
-from wavegen_core.config import Params, ParamsError
-from wavegen_core.schema import TrainLoopConfig
+from wavegen_core.param_types import TrainLoopConfig
+from wavegen_core.params import Params, ParamsError
 from wavegen_core.training.device import choose_device
 
 

@@ -22,7 +22,6 @@ import pretty_midi
 
 from stages._common import run_stage
 from wavegen_core import __version__
-from wavegen_core.config import Params
 from wavegen_core.data.manifest import midi_files
 from wavegen_core.evaluation.plots import plot_piano_roll
 from wavegen_core.evaluation.symbolic import compare_sets
@@ -30,12 +29,13 @@ from wavegen_core.files import replace_dir, staging_dir, write_json
 from wavegen_core.midi.events import decode_events
 from wavegen_core.midi.io import write_midi
 from wavegen_core.midi.rolls import notes_to_midi
-from wavegen_core.models.music_transformer import (
+from wavegen_core.models.symbolic.music_transformer import (
     SPEC,
     SamplingConfig,
     primer_events,
     sample_events,
 )
+from wavegen_core.params import Params
 from wavegen_core.progress import log, progress
 from wavegen_core.seeding import step_generator
 from wavegen_core.training.device import choose_device

@@ -25,7 +25,6 @@ from matplotlib.figure import Figure
 
 from stages._common import run_tier_stage
 from wavegen_core import __version__
-from wavegen_core.config import Params
 from wavegen_core.data.codes import (
     check_level_below,
     level_digest,
@@ -33,8 +32,9 @@ from wavegen_core.data.codes import (
     write_codes,
 )
 from wavegen_core.files import atomic_path, replace_dir, staging_dir, write_json
-from wavegen_core.models.quantiser import histogram_perplexity, histogram_usage
-from wavegen_core.models.vqvae import SPEC, encode_piece
+from wavegen_core.models.hierarchy.quantiser import histogram_perplexity, histogram_usage
+from wavegen_core.models.hierarchy.vqvae import SPEC, encode_piece
+from wavegen_core.params import Params
 from wavegen_core.progress import log, progress_bar
 from wavegen_core.training.device import choose_device
 

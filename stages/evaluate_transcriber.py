@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from stages._common import run_stage
-from wavegen_core.config import Params
 from wavegen_core.data.evaluation_sets import RESERVED_PIANO, UNSEEN_MUSIC
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.evaluation.plots import plot_transcriptions
@@ -34,11 +33,12 @@ from wavegen_core.evaluation.transcription import mean_metrics, transcription_me
 from wavegen_core.files import atomic_open, replace_dir, staging_dir, write_json
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import piano_notes
-from wavegen_core.models.transcribers import (
+from wavegen_core.models.transcription.transcribers import (
     Transcriber,
     basic_pitch_available,
     make_transcriber,
 )
+from wavegen_core.params import Params
 from wavegen_core.progress import log, progress
 from wavegen_core.training.device import choose_device
 

@@ -12,11 +12,11 @@ import sys
 
 from stages._common import run_stage
 from wavegen_core.audio.io import load_audio
-from wavegen_core.config import Params
 from wavegen_core.data.prepare import prepare_corpus, summarize
 from wavegen_core.evaluation.plots import plot_audio_and_midi
 from wavegen_core.files import write_json
 from wavegen_core.midi.io import load_midi
+from wavegen_core.params import Params
 
 PATHS = {"out": "the prepared corpus", "reports": "metrics and picture"}
 

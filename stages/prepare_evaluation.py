@@ -14,7 +14,6 @@ import argparse
 import sys
 
 from stages._common import run_stage
-from wavegen_core.config import Params
 from wavegen_core.data.evaluation_sets import (
     RESERVED_PIANO,
     UNSEEN_MUSIC,
@@ -23,6 +22,7 @@ from wavegen_core.data.evaluation_sets import (
 )
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.files import write_json
+from wavegen_core.params import Params
 
 PATHS = {
     "corpus": "the prepared corpus (its test split is re-rendered)",

@@ -17,12 +17,12 @@ from pathlib import Path
 
 from stages._common import run_stage
 from wavegen_core.audio.io import load_audio
-from wavegen_core.config import Params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.variants import VariantJob, render_variants, summarize_variants
 from wavegen_core.evaluation.plots import plot_audio_and_midi
 from wavegen_core.files import write_json
 from wavegen_core.midi.io import load_midi
+from wavegen_core.params import Params
 
 PATHS = {
     "corpus": "the prepared corpus (its train split is rendered again)",

@@ -30,13 +30,13 @@ import torch
 from stages._common import run_stage
 from wavegen_core.audio.io import load_audio, write_wav
 from wavegen_core.audio.spectral import evaluation_mel, mel_l1, multi_resolution_stft
-from wavegen_core.config import Params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.evaluation.plots import plot_hierarchy
 from wavegen_core.files import replace_dir, staging_dir, write_json
-from wavegen_core.models.hierarchy import Hierarchy
-from wavegen_core.models.prior import SPEC as PRIOR
-from wavegen_core.models.vqvae import SPEC as TIER
+from wavegen_core.models.hierarchy.prior import SPEC as PRIOR
+from wavegen_core.models.hierarchy.stack import Hierarchy
+from wavegen_core.models.hierarchy.vqvae import SPEC as TIER
+from wavegen_core.params import Params
 from wavegen_core.progress import log
 from wavegen_core.training.device import choose_device
 

@@ -48,7 +48,6 @@ from stages._common import run_family_stage
 from wavegen_core import __version__
 from wavegen_core.audio.io import load_audio, write_wav
 from wavegen_core.audio.render import additive_render, render_midi
-from wavegen_core.config import Params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import roll_for_midi
 from wavegen_core.errors import WavegenError
@@ -57,10 +56,14 @@ from wavegen_core.evaluation.synthesis import mean_scores, notes_before, score_r
 from wavegen_core.files import atomic_path, replace_dir, staging_dir, write_json
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import notes_to_midi
-from wavegen_core.models.conditioning import crop_or_pad
-from wavegen_core.models.onsets_frames import SPEC as TRANSCRIBER
-from wavegen_core.models.transcribers import BasicPitchTranscriber, basic_pitch_available
-from wavegen_core.models.vocoders import render_pieces, vocoder_spec
+from wavegen_core.models.transcription.onsets_frames import SPEC as TRANSCRIBER
+from wavegen_core.models.transcription.transcribers import (
+    BasicPitchTranscriber,
+    basic_pitch_available,
+)
+from wavegen_core.models.vocoders.conditioning import crop_or_pad
+from wavegen_core.models.vocoders.registry import render_pieces, vocoder_spec
+from wavegen_core.params import Params
 from wavegen_core.progress import log
 from wavegen_core.training.device import choose_device
 

@@ -18,10 +18,10 @@ import sys
 
 from stages._common import run_stage
 from stages._training import training_device
-from wavegen_core.config import MusicTransformerConfig, Params
 from wavegen_core.data.manifest import midi_files
 from wavegen_core.errors import WavegenError
 from wavegen_core.files import write_json
+from wavegen_core.params import MusicTransformerConfig, Params
 from wavegen_core.progress import log
 from wavegen_core.training.music_transformer import NotePiece, load_pieces, train_music_transformer
 

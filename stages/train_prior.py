@@ -17,10 +17,10 @@ import sys
 
 from stages._common import run_stage
 from stages._training import training_device
-from wavegen_core.config import Params
 from wavegen_core.data.codes import code_arrays, level_digest, read_codes, training_split
 from wavegen_core.files import write_json
-from wavegen_core.models.prior import SPEC
+from wavegen_core.models.hierarchy.prior import SPEC
+from wavegen_core.params import Params
 from wavegen_core.progress import log
 from wavegen_core.training.prior import evaluate_nll, train_prior
 

@@ -12,9 +12,9 @@ import sys
 
 from stages._common import run_family_stage
 from stages._training import training_device
-from wavegen_core.config import Params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import load_pairs
+from wavegen_core.params import Params
 from wavegen_core.progress import log
 from wavegen_core.training.loop import held_out_or_train
 from wavegen_core.training.vocoder import train_vocoder

@@ -14,13 +14,13 @@ import sys
 
 from stages._common import run_tier_stage
 from stages._training import training_device
-from wavegen_core.config import Params
 from wavegen_core.data.codes import (
     check_level_below,
     level_digest,
     load_level,
     training_split,
 )
+from wavegen_core.params import Params
 from wavegen_core.progress import log
 from wavegen_core.training.loop import held_out_or_train
 from wavegen_core.training.vqvae import train_tier

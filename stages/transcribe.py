@@ -25,7 +25,6 @@ from typing import Any
 from stages._common import run_stage
 from wavegen_core import __version__
 from wavegen_core.audio.io import AudioReadError, load_audio
-from wavegen_core.config import Params
 from wavegen_core.data.manifest import Piece, read_manifest, write_manifest
 from wavegen_core.errors import WavegenError
 from wavegen_core.evaluation.plots import plot_audio_and_midi
@@ -33,7 +32,8 @@ from wavegen_core.evaluation.transcription import mean_metrics, transcription_me
 from wavegen_core.files import replace_dir, staging_dir, write_json
 from wavegen_core.midi.io import load_midi, write_midi
 from wavegen_core.midi.rolls import piano_notes
-from wavegen_core.models.transcribers import make_transcriber
+from wavegen_core.models.transcription.transcribers import make_transcriber
+from wavegen_core.params import Params
 from wavegen_core.progress import log, progress
 from wavegen_core.training.device import choose_device
 

@@ -19,10 +19,10 @@ import pytest
 import torch
 import yaml
 
-from wavegen_core.config import Params, validate_params
 from wavegen_core.data.manifest import Piece
 from wavegen_core.data.pairs import KEY_CHANNELS, PEDAL_CHANNEL, ROLL_CHANNELS, ROLL_FEATURES
 from wavegen_core.midi.rolls import KEY_COUNT
+from wavegen_core.params import Params, validate_params
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
@@ -209,8 +209,8 @@ def untrained_checkpoint(path: Path) -> Path:
     import torch
 
     from wavegen_core.checkpoint import save_checkpoint
-    from wavegen_core.models.configs.onsets_frames import TranscriberModelConfig
-    from wavegen_core.models.onsets_frames import OnsetsAndFrames
+    from wavegen_core.models.transcription.config import TranscriberModelConfig
+    from wavegen_core.models.transcription.onsets_frames import OnsetsAndFrames
 
     config = TranscriberModelConfig()
     model = OnsetsAndFrames(config)

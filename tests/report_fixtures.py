@@ -15,8 +15,8 @@ import numpy as np
 import soundfile as sf
 from matplotlib.figure import Figure
 
-from wavegen_core.config import Params
 from wavegen_core.evaluation.report import ReportInputs
+from wavegen_core.params import Params
 
 RATE = 16000
 CHROMIUM = "/usr/bin/chromium"
@@ -148,7 +148,7 @@ def upstream_outputs(root: Path, families: list[str], tiers: list[str]) -> Repor
 
 def tiny_params(families: list[str]) -> Params:
     """The shipped params (the tiny profile) with ``families`` as the vocoder families."""
-    from wavegen_core.config import load_params
+    from wavegen_core.params import load_params
 
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     return params.model_copy(

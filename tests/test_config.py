@@ -9,7 +9,7 @@ import yaml
 
 from tests.conftest import run, stage_argv
 from wavegen_core import profiles
-from wavegen_core.config import Params, ParamsError, load_params
+from wavegen_core.params import Params, ParamsError, load_params
 
 
 def test_default_params_file_validates(repo_root: Path) -> None:
@@ -191,7 +191,7 @@ def test_unknown_profile_names_the_available_ones(tmp_path, repo_root) -> None:
 
 
 def test_the_mel_front_end_follows_audio_sample_rate() -> None:
-    from wavegen_core.config import validate_params
+    from wavegen_core.params import validate_params
 
     params = validate_params({"audio": {"sample_rate": 22050}})
     assert params.transcription.model.mel.sample_rate == 22050

@@ -1,4 +1,5 @@
-"""The architecture's layers: imports only run downward, and stages do not import each other.
+"""The architecture's layers: imports only run downward, no two files import each other
+(directly or round a longer circle), and stages do not import each other.
 
 A module may import modules of its own layer or of a lower one, never of a higher one, so
 that each layer can be read, tested and changed without the ones above it. Every import
@@ -8,6 +9,8 @@ counts, even one inside a function: deferring an import hides a cycle, it does n
 from __future__ import annotations
 
 from pathlib import Path
+
+import networkx as nx
 
 from tests.imports import imports_of, module_file, python_files, relative
 
@@ -21,7 +24,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "wavegen_core/progress.py",
         "wavegen_core/seeding.py",
         "wavegen_core/parallel.py",
-        "wavegen_core/schema.py",
+        "wavegen_core/param_types.py",
         "wavegen_core/checkpoint.py",
         "wavegen_core/audio/",
         "wavegen_core/midi/",
@@ -29,7 +32,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "data": ("wavegen_core/data/",),
     "models": ("wavegen_core/models/",),
     # config composes the models' config classes into the params schema.
-    "config": ("wavegen_core/config.py", "wavegen_core/profiles/"),
+    "config": ("wavegen_core/params.py", "wavegen_core/profiles/"),
     "training and evaluation": ("wavegen_core/training/", "wavegen_core/evaluation/"),
     "entry points": ("wavegen_core/cli.py", "stages/", "pipelines/"),
 }
@@ -112,3 +115,32 @@ def test_no_stage_module_imports_another_stage_module(repo_root) -> None:
         and imported not in allowed | {importer}
     ]
     assert not crossings, "\n".join(crossings)
+
+
+
+def import_circles(pairs: set[tuple[str, str]]) -> list[list[str]]:
+    """One circle per knot of files that import each other: ``[a, b, ..., a]``."""
+    graph = nx.DiGraph(sorted(pairs))
+    graph.remove_edges_from(nx.selfloop_edges(graph))
+    circles = []
+    for component in nx.strongly_connected_components(graph):
+        if len(component) < 2:
+            continue
+        start = min(component)
+        following = min(node for node in graph.successors(start) if node in component)
+        circles.append([start, *nx.shortest_path(graph, following, start)])
+    return sorted(circles)
+
+
+def test_an_import_circle_is_found_and_named() -> None:
+    pairs = {("a.py", "b.py"), ("b.py", "c.py"), ("c.py", "a.py"), ("c.py", "d.py")}
+    assert import_circles(pairs) == [["a.py", "b.py", "c.py", "a.py"]]
+    assert import_circles({("a.py", "b.py"), ("b.py", "c.py")}) == []
+
+
+def test_no_import_circle_between_project_files(repo_root) -> None:
+    """A circle of imports (a imports b, b imports a, or round a longer loop) ties its files
+    together: none can be read or changed without the others. Imports under
+    ``TYPE_CHECKING`` count, since a reader still has to follow them."""
+    circles = import_circles(project_imports(repo_root))
+    assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)

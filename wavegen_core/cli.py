@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from wavegen_core.config import PARAMS_FILE, ParamsError, load_params
 from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED
+from wavegen_core.params import PARAMS_FILE, ParamsError, load_params
 
 if TYPE_CHECKING:
     from wavegen_core.midi.rolls import NoteDecodingConfig
@@ -101,7 +101,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     from wavegen_core.audio.io import AudioReadError
     from wavegen_core.errors import WavegenError
     from wavegen_core.midi.io import write_midi
-    from wavegen_core.models.transcribers import make_transcriber
+    from wavegen_core.models.transcription.transcribers import make_transcriber
     from wavegen_core.progress import progress
 
     if args.backend == "model" and args.checkpoint is None:
@@ -138,7 +138,7 @@ def _compose(args: argparse.Namespace) -> int:
 
     from wavegen_core.midi.events import events_to_midi, performance_notes
     from wavegen_core.midi.io import MidiReadError, load_midi, write_midi
-    from wavegen_core.models.music_transformer import (
+    from wavegen_core.models.symbolic.music_transformer import (
         SPEC,
         SamplingConfig,
         primer_events,
@@ -194,7 +194,7 @@ def _synthesize(args: argparse.Namespace) -> int:
     from wavegen_core.audio.io import write_wav
     from wavegen_core.data.pairs import roll_for_midi
     from wavegen_core.midi.io import MidiReadError, load_midi
-    from wavegen_core.models.vocoders import load_vocoder, render_pieces
+    from wavegen_core.models.vocoders.registry import load_vocoder, render_pieces
     from wavegen_core.training.device import choose_device
 
     if args.temperature is not None and args.temperature < 0:

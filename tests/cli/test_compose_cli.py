@@ -11,11 +11,11 @@ import torch
 from tests.conftest import scale_midi
 from wavegen_core.checkpoint import save_checkpoint
 from wavegen_core.cli import main
-from wavegen_core.config import MusicTransformerConfig
 from wavegen_core.midi.events import EventVocabulary
 from wavegen_core.midi.io import write_midi
-from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
-from wavegen_core.models.music_transformer import SPEC
+from wavegen_core.models.symbolic.config import MusicTransformerModelConfig
+from wavegen_core.models.symbolic.music_transformer import SPEC
+from wavegen_core.params import MusicTransformerConfig
 
 
 @pytest.fixture()

@@ -13,12 +13,12 @@ from tests.conftest import scale_midi
 from wavegen_core.checkpoint import save_checkpoint
 from wavegen_core.cli import main
 from wavegen_core.midi.io import write_midi
-from wavegen_core.models.configs.ddsp import DdspConfig
-from wavegen_core.models.configs.flow import FlowConfig
-from wavegen_core.models.configs.gan import GanConfig
-from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.configs.wavenet import WaveNetConfig
-from wavegen_core.models.vocoders import load_vocoder, vocoder_spec
+from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.ddsp.config import DdspConfig
+from wavegen_core.models.vocoders.flow.config import FlowConfig
+from wavegen_core.models.vocoders.gan.config import GanConfig
+from wavegen_core.models.vocoders.registry import load_vocoder, vocoder_spec
+from wavegen_core.models.vocoders.wavenet.config import WaveNetConfig
 
 RATE = 16000
 HOP = 64

@@ -9,8 +9,8 @@ import pretty_midi
 import soundfile as sf
 
 from tests.conftest import run, tone, untrained_checkpoint
-from wavegen_core.config import load_params
 from wavegen_core.midi.rolls import NoteDecodingConfig
+from wavegen_core.params import load_params
 
 
 def test_corrupt_file_is_reported_and_the_good_one_transcribed(tmp_path, venv_env) -> None:
@@ -61,7 +61,7 @@ def _decoding_of(argv: list[str]):
 
 def test_the_decoding_is_the_params_files_and_flags_override_it(tmp_path, capsys) -> None:
     from wavegen_core import profiles
-    from wavegen_core.config import PARAMS_FILE
+    from wavegen_core.params import PARAMS_FILE
 
     params = tmp_path / "params.yaml"
     params.write_text((Path(__file__).resolve().parents[2] / PARAMS_FILE).read_text())

@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from tests.conftest import scale_midi, tone
-from wavegen_core.config import TranscriptionConfig
 from wavegen_core.evaluation.synthesis import (
     audio_distances,
     mean_scores,
     notes_before,
     score_renders,
 )
-from wavegen_core.models.configs.onsets_frames import TranscriberModelConfig
-from wavegen_core.models.onsets_frames import OnsetsAndFrames
+from wavegen_core.models.transcription.config import TranscriberModelConfig
+from wavegen_core.models.transcription.onsets_frames import OnsetsAndFrames
+from wavegen_core.params import TranscriptionConfig
 
 RATE = 16000
 

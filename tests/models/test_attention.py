@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wavegen_core.models import attention as attention_module
-from wavegen_core.models.attention import (
+from wavegen_core.models.symbolic import attention as attention_module
+from wavegen_core.models.symbolic.attention import (
     CausalSelfAttention,
     KVCache,
     attention_logits,

@@ -15,8 +15,8 @@ from wavegen_core.data.pairs import (
     frames_for_samples,
 )
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
-from wavegen_core.models.conditioning import ConditioningNetwork
-from wavegen_core.models.configs.vocoder import ConditioningConfig
+from wavegen_core.models.vocoders.conditioning import ConditioningNetwork
+from wavegen_core.models.vocoders.config import ConditioningConfig
 
 
 def _midi(*notes: tuple[int, float, float, int], pedal: tuple[float, float] | None = None):

@@ -11,10 +11,10 @@ import torch
 
 from tests.conftest import note_roll
 from wavegen_core.midi.rolls import KEY_COUNT
-from wavegen_core.models.configs.ddsp import DdspConfig
-from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.ddsp import DdspPiano
-from wavegen_core.models.oscillators import STATE_FEATURE_PEDAL, hashed_noise
+from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.ddsp.config import DdspConfig
+from wavegen_core.models.vocoders.ddsp.model import DdspPiano
+from wavegen_core.models.vocoders.oscillators import STATE_FEATURE_PEDAL, hashed_noise
 
 RATE = 16000
 HOP = 128
@@ -189,8 +189,8 @@ def test_adversarial_fine_tuning_joins_at_its_step_and_inference_loads_no_discri
     discriminators do not move), then both networks train, the piano on the spectral
     distance plus the adversarial terms; the checkpoint keeps the discriminators for
     resuming and inference loads the piano alone, rendering what the trained one does."""
-    from wavegen_core.models.ddsp import SPEC
-    from wavegen_core.schema import TrainLoopConfig
+    from wavegen_core.models.vocoders.ddsp.model import SPEC
+    from wavegen_core.param_types import TrainLoopConfig
     from wavegen_core.training.loop import fit
 
     config = CONFIG.model_copy(

@@ -11,12 +11,12 @@ import torch
 from tests.conftest import note_roll
 from wavegen_core.data.pairs import KEY_CHANNELS
 from wavegen_core.midi.rolls import KEY_COUNT
-from wavegen_core.models.configs.flow import FlowConfig
-from wavegen_core.models.configs.gan import GanConfig
-from wavegen_core.models.configs.vocoder import EXCITATION_RELEASE_SECONDS, ConditioningConfig
-from wavegen_core.models.configs.wavenet import WaveNetConfig
-from wavegen_core.models.excitation import HarmonicExcitation
-from wavegen_core.models.vocoders import render_pieces, vocoder_spec
+from wavegen_core.models.vocoders.config import EXCITATION_RELEASE_SECONDS, ConditioningConfig
+from wavegen_core.models.vocoders.excitation import HarmonicExcitation
+from wavegen_core.models.vocoders.flow.config import FlowConfig
+from wavegen_core.models.vocoders.gan.config import GanConfig
+from wavegen_core.models.vocoders.registry import render_pieces, vocoder_spec
+from wavegen_core.models.vocoders.wavenet.config import WaveNetConfig
 
 RATE = 16000
 HOP = 128

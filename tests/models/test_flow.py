@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from wavegen_core.data.pairs import ROLL_CHANNELS
-from wavegen_core.models.configs.flow import FlowConfig
-from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.flow import (
+from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.flow.config import FlowConfig
+from wavegen_core.models.vocoders.flow.model import (
     AffineCoupling,
     FlowVocoder,
     Invertible1x1Conv,

@@ -9,9 +9,9 @@ import torch
 
 from wavegen_core.data.pairs import KEY_CHANNELS, ROLL_CHANNELS
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
-from wavegen_core.models.configs.gan import GanConfig
-from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.gan import (
+from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.gan.config import GanConfig
+from wavegen_core.models.vocoders.gan.model import (
     PERIOD_STRIDE,
     PERIOD_STRIDED_LAYERS,
     PERIOD_WIDTHS,
@@ -144,7 +144,7 @@ def test_the_spec_gives_each_network_its_own_decaying_adamw_and_inference_no_dis
     """HiFi-GAN's optimisation: AdamW (0.8, 0.99) per network, each with its own
     exponential decay; the checkpoint keeps the discriminators, inference drops them."""
     from wavegen_core.checkpoint import save_checkpoint
-    from wavegen_core.models.gan import SPEC
+    from wavegen_core.models.vocoders.gan.model import SPEC
 
     section = CONFIG.model_copy(update={"lr_decay": 0.5, "lr_decay_every": 2})
     saved = SPEC.checkpoint_config(section, CONDITIONING, SAMPLE_RATE, seed=0)

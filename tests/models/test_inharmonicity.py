@@ -12,10 +12,10 @@ import torch
 
 from wavegen_core.data.pairs import pair_piece
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
-from wavegen_core.models.configs.ddsp import DdspConfig
-from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.ddsp import SPEC, DdspPiano
-from wavegen_core.models.inharmonicity import estimate_inharmonicity
+from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.ddsp.config import DdspConfig
+from wavegen_core.models.vocoders.ddsp.inharmonicity import estimate_inharmonicity
+from wavegen_core.models.vocoders.ddsp.model import SPEC, DdspPiano
 
 RATE = 16000
 HOP = 256

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from wavegen_core.midi.events import PAD, START, EventsConfig, EventVocabulary, events_seconds
-from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
-from wavegen_core.models.music_transformer import (
+from wavegen_core.models.symbolic.config import MusicTransformerModelConfig
+from wavegen_core.models.symbolic.music_transformer import (
     MusicTransformer,
     SamplingConfig,
     filter_logits,

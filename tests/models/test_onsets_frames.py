@@ -9,8 +9,8 @@ import torch
 
 from wavegen_core.audio.io import load_audio, stream_audio
 from wavegen_core.midi.rolls import KEY_COUNT, TARGET_NAMES, NoteDecodingConfig
-from wavegen_core.models.configs.onsets_frames import TranscriberModelConfig
-from wavegen_core.models.onsets_frames import (
+from wavegen_core.models.transcription.config import TranscriberModelConfig
+from wavegen_core.models.transcription.onsets_frames import (
     OnsetsAndFrames,
     iter_activations,
     onset_weighted_frames,

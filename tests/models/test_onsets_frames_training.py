@@ -10,14 +10,18 @@ import pytest
 import torch
 
 from wavegen_core.audio.io import load_audio
-from wavegen_core.config import validate_params
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.prepare import prepare_corpus
 from wavegen_core.evaluation.transcription import note_onset_f1
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import NoteDecodingConfig, midi_to_targets, piano_notes
-from wavegen_core.models.configs.onsets_frames import TranscriberModelConfig
-from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_audio, transcription_loss
+from wavegen_core.models.transcription.config import TranscriberModelConfig
+from wavegen_core.models.transcription.onsets_frames import (
+    OnsetsAndFrames,
+    transcribe_audio,
+    transcription_loss,
+)
+from wavegen_core.params import validate_params
 from wavegen_core.seeding import seed_everything
 
 CLIP_SECONDS = 2.0
@@ -86,8 +90,8 @@ def test_tiny_model_learns_the_training_chorales(clips) -> None:
 
     # Transcription consistency (what the vocoders are scored with) tells the true audio
     # from a noise render of the same length: a function returning 0 would fail here.
-    from wavegen_core.config import TranscriptionConfig
     from wavegen_core.evaluation.synthesis import transcription_consistency
+    from wavegen_core.params import TranscriptionConfig
 
     settings = TranscriptionConfig(decoding=DECODING, chunk_seconds=30.0, overlap_seconds=1.0)
     noise = np.random.default_rng(0).normal(0.0, 0.1, len(clips[0][0])).astype(np.float32)

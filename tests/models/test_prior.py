@@ -11,11 +11,11 @@ from torch.nn import functional as F
 
 import wavegen_core.training.prior as prior_training
 from wavegen_core.checkpoint import load_checkpoint
-from wavegen_core.config import PriorConfig
-from wavegen_core.models.configs.music_transformer import MusicTransformerModelConfig
-from wavegen_core.models.prior import IGNORE, CodePrior
-from wavegen_core.models.prior import SPEC as PRIOR
-from wavegen_core.schema import TrainLoopConfig
+from wavegen_core.models.hierarchy.prior import IGNORE, CodePrior
+from wavegen_core.models.hierarchy.prior import SPEC as PRIOR
+from wavegen_core.models.symbolic.config import MusicTransformerModelConfig
+from wavegen_core.param_types import TrainLoopConfig
+from wavegen_core.params import PriorConfig
 from wavegen_core.training.prior import evaluate_nll, prior_batch, train_prior
 
 CODEBOOK = 16

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from wavegen_core.models.quantiser import VectorQuantiser, kmeans, perplexity, usage
+from wavegen_core.models.hierarchy.quantiser import VectorQuantiser, kmeans, perplexity, usage
 
 
 def _quantiser(codebook: list[list[float]], **options: float | bool) -> VectorQuantiser:

@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from wavegen_core.data.pairs import ROLL_CHANNELS
-from wavegen_core.models.configs.ddsp import DdspConfig
-from wavegen_core.models.configs.flow import FlowConfig
-from wavegen_core.models.configs.gan import GanConfig
-from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.configs.wavenet import WaveNetConfig
-from wavegen_core.models.vocoders import render_pieces, vocoder_spec
+from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.ddsp.config import DdspConfig
+from wavegen_core.models.vocoders.flow.config import FlowConfig
+from wavegen_core.models.vocoders.gan.config import GanConfig
+from wavegen_core.models.vocoders.registry import render_pieces, vocoder_spec
+from wavegen_core.models.vocoders.wavenet.config import WaveNetConfig
 
 HOP = 16
 CONDITIONING = ConditioningConfig(hop_length=HOP, channels=8)
@@ -51,12 +51,13 @@ def test_unknown_family_is_refused() -> None:
 def test_every_family_is_found_with_its_spec_and_loads_from_its_checkpoint(tmp_path) -> None:
     """The registry finds each family by its config class; a saved model loads as itself."""
     from wavegen_core.checkpoint import save_checkpoint
-    from wavegen_core.models.vocoders import VOCODERS, load_vocoder
+    from wavegen_core.models.vocoders.registry import load_vocoder, vocoder_families
 
-    assert list(VOCODERS) == ["wavenet", "flow", "ddsp", "gan"]
-    assert [spec.autoregressive for spec in VOCODERS.values()] == [True, False, False, False]
-    assert [spec.whole_pieces for spec in VOCODERS.values()] == [True, False, True, False]
-    for family, spec in VOCODERS.items():
+    specs = {family: vocoder_spec(family) for family in vocoder_families()}
+    assert list(specs) == ["wavenet", "flow", "ddsp", "gan"]
+    assert [spec.autoregressive for spec in specs.values()] == [True, False, False, False]
+    assert [spec.whole_pieces for spec in specs.values()] == [True, False, True, False]
+    for family, spec in specs.items():
         torch.manual_seed(0)
         saved = spec.checkpoint_config(SMALL[family], CONDITIONING, 16000, seed=0)
         model = spec.build(saved)

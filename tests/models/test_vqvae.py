@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from wavegen_core.checkpoint import save_checkpoint
-from wavegen_core.models.configs.vqvae import QuantiserConfig, TierConfig, TierWaveNetConfig
-from wavegen_core.models.hierarchy import Hierarchy
-from wavegen_core.models.vqvae import SPEC as TIER
-from wavegen_core.models.vqvae import (
+from wavegen_core.models.hierarchy.config import QuantiserConfig, TierConfig, TierWaveNetConfig
+from wavegen_core.models.hierarchy.stack import Hierarchy
+from wavegen_core.models.hierarchy.vqvae import SPEC as TIER
+from wavegen_core.models.hierarchy.vqvae import (
     Below,
     FeedforwardDecoder,
     TierEncoder,

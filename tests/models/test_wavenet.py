@@ -9,17 +9,17 @@ import pytest
 import torch
 
 from wavegen_core.data.pairs import ROLL_CHANNELS
-from wavegen_core.models import wavenet_generation
-from wavegen_core.models.configs.vocoder import ConditioningConfig
-from wavegen_core.models.configs.wavenet import WaveNetConfig
-from wavegen_core.models.wavenet import (
+from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.wavenet import generation as wavenet_generation
+from wavegen_core.models.vocoders.wavenet.config import WaveNetConfig
+from wavegen_core.models.vocoders.wavenet.generation import GENERATION_METHODS
+from wavegen_core.models.vocoders.wavenet.model import (
     LOGISTIC_BINS,
     WaveNetVocoder,
     logistic_mixture_log_prob,
     mu_law_decode,
     mu_law_encode,
 )
-from wavegen_core.models.wavenet_generation import GENERATION_METHODS
 
 OUTPUTS = ("mu_law", "logistic_mixture")
 HOP = 8

@@ -33,7 +33,7 @@ from tests.conftest import (
 from wavegen_core.audio.io import write_wav
 from wavegen_core.evaluation.transcription import METRIC_NAMES
 from wavegen_core.midi.io import load_midi
-from wavegen_core.models.transcribers import basic_pitch_available
+from wavegen_core.models.transcription.transcribers import basic_pitch_available
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from stages import synthesize, train_vocoder
 from tests.conftest import stage_argv, untrained_checkpoint, write_chorale_corpus
 from wavegen_core.files import write_json
 from wavegen_core.midi.io import write_midi
-from wavegen_core.models.transcribers import basic_pitch_available
+from wavegen_core.models.transcription.transcribers import basic_pitch_available
 from wavegen_core.training.metrics import read_curves
 
 pytestmark = pytest.mark.slow
@@ -87,7 +87,7 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def _write_params(root: Path, **synthesize_values: object) -> None:
-    from wavegen_core.config import Params
+    from wavegen_core.params import Params
 
     params = Params().model_dump(mode="json")
     params["device"] = "cpu"

@@ -16,7 +16,7 @@ from stages import encode, sample_hierarchy, train_prior, train_vqvae
 from tests.conftest import stage_argv, write_chorale_corpus
 from wavegen_core.checkpoint import load_checkpoint
 from wavegen_core.data.codes import level_digest, read_codes
-from wavegen_core.models.vqvae import SPEC as TIER
+from wavegen_core.models.hierarchy.vqvae import SPEC as TIER
 from wavegen_core.training.metrics import read_curves
 
 pytestmark = pytest.mark.slow
@@ -42,7 +42,7 @@ def _tier(number: int, hop: int, segment: int) -> dict:
 
 
 def _write_params(root: Path) -> None:
-    from wavegen_core.config import Params
+    from wavegen_core.params import Params
 
     params = Params().model_dump(mode="json")
     params["device"] = "cpu"
@@ -193,7 +193,7 @@ def test_a_resumed_tier_ends_where_an_uninterrupted_one_does_byte_for_byte(run, 
 
 
 def test_pieces_of_a_tier_are_reconstructed_as_one_batch_each_cut_to_its_length(run) -> None:
-    from wavegen_core.models.hierarchy import Hierarchy
+    from wavegen_core.models.hierarchy.stack import Hierarchy
 
     tiers = [TIER.load(run / f"models/vqvae/{k}/checkpoint.pt", "cpu") for k in (1, 2)]
     hierarchy = Hierarchy(tiers)

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional
 
+from wavegen_core.param_types import TrainLoopConfig
 from wavegen_core.progress import setup_logging
-from wavegen_core.schema import TrainLoopConfig
 from wavegen_core.seeding import seed_everything, step_generator
 from wavegen_core.training.loop import TrainResult, fit
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from tests.training._train_script import CHECKPOINT, Batch, loop_config, mse, train
 from wavegen_core.checkpoint import load_checkpoint
-from wavegen_core.config import ParamsError, load_params
 from wavegen_core.errors import WavegenError
+from wavegen_core.params import ParamsError, load_params
 from wavegen_core.training.loop import resolve_precision
 from wavegen_core.training.metrics import read_curves
 
@@ -74,9 +74,9 @@ def test_fp16_without_cuda_is_refused_at_validation_naming_the_key(
 
 
 def test_fp16_with_device_auto_is_refused_on_a_machine_without_cuda(tmp_path, monkeypatch) -> None:
-    import wavegen_core.config
+    import wavegen_core.params
 
-    monkeypatch.setattr(wavegen_core.config, "_cuda_available", lambda: False)
+    monkeypatch.setattr(wavegen_core.params, "_cuda_available", lambda: False)
     path = tmp_path / "params.yaml"
     path.write_text(
         yaml.safe_dump({"vocoder": {"gan": {"train": {"steps": 5, "precision": "fp16"}}}})

@@ -7,9 +7,9 @@ import torch
 
 from tests.conftest import write_chorale_corpus
 from wavegen_core.checkpoint import load_checkpoint
-from wavegen_core.config import TranscriptionConfig
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.segments import load_aligned
+from wavegen_core.params import TranscriptionConfig
 from wavegen_core.training.transcriber import train_transcriber
 
 

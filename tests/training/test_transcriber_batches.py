@@ -7,9 +7,9 @@ import torch
 
 from wavegen_core.audio.augment import AugmentConfig
 from wavegen_core.checkpoint import load_checkpoint
-from wavegen_core.config import TranscriptionConfig
 from wavegen_core.data.segments import AlignedPiece
 from wavegen_core.midi.rolls import TARGET_NAMES
+from wavegen_core.params import TranscriptionConfig
 from wavegen_core.training.transcriber import train_transcriber, training_batch
 
 FRAMES = 40

@@ -25,7 +25,7 @@ import math
 import torch
 from pydantic import Field
 
-from wavegen_core.schema import Probability, Strict
+from wavegen_core.param_types import Probability, Strict
 
 # Where the shelves turn over (Hz), drawn log-uniformly in these ranges.
 LOW_SHELF_HZ = (80.0, 400.0)

@@ -14,7 +14,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from wavegen_core.schema import Strict
+from wavegen_core.param_types import Strict
 
 
 class MelConfig(Strict):

@@ -13,7 +13,7 @@ import pretty_midi
 from pydantic import AfterValidator, Field
 
 from wavegen_core.errors import WavegenError
-from wavegen_core.schema import Seconds, Strict
+from wavegen_core.param_types import Seconds, Strict
 
 
 def reserved_soundfont(path: str | os.PathLike[str]) -> bool:

@@ -15,7 +15,7 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from wavegen_core.audio.render import RenderConfig
 from wavegen_core.midi.chorales import ChoralesConfig
-from wavegen_core.schema import Probability, Range, Seconds, Strict
+from wavegen_core.param_types import Probability, Range, Seconds, Strict
 
 
 class SplitsConfig(Strict):

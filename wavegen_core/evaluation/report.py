@@ -30,8 +30,8 @@ from matplotlib.figure import Figure
 
 from wavegen_core import profiles
 from wavegen_core.audio.io import write_compressed
-from wavegen_core.config import Params, ReportConfig
 from wavegen_core.files import atomic_open, replace_dir, staging_dir, write_json
+from wavegen_core.params import Params, ReportConfig
 
 PAGE = "index.html"
 MEDIA = "media"

@@ -19,10 +19,10 @@ import pretty_midi
 import torch
 
 from wavegen_core.audio.spectral import evaluation_mel, mel_l1, multi_resolution_stft
-from wavegen_core.config import TranscriptionConfig
 from wavegen_core.evaluation.transcription import note_onset_f1
 from wavegen_core.midi.rolls import piano_notes
-from wavegen_core.models.onsets_frames import OnsetsAndFrames, transcribe_audio
+from wavegen_core.models.transcription.onsets_frames import OnsetsAndFrames, transcribe_audio
+from wavegen_core.params import TranscriptionConfig
 
 
 def audio_distances(

@@ -13,7 +13,7 @@ import numpy as np
 import pretty_midi
 from pydantic import Field
 
-from wavegen_core.schema import Seconds, Strict
+from wavegen_core.param_types import Seconds, Strict
 
 
 class ChoralesConfig(Strict):

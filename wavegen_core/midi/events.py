@@ -39,7 +39,7 @@ from pydantic import Field
 
 from wavegen_core.midi.io import load_midi
 from wavegen_core.midi.rolls import MAX_VELOCITY, notes_to_midi
-from wavegen_core.schema import Strict
+from wavegen_core.param_types import Strict
 
 
 class EventsConfig(Strict):

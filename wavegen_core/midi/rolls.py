@@ -15,7 +15,7 @@ import numpy as np
 import pretty_midi
 from pydantic import Field
 
-from wavegen_core.schema import Probability, Seconds, Strict
+from wavegen_core.param_types import Probability, Seconds, Strict
 
 
 class NoteDecodingConfig(Strict):

@@ -1,3 +1,4 @@
-"""Model families, one file each (the network, its losses, inference and its spec), with
-its config class in ``configs/<family>.py``; :mod:`wavegen_core.models.spec` says what
-a spec offers, and :mod:`wavegen_core.models.vocoders` finds a vocoder family's by name."""
+"""Models, one folder per role: ``transcription/`` (Onsets and Frames), ``symbolic/`` (the
+Music Transformer), ``hierarchy/`` (VQ-VAE tiers, quantiser, prior) and ``vocoders/``
+(the registry, the parts the families share, one folder per family). Each config class
+sits beside its model as ``config.py``; ``blocks.py`` and ``spec.py`` are shared."""

@@ -26,8 +26,8 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from wavegen_core.checkpoint import Checkpoint, load_checkpoint
 from wavegen_core.errors import WavegenError
-from wavegen_core.models.configs.vocoder import ConditioningConfig, VocoderSection
-from wavegen_core.schema import TrainLoopConfig
+from wavegen_core.models.vocoders.config import ConditioningConfig, VocoderSection
+from wavegen_core.param_types import TrainLoopConfig
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
 # One step of a vocoder trained in phases: (audio, roll, carry) -> (loss, extras); the
@@ -122,7 +122,7 @@ class VocoderSpec(ModelSpec[ModelT]):
 
     Every family's network is built as ``model_class(section, conditioning,
     sample_rate)`` and offers ``loss(audio, roll)`` and ``generate(roll, ...)``
-    (:class:`wavegen_core.models.vocoders.Vocoder`).
+    (:class:`wavegen_core.models.vocoders.registry.Vocoder`).
     """
 
     def __init__(self, section_class: type[VocoderSection], model_class: type[ModelT]) -> None:

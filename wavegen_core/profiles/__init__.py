@@ -9,8 +9,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from wavegen_core.config import validate_params
 from wavegen_core.files import atomic_open
+from wavegen_core.params import validate_params
 
 PROFILE_DIR = Path(__file__).parent
 # Mappings a profile replaces whole rather than key by key: the number of tiers differs

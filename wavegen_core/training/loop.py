@@ -59,8 +59,8 @@ from wavegen_core.checkpoint import (
 )
 from wavegen_core.errors import WavegenError
 from wavegen_core.models.spec import Optimiser
+from wavegen_core.param_types import TrainLoopConfig
 from wavegen_core.progress import log, progress_bar
-from wavegen_core.schema import TrainLoopConfig
 from wavegen_core.seeding import capture_rng, preserved_rng, restore_rng, seed_everything
 from wavegen_core.training.metrics import MetricsLog, write_loss_plot
 

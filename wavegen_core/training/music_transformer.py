@@ -22,7 +22,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from wavegen_core import parallel
-from wavegen_core.config import AugmentationConfig, MusicTransformerConfig
 from wavegen_core.midi.events import (
     END,
     PAD,
@@ -34,7 +33,8 @@ from wavegen_core.midi.events import (
     performance_notes,
 )
 from wavegen_core.midi.io import MidiReadError, load_midi
-from wavegen_core.models.music_transformer import SPEC
+from wavegen_core.models.symbolic.music_transformer import SPEC
+from wavegen_core.params import AugmentationConfig, MusicTransformerConfig
 from wavegen_core.seeding import seed_everything, step_generator
 from wavegen_core.training.loop import TrainResult, fit, held_out_or_train
 

@@ -3,7 +3,7 @@
 Each piece's top-tier codes make one token stream, ``[START, *codes]``. A training
 example is a random window of ``context + 1`` tokens of one piece, the piece drawn
 with probability proportional to its number of codes; windows of short pieces are
-padded with :data:`~wavegen_core.models.prior.IGNORE`. A step's batch depends only on
+padded with :data:`~wavegen_core.models.hierarchy.prior.IGNORE`. A step's batch depends only on
 the seed and the step (resume is exact). Validation scores every code of every
 held-out piece, in consecutive windows: negative log-likelihood in nats per code,
 ``log(codebook_size)`` for a model that has learnt nothing.
@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from wavegen_core.config import PriorConfig
-from wavegen_core.models.prior import IGNORE, SPEC, CodePrior
+from wavegen_core.models.hierarchy.prior import IGNORE, SPEC, CodePrior
+from wavegen_core.params import PriorConfig
 from wavegen_core.seeding import seed_everything, step_generator
 from wavegen_core.training.loop import TrainResult, fit, held_out_or_train
 

@@ -15,11 +15,15 @@ import torch
 from torch import nn
 
 from wavegen_core.audio.augment import augment
-from wavegen_core.config import TranscriptionConfig
 from wavegen_core.data.segments import AlignedPiece, excerpt_batch
 from wavegen_core.evaluation.transcription import note_onset_f1
 from wavegen_core.midi.rolls import NoteDecodingConfig, decode_notes
-from wavegen_core.models.onsets_frames import SPEC, OnsetsAndFrames, transcription_loss
+from wavegen_core.models.transcription.onsets_frames import (
+    SPEC,
+    OnsetsAndFrames,
+    transcription_loss,
+)
+from wavegen_core.params import TranscriptionConfig
 from wavegen_core.seeding import augment_generator, seed_everything
 from wavegen_core.training.loop import TrainResult, fit
 

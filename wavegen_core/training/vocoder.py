@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from wavegen_core.audio.spectral import evaluation_mel, mel_l1
-from wavegen_core.config import VocoderConfig
 from wavegen_core.data.pairs import RollPiece, segment_batch
 from wavegen_core.models.spec import PhaseLoss
-from wavegen_core.models.vocoders import vocoder_spec
+from wavegen_core.models.vocoders.registry import vocoder_spec
+from wavegen_core.params import VocoderConfig
 from wavegen_core.seeding import seed_everything
 from wavegen_core.training.loop import PhaseLossFn, TrainResult, fit
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from wavegen_core.config import VQVAEConfig
 from wavegen_core.data.codes import Level, LevelPiece, excerpt_batch
-from wavegen_core.models.vqvae import SPEC, Below
+from wavegen_core.models.hierarchy.vqvae import SPEC, Below
+from wavegen_core.params import VQVAEConfig
 from wavegen_core.seeding import seed_everything
 from wavegen_core.training.loop import TrainResult, fit
 

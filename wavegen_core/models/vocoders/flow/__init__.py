@@ -1,0 +1,1 @@
+"""The flow vocoder (WaveGlow-style): ``model.py`` and ``config.py``."""
