@@ -12,7 +12,7 @@ from pathlib import Path
 
 import networkx as nx
 
-from tests.imports import imports_of, module_file, python_files, relative
+from tools.imports import imports_of, module_file, python_files, relative
 
 # The layers, lowest first. An entry ending in "/" is a folder (everything under it), any
 # other entry a single file. A new module of wavegen_core must be placed here.

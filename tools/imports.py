@@ -1,4 +1,5 @@
-"""Static import scanning for the architecture tests: which project modules a file imports.
+"""Static import scanning: which project modules a file imports (the architecture tests
+and `tools.code_deps` read it).
 
 Every import statement of a file counts, wherever it sits (module level, inside a function
 or method, under ``if TYPE_CHECKING:``, in a ``try``): an import tucked into a function to

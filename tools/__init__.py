@@ -1,0 +1,1 @@
+"""Operational checks and tools (see tools/README.md); measurements live in benchmarks/."""
