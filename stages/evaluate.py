@@ -15,7 +15,8 @@ import argparse
 import sys
 
 from stages._common import run_stage
-from wavegen_core.evaluation.report import ReportInputs, write_page, write_summary
+from wavegen_core.evaluation.report.page import write_page
+from wavegen_core.evaluation.report.summary import ReportInputs, write_summary
 from wavegen_core.params import Params
 from wavegen_core.progress import log
 

@@ -11,8 +11,8 @@ from wavegen_core.seeding import capture_rng
 
 
 def _save(path, model: nn.Module, step: int) -> None:
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    save_checkpoint(path, model, optimizer, step=step, config={"width": 3}, metrics={"loss": 1.0})
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.1)
+    save_checkpoint(path, model, optimiser, step=step, config={"width": 3}, metrics={"loss": 1.0})
 
 
 def test_successful_save_leaves_only_the_checkpoint(tmp_path) -> None:
@@ -68,7 +68,7 @@ def test_equal_states_give_equal_bytes_whatever_the_file_name(tmp_path) -> None:
 
 
 def test_a_state_loaded_back_saves_to_the_same_bytes(tmp_path) -> None:
-    """What a resumed run saves: strings that came out of a pickle, not the optimizer's
+    """What a resumed run saves: strings that came out of a pickle, not the optimiser's
     own interned ones, and metrics first logged in another order."""
     import zipfile
 
@@ -76,20 +76,20 @@ def test_a_state_loaded_back_saves_to_the_same_bytes(tmp_path) -> None:
 
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
     model(torch.randn(4, 3)).sum().backward()
-    optimizer.step()
+    optimiser.step()
     rng = torch.get_rng_state()
     metrics = {"train/loss": 1.0, "eval/loss": 2.0}
-    save_checkpoint(tmp_path / "a.pt", model, optimizer, step=1, config={}, metrics=metrics)
+    save_checkpoint(tmp_path / "a.pt", model, optimiser, step=1, config={}, metrics=metrics)
 
     loaded = load_checkpoint(tmp_path / "a.pt")
     again = nn.Linear(3, 1)
-    again_optimizer = torch.optim.Adam(again.parameters(), lr=0.01)
-    load_training_state(loaded, again, again_optimizer)
+    again_optimiser = torch.optim.Adam(again.parameters(), lr=0.01)
+    load_training_state(loaded, again, again_optimiser)
     torch.set_rng_state(rng)
     reordered = dict(reversed(list(loaded["metrics"].items())))
-    save_checkpoint(tmp_path / "b.pt", again, again_optimizer, step=1, config={}, metrics=reordered)
+    save_checkpoint(tmp_path / "b.pt", again, again_optimiser, step=1, config={}, metrics=reordered)
 
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
     with zipfile.ZipFile(tmp_path / "a.pt") as archive:

@@ -4,7 +4,7 @@ A checkpoint is one ``torch.save``d dict, in the manner of nanoGPT, that carries
 needed to rebuild the model and to resume training from nothing but its path:
 
 ``state``      the model's ``state_dict``
-``optimizer``  the optimizer's ``state_dict`` (a dict of them by name, for a model
+``optimizer``  the optimiser's ``state_dict`` (a dict of them by name, for a model
                trained with several, such as a GAN's two networks)
 ``scheduler``  the learning-rate scheduler's ``state_dict``, or None (by name likewise)
 ``config``     the model/stage config as a plain dict (JSON types)
@@ -21,7 +21,7 @@ Everything in it is a tensor or a plain Python value, so it loads with
 The same state gives the same bytes, so that DVC gives a resumed run and an
 uninterrupted one the same hash. ``torch.save`` alone does not: pickle writes an object
 met twice as a reference to the first, and whether two equal strings are one object
-depends on where they came from (the optimizer's own ``"step"`` key and ours are one
+depends on where they came from (the optimiser's own ``"step"`` key and ours are one
 interned string in a fresh run, two after a resume loaded it); and every archive
 carries a random ``serialization_id``. :func:`save_checkpoint` rebuilds the containers
 and interns the strings first, and derives the id from the archive's content.
@@ -48,6 +48,10 @@ from wavegen_core.files import atomic_open
 from wavegen_core.seeding import capture_rng
 
 Checkpoint = dict[str, Any]
+# What a checkpoint's training state is saved from and restored into: one optimiser and
+# its scheduler, or mappings of them by name (one per network of an adversarial model).
+Optimisers = torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer]
+Schedulers = LRScheduler | None | Mapping[str, LRScheduler | None]
 
 
 def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,12 +67,12 @@ def plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
+    optimiser: Optimisers,
     *,
     step: int,
     config: Mapping[str, Any],
     metrics: Mapping[str, float],
-    scheduler: LRScheduler | None | Mapping[str, LRScheduler | None] = None,
+    scheduler: Schedulers = None,
     scaler: torch.amp.GradScaler | None = None,
     rng_by_rank: list[Any] | None = None,
 ) -> None:
@@ -80,7 +84,7 @@ def save_checkpoint(
     """
     checkpoint: Checkpoint = {
         "state": model.state_dict(),
-        "optimizer": _state(optimizer),
+        "optimizer": _state(optimiser),
         "scheduler": _state(scheduler),
         "config": plain_config(config),
         "step": step,
@@ -158,7 +162,7 @@ def with_content_serialization_id(archive: bytes) -> bytes:
 
 
 def _state(held: Any) -> Any:
-    """The ``state_dict`` of an optimizer or scheduler, of each of a mapping of them, or None."""
+    """The ``state_dict`` of an optimiser or scheduler, of each of a mapping of them, or None."""
     if held is None:
         return None
     if isinstance(held, Mapping):
@@ -177,17 +181,17 @@ def load_checkpoint(
 def load_training_state(
     checkpoint: Checkpoint,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
-    scheduler: LRScheduler | None | Mapping[str, LRScheduler | None] = None,
+    optimiser: Optimisers,
+    scheduler: Schedulers = None,
 ) -> None:
-    """Put a checkpoint's weights, optimizer and scheduler state into live objects
+    """Put a checkpoint's weights, optimiser and scheduler state into live objects
     (one of each, or mappings by name as they were saved).
 
     The random-number state is left to the caller (``restore_rng(checkpoint["rng"])``),
     which must restore it last, after anything else that draws random numbers.
     """
     model.load_state_dict(checkpoint["state"])
-    _load_state(optimizer, checkpoint["optimizer"], "optimizer")
+    _load_state(optimiser, checkpoint["optimizer"], "optimiser")
     _load_state(scheduler, checkpoint["scheduler"], "scheduler")
 
 

@@ -105,11 +105,11 @@ def train(
     seed_everything(SEED)
     train_set, held_out = regression_data(SEED)
     model = make_model(dropout)
-    optimizer = torch.optim.Adam(model.parameters(), lr=loop.learning_rate)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=20, gamma=0.5)
+    optimiser = torch.optim.Adam(model.parameters(), lr=loop.learning_rate)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=20, gamma=0.5)
     return fit(
         model,
-        optimizer,
+        optimiser,
         loss_fn=loss_fn,
         batch_for_step=batches(train_set, loop.batch_size, SEED),
         loop=loop,

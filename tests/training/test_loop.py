@@ -150,9 +150,9 @@ def _two_phase(tmp_path, steps: int, sub: str):
     model = nn.ModuleDict({"critic": nn.Linear(4, 1), "maker": nn.Linear(4, 1)})
     optimisers = []
     for name in ("critic", "maker"):
-        optimizer = torch.optim.AdamW(model[name].parameters(), lr=0.05, betas=(0.8, 0.99))
-        decay = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
-        optimisers.append(Optimiser(name, optimizer, decay))
+        optimiser = torch.optim.AdamW(model[name].parameters(), lr=0.05, betas=(0.8, 0.99))
+        decay = torch.optim.lr_scheduler.StepLR(optimiser, step_size=2, gamma=0.5)
+        optimisers.append(Optimiser(name, optimiser, decay))
 
     def critic(model, batch, carry):
         inputs, targets = batch

@@ -1,4 +1,5 @@
-"""train.precision: bf16 autocast on CPU learns; fp16 is refused without CUDA, by key."""
+"""train.precision: bf16 autocast on CPU learns; fp16 is refused without CUDA, by key;
+``choose_precision`` picks each precision's autocast and scaler."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from tests.training._train_script import CHECKPOINT, Batch, loop_config, mse, tr
 from wavegen_core.checkpoint import load_checkpoint
 from wavegen_core.errors import WavegenError
 from wavegen_core.params import ParamsError, load_params
-from wavegen_core.training.loop import resolve_precision
 from wavegen_core.training.metrics import read_curves
+from wavegen_core.training.precision import choose_precision, resolve_precision
 
 
 def test_a_bf16_run_on_cpu_computes_in_bf16_and_its_loss_falls(tmp_path) -> None:
@@ -93,3 +94,42 @@ def test_precision_and_nproc_reject_unknown_values(tmp_path) -> None:
     path.write_text(yaml.safe_dump({"transcription": {"train": {"steps": 5, "nproc": 0}}}))
     with pytest.raises(ParamsError, match="transcription.train.nproc"):
         load_params(path)
+
+
+def test_bf16_autocasts_to_bf16_without_a_scaler_and_marks_the_run_config() -> None:
+    precision = choose_precision("bf16", torch.device("cpu"))
+    with precision.autocast():
+        assert torch.is_autocast_enabled("cpu")
+        assert nn.Linear(2, 2)(torch.ones(1, 2)).dtype == torch.bfloat16
+    assert precision.scaler is None
+    config = {"model": {"width": 3}}
+    assert precision.run_config(config) == {"model": {"width": 3}, "precision": "bf16"}
+    assert config == {"model": {"width": 3}}  # the caller's config is left as it was
+
+
+@pytest.mark.parametrize("requested", ["fp32", "auto"])
+def test_fp32_on_cpu_runs_without_autocast_or_scaler_and_leaves_the_run_config(
+    requested,
+) -> None:
+    precision = choose_precision(requested, torch.device("cpu"))
+    assert precision.name == "fp32" and precision.scaler is None
+    with precision.autocast():
+        assert not torch.is_autocast_enabled("cpu")
+        assert nn.Linear(2, 2)(torch.ones(1, 2)).dtype == torch.float32
+    config = {"model": {"width": 3}}
+    assert precision.run_config(config) == config
+
+
+@pytest.mark.filterwarnings("ignore:.*CUDA is not available")
+def test_fp16_on_a_cuda_device_gets_a_gradient_scaler_and_fp16_autocast() -> None:
+    # Built, not entered: on a machine without CUDA both only warn that they are off.
+    precision = choose_precision("fp16", torch.device("cuda"))
+    assert precision.name == "fp16"
+    assert isinstance(precision.scaler, torch.amp.GradScaler)
+    context = precision.autocast()
+    assert isinstance(context, torch.autocast) and context.fast_dtype == torch.float16
+
+
+def test_an_unknown_precision_is_refused_naming_the_choices() -> None:
+    with pytest.raises(ValueError, match="'fp8': not one of auto, fp32, bf16, fp16"):
+        choose_precision("fp8", torch.device("cpu"))

@@ -63,17 +63,17 @@ class Optimiser:
     """
 
     name: str
-    optimizer: torch.optim.Optimizer
+    torch_optimiser: torch.optim.Optimizer
     scheduler: LRScheduler | None = None
     first_step: int = 1
 
 
 def adam(model: nn.Module, loop: TrainLoopConfig) -> list[Optimiser]:
     """Adam over every parameter at the loop's learning rate, with no schedule."""
-    optimizer = torch.optim.Adam(
+    optimiser = torch.optim.Adam(
         model.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
     )
-    return [Optimiser("", optimizer)]
+    return [Optimiser("", optimiser)]
 
 
 class ModelSpec(ABC, Generic[ModelT]):

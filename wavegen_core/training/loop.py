@@ -1,6 +1,6 @@
 """The training loop every training stage shares: resumable, exact and loud about NaNs.
 
-A stage builds its model, optimizer and data, then calls :func:`fit`. Steps are numbered
+A stage builds its model, optimiser and data, then calls :func:`fit`. Steps are numbered
 from 1; a checkpoint's ``step`` counts the steps its weights have seen. A run killed at
 any point and started again with the same arguments resumes from its last checkpoint
 and ends, on CPU, with the same weights bit for bit as a run that was never killed:
@@ -10,7 +10,8 @@ and ends, on CPU, with the same weights bit for bit as a run that was never kill
   are made ahead in ``torch.utils.data`` worker processes, the same batches in order;
 * the global generators (dropout) are saved with every checkpoint and restored just
   before the first resumed step, after everything else that might draw from them;
-* optimizer and scheduler state travel in the checkpoint with the weights.
+* optimiser and scheduler state travel in the checkpoint with the weights
+  (:mod:`wavegen_core.training.resume` restores them all).
 
 Evaluation runs under :func:`preserved_rng`, so the weights do not depend on how often
 it runs either.
@@ -20,12 +21,13 @@ step's batch, gradients are averaged across ranks after each phase's backward pa
 and only rank 0 evaluates and writes; every rank's random state is saved, so a killed
 multi-process run resumes exactly too.
 
-``loop.precision`` chooses the arithmetic of the forward passes: fp32; bf16 under
-``torch.autocast`` (the default on a GPU that has it); or fp16 under autocast with a
-gradient scaler, CUDA only, whose state travels in the checkpoint. Weights, optimiser
-state and evaluation stay fp32. Under fp16 a step whose gradients overflow is skipped
-and the scale lowered, as the scaler intends; a non-finite loss, or non-finite
-gradients in fp32 or bf16, still stop the run.
+``loop.precision`` chooses the arithmetic of the forward passes
+(:mod:`wavegen_core.training.precision`): fp32; bf16 under ``torch.autocast`` (the
+default on a GPU that has it); or fp16 under autocast with a gradient scaler, CUDA only,
+whose state travels in the checkpoint. Weights, optimiser state and evaluation stay
+fp32. Under fp16 a step whose gradients overflow is skipped and the scale lowered, as
+the scaler intends; a non-finite loss, or non-finite gradients in fp32 or bf16, still
+stop the run.
 
 A model trained by one objective has one optimiser. An adversarial one has one per
 network (:class:`~wavegen_core.models.spec.Optimiser`, named), and each step runs a
@@ -50,19 +52,15 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
 from wavegen_core import parallel
-from wavegen_core.checkpoint import (
-    Checkpoint,
-    load_checkpoint,
-    load_training_state,
-    plain_config,
-    save_checkpoint,
-)
+from wavegen_core.checkpoint import Optimisers, Schedulers, plain_config, save_checkpoint
 from wavegen_core.errors import WavegenError
 from wavegen_core.models.spec import Optimiser
 from wavegen_core.param_types import TrainLoopConfig
 from wavegen_core.progress import log, progress_bar
-from wavegen_core.seeding import capture_rng, preserved_rng, restore_rng, seed_everything
+from wavegen_core.seeding import capture_rng, preserved_rng
 from wavegen_core.training.metrics import MetricsLog, write_loss_plot
+from wavegen_core.training.precision import Precision, choose_precision
+from wavegen_core.training.resume import resume, start_random_streams
 
 Batch = TypeVar("Batch")
 T = TypeVar("T")
@@ -126,7 +124,7 @@ def held_out_or_train(held_out: Sequence[T], train: Sequence[T], what: str) -> t
 
 def fit(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | Sequence[Optimiser],
+    optimiser: torch.optim.Optimizer | Sequence[Optimiser],
     *,
     loss_fn: LossFn[Batch] | Mapping[str, PhaseLossFn[Batch]],
     batch_for_step: Callable[[int], Batch],
@@ -150,11 +148,11 @@ def fit(
     where no piece was held out: see :func:`held_out_or_train`). ``config`` (JSON
     types) is stored in the checkpoint; a checkpoint written with another config, or
     past ``loop.steps``, is not resumed from but replaced, because it belongs to another
-    run. ``scheduler.step()`` is
+    run (:func:`~wavegen_core.training.resume.resume`). ``scheduler.step()`` is
     called once per training step. ``on_step(step)`` is called after each step is
     complete (checkpoint included).
 
-    ``optimizer`` is one optimizer (with ``scheduler``), or the
+    ``optimiser`` is one torch optimiser (with ``scheduler``), or the
     :class:`~wavegen_core.models.spec.Optimiser` list of the model's spec: one unnamed
     optimiser takes ``loss_fn`` as above; named ones take ``loss_fn`` as a mapping from
     each name to ``fn(model, batch, carry)`` and are stepped in the list's order (see
@@ -168,46 +166,44 @@ def fit(
     summary ``metrics.json`` and ``loss_curves.png``.
     """
     checkpoint_path = Path(checkpoint_path)
-    precision = resolve_precision(loop.precision, device)
-    if precision != "fp32":
-        # Another arithmetic is another run: a checkpoint of one must not resume the other.
-        config = {**config, "precision": precision}
-    config = plain_config(config)
-    phases = _phases(model, optimizer, scheduler, loss_fn)
-    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    precision = choose_precision(loop.precision, device)
+    config = plain_config(precision.run_config(config))
+    phases = _phases(model, optimiser, scheduler, loss_fn)
     world = parallel.current()
     if loop.batch_size % world.size:
         raise WavegenError(
             f"train.batch_size = {loop.batch_size} does not split evenly over {world.size} "
             f"processes (train.nproc); make it a multiple of {world.size}"
         )
-    optimizers, schedulers = _saved_form(phases)
+    optimisers, schedulers = _saved_form(phases)
     model.to(device)
-    checkpoint = _checkpoint_to_resume(checkpoint_path, config, loop.steps, device)
-    start = checkpoint["step"] if checkpoint is not None else 0
-    saved_step = start if checkpoint is not None else None
-    latest = checkpoint["metrics"] if checkpoint is not None else {}
+    resumed = resume(
+        checkpoint_path,
+        config=config,
+        steps=loop.steps,
+        model=model,
+        optimisers=optimisers,
+        schedulers=schedulers,
+        scaler=precision.scaler,
+        device=device,
+        world=world,
+    )
+    start = resumed.step if resumed is not None else 0
+    saved_step = start if resumed is not None else None
+    latest = resumed.metrics if resumed is not None else {}
     metrics = (
         MetricsLog(metrics_dir, after_step=start, latest=latest)
         if world.main
         else _Unlogged(latest)
     )
-    if checkpoint is not None:
-        load_training_state(checkpoint, model, optimizers, schedulers)
-        if scaler is not None:
-            scaler.load_state_dict(checkpoint["scaler"])
-        log.info("resuming from step %d (%s)", start, checkpoint_path)
     if start < loop.steps:
-        log.info("training steps %d to %d on %s in %s", start + 1, loop.steps, device, precision)
-    autocast = _autocast(precision, device)
+        log.info(
+            "training steps %d to %d on %s in %s", start + 1, loop.steps, device, precision.name
+        )
     parallel.broadcast_state(model, world)
     model.train()
-    if checkpoint is not None:
-        # Last, so that nothing drawn while setting up shifts the training stream.
-        restore_rng(_rng_of_rank(checkpoint, world))
-    elif world.size > 1 and not world.main:
-        # Each rank its own dropout and noise; rank 0 keeps the single-process stream.
-        seed_everything((torch.initial_seed() + 1_000_003 * world.rank) % 2**32)
+    # Last, so that nothing drawn while setting up shifts the training stream.
+    start_random_streams(resumed, world)
     bar = progress_bar(
         total=loop.steps, initial=start, desc="train", unit="step", disable=not world.main
     )
@@ -215,29 +211,12 @@ def fit(
     try:
         for step, whole in zip(range(start + 1, loop.steps + 1), batches, strict=True):
             batch = move_to(parallel.shard(whole, world), device)
-            carry: dict[str, Any] = {}
-            scalars: dict[str, float] = {}
-            total = 0.0
-            for phase in phases:
-                if step < phase.optimiser.first_step:
-                    continue
-                loss, grad_norm, extras = _backward(
-                    model, phase, batch, carry, loop.grad_clip, autocast, scaler, world
-                )
-                overflow = scaler is not None and not math.isfinite(grad_norm)
-                if not math.isfinite(loss) or not (math.isfinite(grad_norm) or overflow):
-                    raise NonFiniteLossError(step, loss, grad_norm, checkpoint_path, saved_step)
-                if scaler is not None:
-                    scaler.step(phase.optimiser.optimizer)  # skipped on overflow
-                else:
-                    phase.optimiser.optimizer.step()
-                if phase.optimiser.scheduler is not None:
-                    phase.optimiser.scheduler.step()
-                scalars.update(_train_scalars(phase, loss, grad_norm, extras))
-                total += loss
-            if scaler is not None:
-                scaler.update()
-                scalars["train/loss_scale"] = float(scaler.get_scale())
+            try:
+                scalars, total = _train_step(model, phases, batch, step, loop, precision, world)
+            except _NonFinite as stop:
+                raise NonFiniteLossError(
+                    step, stop.loss, stop.grad_norm, checkpoint_path, saved_step
+                ) from None
             bar.set_postfix(loss=f"{total:.4g}", refresh=False)
             bar.update(1)
             last = step == loop.steps
@@ -254,12 +233,12 @@ def fit(
                     save_checkpoint(
                         checkpoint_path,
                         model,
-                        optimizers,
+                        optimisers,
                         step=step,
                         config=config,
                         metrics=metrics.latest,
                         scheduler=schedulers,
-                        scaler=scaler,
+                        scaler=precision.scaler,
                         rng_by_rank=states if world.size > 1 else None,
                     )
                     metrics.write_summary(step)
@@ -328,83 +307,6 @@ class _Unlogged:
         pass
 
 
-def _rng_of_rank(checkpoint: Checkpoint, world: parallel.World) -> Any:
-    """This rank's saved generators; rank 0's when the checkpoint has no state for it
-    (written by another number of processes: the weights resume, the streams restart)."""
-    by_rank = checkpoint.get("rng_by_rank")
-    if by_rank is not None and len(by_rank) == world.size:
-        return by_rank[world.rank]
-    if world.size > 1 and not world.main:
-        log.info("the checkpoint holds no generator state for rank %d", world.rank)
-    return checkpoint["rng"]
-
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """``loop.precision`` on ``device``: auto is bf16 on a CUDA GPU that supports it,
-    fp32 anywhere else; fp16 is CUDA only (params validation refuses it earlier)."""
-    if requested == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return "bf16"
-        return "fp32"
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision {requested!r}: not one of auto, {', '.join(PRECISIONS)}")
-    if requested == "fp16" and device.type != "cuda":
-        raise WavegenError(
-            f"precision fp16 needs a CUDA device (its gradient scaler); this stage trains on "
-            f"{device}: use bf16 or fp32"
-        )
-    return requested
-
-
-def _autocast(precision: str, device: torch.device) -> Callable[[], Any]:
-    """A factory of the context the forward passes run in."""
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device.type, dtype=dtype)
-
-
-def _checkpoint_to_resume(
-    path: Path, config: Mapping[str, Any], steps: int, device: torch.device
-) -> Checkpoint | None:
-    """The checkpoint at ``path`` if it belongs to this run, else None (a fresh start)."""
-    if not path.exists():
-        return None
-    checkpoint = load_checkpoint(path, map_location=device)
-    changed = _changed_keys(checkpoint["config"], config)
-    if changed:
-        log.info(
-            "not resuming from %s: it was written with other values of %s; starting afresh",
-            path,
-            ", ".join(changed),
-        )
-        return None
-    if checkpoint["step"] > steps:
-        log.info(
-            "not resuming from %s: its step %d is past loop.steps=%d; starting afresh",
-            path,
-            checkpoint["step"],
-            steps,
-        )
-        return None
-    return checkpoint
-
-
-def _changed_keys(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
-    """Dotted paths of the keys whose values differ between two nested config dicts."""
-    changed = []
-    for key in sorted(set(old) | set(new), key=str):
-        before, after = old.get(key), new.get(key)
-        if isinstance(before, Mapping) and isinstance(after, Mapping):
-            changed += _changed_keys(before, after, f"{prefix}{key}.")
-        elif before != after or (key in old) != (key in new):
-            changed.append(f"{prefix}{key}")
-    return changed
-
-
 @dataclass(frozen=True)
 class _Phase:
     """One optimiser's part of a training step: its loss and the parameters it clips."""
@@ -416,23 +318,24 @@ class _Phase:
 
 def _phases(
     model: nn.Module,
-    optimizer: torch.optim.Optimizer | Sequence[Optimiser],
+    optimiser: torch.optim.Optimizer | Sequence[Optimiser],
     scheduler: LRScheduler | None,
     loss_fn: LossFn[Any] | Mapping[str, PhaseLossFn[Any]],
 ) -> list[_Phase]:
-    if isinstance(optimizer, torch.optim.Optimizer):
-        optimizer = [Optimiser("", optimizer, scheduler)]
+    """One phase per optimiser, in order, each with its loss and the parameters it clips."""
+    if isinstance(optimiser, torch.optim.Optimizer):
+        optimiser = [Optimiser("", optimiser, scheduler)]
     elif scheduler is not None:
         raise ValueError("give schedules in the Optimiser list, not as scheduler=")
-    if not optimizer:
+    if not optimiser:
         raise ValueError("no optimiser to train with")
-    if len(optimizer) == 1 and not optimizer[0].name:
+    if len(optimiser) == 1 and not optimiser[0].name:
         if not callable(loss_fn):
             raise ValueError("one unnamed optimiser takes one loss_fn(model, batch)")
         single = cast(LossFn[Any], loss_fn)
         # Clipped over the model's parameters as a whole, which one optimiser holds.
-        return [_Phase(optimizer[0], lambda m, b, _: single(m, b), list(model.parameters()))]
-    names = [entry.name for entry in optimizer]
+        return [_Phase(optimiser[0], lambda m, b, _: single(m, b), list(model.parameters()))]
+    names = [entry.name for entry in optimiser]
     if not all(names) or len(set(names)) != len(names):
         raise ValueError(f"several optimisers need distinct names, got {names}")
     if not isinstance(loss_fn, Mapping) or set(loss_fn) != set(names):
@@ -441,25 +344,70 @@ def _phases(
         _Phase(
             entry,
             loss_fn[entry.name],
-            [p for group in entry.optimizer.param_groups for p in group["params"]],
+            [p for group in entry.torch_optimiser.param_groups for p in group["params"]],
         )
-        for entry in optimizer
+        for entry in optimiser
     ]
 
 
-def _saved_form(
-    phases: list[_Phase],
-) -> tuple[
-    torch.optim.Optimizer | dict[str, torch.optim.Optimizer],
-    LRScheduler | None | dict[str, LRScheduler | None],
-]:
-    """The optimizers and schedulers as checkpoints hold them: alone, or by name."""
+def _saved_form(phases: list[_Phase]) -> tuple[Optimisers, Schedulers]:
+    """The optimisers and schedulers as checkpoints hold them: alone, or by name."""
     if len(phases) == 1 and not phases[0].optimiser.name:
-        return phases[0].optimiser.optimizer, phases[0].optimiser.scheduler
+        return phases[0].optimiser.torch_optimiser, phases[0].optimiser.scheduler
     return (
-        {p.optimiser.name: p.optimiser.optimizer for p in phases},
+        {p.optimiser.name: p.optimiser.torch_optimiser for p in phases},
         {p.optimiser.name: p.optimiser.scheduler for p in phases},
     )
+
+
+class _NonFinite(Exception):
+    """A phase's loss or gradient norm is not finite: :func:`fit` stops the run."""
+
+    def __init__(self, loss: float, grad_norm: float) -> None:
+        super().__init__(loss, grad_norm)
+        self.loss = loss
+        self.grad_norm = grad_norm
+
+
+def _train_step(
+    model: nn.Module,
+    phases: list[_Phase],
+    batch: Any,
+    step: int,
+    loop: TrainLoopConfig,
+    precision: Precision,
+    world: parallel.World,
+) -> tuple[dict[str, float], float]:
+    """Run the phases of step ``step`` in order (those whose optimiser has joined), each
+    updating its optimiser and schedule; returns the step's ``train/`` scalars and its
+    total loss. A non-finite loss or gradient norm raises :class:`_NonFinite` before its
+    phase's update; under fp16, overflowing gradients skip the update instead, as the
+    scaler intends."""
+    scaler = precision.scaler
+    carry: dict[str, Any] = {}
+    scalars: dict[str, float] = {}
+    total = 0.0
+    for phase in phases:
+        if step < phase.optimiser.first_step:
+            continue
+        loss, grad_norm, extras = _backward(
+            model, phase, batch, carry, loop.grad_clip, precision.autocast, scaler, world
+        )
+        overflow = scaler is not None and not math.isfinite(grad_norm)
+        if not math.isfinite(loss) or not (math.isfinite(grad_norm) or overflow):
+            raise _NonFinite(loss, grad_norm)
+        if scaler is not None:
+            scaler.step(phase.optimiser.torch_optimiser)  # skipped on overflow
+        else:
+            phase.optimiser.torch_optimiser.step()
+        if phase.optimiser.scheduler is not None:
+            phase.optimiser.scheduler.step()
+        scalars.update(_train_scalars(phase, loss, grad_norm, extras))
+        total += loss
+    if scaler is not None:
+        scaler.update()
+        scalars["train/loss_scale"] = float(scaler.get_scale())
+    return scalars, total
 
 
 def _backward(
@@ -483,13 +431,13 @@ def _backward(
     gradients are averaged first (still scaled, so that an overflow on any rank is seen
     by all), and the loss and extras returned are the ranks' mean.
     """
-    phase.optimiser.optimizer.zero_grad(set_to_none=True)
+    phase.optimiser.torch_optimiser.zero_grad(set_to_none=True)
     with autocast():
         loss, extras = phase.loss_fn(model, batch, carry)
     if scaler is not None:
         scaler.scale(loss).backward()
         parallel.average_gradients(phase.parameters, world)
-        scaler.unscale_(phase.optimiser.optimizer)
+        scaler.unscale_(phase.optimiser.torch_optimiser)
     else:
         loss.backward()
         parallel.average_gradients(phase.parameters, world)
@@ -508,7 +456,7 @@ def _train_scalars(
     """``train/loss``, the extras, ``grad_norm`` and ``lr``; a named phase's own three
     carry its name (``train/<name>_loss`` ...)."""
     prefix = f"{phase.optimiser.name}_" if phase.optimiser.name else ""
-    lr = float(phase.optimiser.optimizer.param_groups[0]["lr"])
+    lr = float(phase.optimiser.torch_optimiser.param_groups[0]["lr"])
     scalars = {f"{prefix}loss": loss, **{name: float(value) for name, value in extras.items()}}
     scalars[f"{prefix}grad_norm"] = grad_norm
     scalars[f"{prefix}lr"] = lr

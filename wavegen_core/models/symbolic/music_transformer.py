@@ -274,11 +274,11 @@ class MusicTransformerSpec(ModelSpec[MusicTransformer]):
     def optimisers(
         self, model: MusicTransformer, loop: TrainLoopConfig, saved: Mapping[str, Any]
     ) -> list[Optimiser]:
-        optimizer = torch.optim.Adam(
+        optimiser = torch.optim.Adam(
             model.parameters(), lr=loop.learning_rate, weight_decay=loop.weight_decay
         )
         schedule = inverse_sqrt_schedule(int(saved["optimizer"]["warmup_steps"]))
-        return [Optimiser("", optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule))]
+        return [Optimiser("", optimiser, torch.optim.lr_scheduler.LambdaLR(optimiser, schedule))]
 
 
 SPEC = MusicTransformerSpec()

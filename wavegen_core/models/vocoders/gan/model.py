@@ -344,16 +344,16 @@ class GanSpec(DiscriminatedSpec[GanVocoder]):
             ("discriminator", model.discriminator_parameters()),
             ("generator", model.generator_parameters()),
         ):
-            optimizer = torch.optim.AdamW(
+            optimiser = torch.optim.AdamW(
                 parameters,
                 lr=loop.learning_rate,
                 betas=section.adam_betas,
                 weight_decay=loop.weight_decay,
             )
             decay = torch.optim.lr_scheduler.StepLR(
-                optimizer, step_size=section.lr_decay_every, gamma=section.lr_decay
+                optimiser, step_size=section.lr_decay_every, gamma=section.lr_decay
             )
-            optimisers.append(Optimiser(name, optimizer, decay))
+            optimisers.append(Optimiser(name, optimiser, decay))
         return optimisers
 
     def phase_losses(self, model: GanVocoder) -> dict[str, PhaseLoss]:
