@@ -23,7 +23,7 @@ DEBIAN_PACKAGES := fluidsynth timgm6mb-soundfont fluid-soundfont-gm fluidr3mono-
 # Runs a command with the venv first on PATH, so dvc stages' `python` is the venv's.
 IN_VENV := PATH="$(BIN):$$PATH" DO_NOT_TRACK=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: setup system-packages python-packages basic-pitch demo test bench screenshot clean-venv
+.PHONY: setup system-packages python-packages basic-pitch demo test test-fast bench screenshot clean-venv
 
 setup: system-packages python-packages
 
@@ -82,8 +82,18 @@ demo: setup
 	@echo "  reports/*/metrics.json   metrics    (dvc metrics show)"
 	@echo "  reports/*/*.png          pictures   (dvc plots show)"
 
+# Two pytest workers: the shared tiny pipeline run and the other tests overlap on the
+# 2 cores (tests/conftest.py gives each worker one thread and whole files in order).
+PYTEST_WORKERS ?= 2
+# The unit tests: everything but the stage, pipeline and whole-pipeline tests.
+NOT_UNIT := --ignore=tests/stages --ignore=tests/pipelines --ignore=tests/integration -m "not slow"
+
 test: setup
-	$(IN_VENV) python -m pytest
+	$(IN_VENV) python -m pytest -n $(PYTEST_WORKERS)
+
+# The edit-test loop: the unit tests alone (under 90 s on 2 cores).
+test-fast: setup
+	$(IN_VENV) python -m pytest -n $(PYTEST_WORKERS) $(NOT_UNIT)
 
 bench: setup
 	$(IN_VENV) python -m benchmarks
@@ -93,7 +103,7 @@ screenshot: setup
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 		apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 		{ echo "make screenshot: install the Debian package chromium"; exit 1; }
-	$(IN_VENV) python -m benchmarks.screenshot_ui --out docs/prefect-ui-run.png
+	$(IN_VENV) python -m tools.screenshot_ui --out docs/prefect-ui-run.png
 
 clean-venv:
 	rm -rf $(VENV)

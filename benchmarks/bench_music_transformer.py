@@ -59,7 +59,6 @@ import torch
 from torch import nn
 
 from benchmarks._memory import high_water_mib, reset_high_water
-from wavegen_core import profiles
 from wavegen_core.midi.events import END, EventVocabulary
 from wavegen_core.models.symbolic.attention import attention_logits, relative_logits_reference
 from wavegen_core.models.symbolic.music_transformer import (
@@ -67,7 +66,8 @@ from wavegen_core.models.symbolic.music_transformer import (
     sample_events,
 )
 from wavegen_core.models.transcription.onsets_frames import parameter_count
-from wavegen_core.params import MusicTransformerConfig, Params
+from wavegen_core.params import MusicTransformerConfig
+from wavegen_core.profiles import params_under_profile
 
 REPO = Path(__file__).resolve().parent.parent
 MIB = 2**20
@@ -246,11 +246,10 @@ def _profile_model(
 
     ``context`` replaces the profile's attention context when given.
     """
-    raw = Params().model_dump(mode="json")
-    profiles.merge_into(raw, profiles.overlay(name))
+    raw = params_under_profile(name).music_transformer.model_dump(mode="json")
     if context is not None:
-        raw["music_transformer"]["model"]["context"] = context
-    config = MusicTransformerConfig.model_validate(raw["music_transformer"])
+        raw["model"]["context"] = context
+    config = MusicTransformerConfig.model_validate(raw)
     vocab = EventVocabulary(config.events)
     torch.manual_seed(0)
     return MusicTransformer(config.model, vocab.size).eval(), vocab

@@ -58,7 +58,7 @@ STAGES = {
 def write_corpus(root: Path, minutes: float) -> float:
     """A prepared corpus of ``minutes`` of audio (train split, one validation piece);
     its audio's size in MiB as float32."""
-    from benchmarks.gpu_check import sine_render, synthetic_midi
+    from benchmarks._material import sine_render, synthetic_midi
 
     count = max(int(round(minutes * 60 / PIECE_SECONDS)), 2)
     pieces = []

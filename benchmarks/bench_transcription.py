@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from benchmarks._memory import high_water_mib
-from wavegen_core import profiles
 from wavegen_core.audio.io import write_wav
 from wavegen_core.audio.render import render_midi
 from wavegen_core.midi.chorales import chorale_ids, chorale_to_midi
@@ -41,18 +40,12 @@ from wavegen_core.models.transcription.transcribers import (
     Transcriber,
     basic_pitch_available,
 )
-from wavegen_core.params import Params, TranscriptionConfig
+from wavegen_core.params import Params
+from wavegen_core.profiles import params_under_profile
 
 SAMPLE_RATE = 16000
 SPEED_SECONDS = 60.0
 SHORT_FILE, LONG_FILE = 150.0, 600.0
-
-
-def _profile_params(name: str, base: Params) -> TranscriptionConfig:
-    """The transcription params of profile ``name`` over ``base``."""
-    raw = base.model_dump(mode="json")
-    profiles.merge_into(raw, profiles.overlay(name))
-    return TranscriptionConfig.model_validate(raw["transcription"])
 
 
 def _render(midi: Any, soundfont: str, params: Params) -> np.ndarray:
@@ -90,7 +83,7 @@ def speed(work: Path) -> list[dict[str, Any]]:
     write_wav(path, _chorale_audio(SPEED_SECONDS, params.data.render.soundfont), SAMPLE_RATE)
     rows = []
     for name in ("tiny", "cpu"):
-        config = _profile_params(name, params)
+        config = params_under_profile(name, params).transcription
         # Speed depends on the architecture, not on the weights: untrained will do.
         ours = OnsetsAndFramesTranscriber(
             OnsetsAndFrames(config.model).eval(),
@@ -140,7 +133,7 @@ def _memory_child(backend: str, path: str, chunk: float) -> None:
     if backend == "basic_pitch":
         BasicPitchTranscriber()(path)
     else:
-        config = _profile_params("cpu", Params())
+        config = params_under_profile("cpu").transcription
         model = OnsetsAndFrames(config.model).eval()
         transcribe_file(model, path, config.decoding, chunk, config.overlap_seconds)
     print(round(high_water_mib(), 1))

@@ -69,7 +69,8 @@ from wavegen_core.models.vocoders.registry import render_pieces, vocoder_familie
 from wavegen_core.models.vocoders.wavenet.config import WaveNetConfig
 from wavegen_core.models.vocoders.wavenet.generation import compiled_block_loop
 from wavegen_core.models.vocoders.wavenet.model import WaveNetVocoder
-from wavegen_core.params import Params, load_params
+from wavegen_core.params import load_params
+from wavegen_core.profiles import params_under_profile
 
 SAMPLE_RATE = 16000
 CONDITIONING = ConditioningConfig()
@@ -190,20 +191,12 @@ def _chorale_roll(seconds: float, hop_length: int) -> tuple[np.ndarray, Any]:
     return roll_for_midi(midi, samples, SAMPLE_RATE, hop_length), midi
 
 
-def _profile_params(name: str) -> Params:
-    from wavegen_core import profiles
-
-    raw = Params().model_dump(mode="json")
-    profiles.merge_into(raw, json.loads(json.dumps(profiles.overlay(name))))
-    return Params.model_validate(raw)
-
-
 def run_families() -> list[dict[str, Any]]:
     """Each family's real-time factor at the tiny and the cpu profile's sizes, and
     FluidSynth's."""
     rows = []
     for profile in ("tiny", "cpu"):
-        vocoder = _profile_params(profile).vocoder
+        vocoder = params_under_profile(profile).vocoder
         roll, _ = _chorale_roll(FAMILY_SECONDS, vocoder.conditioning.hop_length)
         warm_up = roll[:, : int(SAMPLE_RATE / vocoder.conditioning.hop_length)]
         for family in vocoder_families():

@@ -4,9 +4,9 @@
     python -m benchmarks.scale --profile tiny --seconds 0.05 --out scale.json
     python -m benchmarks.scale --figures scale.json --dispatch-us 1   # another node model
 
-For every training stage the check of :mod:`benchmarks.gpu_check` runs at the profile's
-sizes with a batch of one example, and one step (the second, after the first has
-built what it builds) runs under two counters:
+For every training stage, its own training function runs on the synthetic material of
+:mod:`benchmarks._material` at the profile's sizes with a batch of one example, and one
+step (the second, after the first has built what it builds) runs under two counters:
 
 * ``torch.utils.flop_counter.FlopCounterMode``: the floating-point operations of the
   step's forward and backward passes (matrix products and convolutions; the
@@ -19,7 +19,7 @@ Two more steps are timed without the counters (the CPU figure), the parameters a
 counted at the optimiser (the bytes a data-parallel step all-reduces), and three of the
 stage's batches are then made alone and timed: what its loader workers spend per
 example. Each
-generation of :func:`benchmarks.gpu_check.generators` is counted and timed the same
+generation of :func:`benchmarks._material.generators` is counted and timed the same
 way, per second of audio made; the WaveNets are counted on the engine they run on a
 GPU (fused matrix products) and timed on the CPU's (the numba loop).
 
@@ -51,9 +51,10 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmarks.gpu_check import Trainer, generators, profile_params, trainers
+from benchmarks._material import Trainer, generators, trainers
 from wavegen_core.models.vocoders.wavenet import generation as wavenet_generation
 from wavegen_core.params import Params
+from wavegen_core.profiles import params_under_profile
 from wavegen_core.training import loop as training_loop
 
 # Step 1 builds lazily; step 2 is counted; steps 3 .. 2 + TIMED are timed.
@@ -342,12 +343,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.figures is not None:
         saved = json.loads(args.figures.read_text())
         profile = saved["profile"]
-        params = profile_params(profile)
+        params = params_under_profile(profile)
         training, generation = saved["training"], saved["generation"]
         print(f"\n{profile} profile, figures from {args.figures}\n")
     else:
         profile = args.profile
-        params = profile_params(profile)
+        params = params_under_profile(profile)
         torch.manual_seed(0)
         training = training_figures(params, args.timed, args.only)
         generation = generation_figures(params, args.seconds)

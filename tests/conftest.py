@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import importlib.util
+import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ import numpy as np
 import pretty_midi
 import pytest
 import torch
-import yaml
+from filelock import FileLock
 
+from tools.workspace import tiny_repo_copy
 from wavegen_core.data.manifest import Piece
 from wavegen_core.data.pairs import KEY_CHANNELS, PEDAL_CHANNEL, ROLL_CHANNELS, ROLL_FEATURES
 from wavegen_core.midi.rolls import KEY_COUNT
@@ -28,12 +30,64 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 
 
+# The files whose tests take longest, first, so that under xdist the two workers start
+# on them and finish together (each file runs whole on one worker: its module fixtures
+# train once). The tiny pipeline's run is shared by both workers (`tiny_run`).
+LONGEST_FIRST = (
+    "tests/stages/test_vocoder_stages.py",
+    "tests/integration/test_dvc_pipeline.py",
+    "tests/stages/test_transcription_stages.py",
+    "tests/training/test_data_parallel.py",
+    "tests/integration/test_chaos.py",
+    "tests/stages/test_music_transformer_stages.py",
+    "tests/stages/test_vqvae_stages.py",
+)
+# Tests that leave Prefect's service threads in their process: one group, run last.
+PREFECT_TESTS = "tests/pipelines/"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share the 2 cores: a thread each, or their OpenMP threads spin-wait on
+    # each other's core (FACTS: about 17x slower). Subprocesses inherit the setting.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
+
+def _test_file(nodeid: str) -> str:
+    return nodeid.split("::")[0]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The flow's tests last, in their order. They run flows in this process, which
-    leaves Prefect's service threads behind, and those draw from Python's global
-    `random` (jittered retries and reconnects): a test that compares a resumed
-    checkpoint, which holds that state, byte for byte must not run beside them."""
-    items.sort(key=lambda item: item.nodeid.startswith("tests/pipelines/"))
+    """The longest files first, the flow's tests last, each in its order. The flow's tests
+    run flows in this process, which leaves Prefect's service threads behind, and those
+    draw from Python's global `random` (jittered retries and reconnects): a test that
+    compares a resumed checkpoint, which holds that state, byte for byte must not run
+    beside them."""
+
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        file = _test_file(item.nodeid)
+        if file.startswith(PREFECT_TESTS):
+            return (2, 0)
+        if file in LONGEST_FIRST:
+            return (0, LONGEST_FIRST.index(file))
+        return (1, 0)
+
+    items.sort(key=rank)
+
+
+if importlib.util.find_spec("xdist") is not None:
+
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+        """Whole files to a worker, in the collected order, and every Prefect test to one
+        worker (one server, and its threads in one process, after everything else)."""
+        from xdist.scheduler import LoadScopeScheduling
+
+        class FilesInOrder(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                file = _test_file(nodeid)
+                return PREFECT_TESTS if file.startswith(PREFECT_TESTS) else file
+
+        config.option.loadscopereorder = False
+        return FilesInOrder(config, log)
 
 
 @pytest.fixture(scope="session")
@@ -225,87 +279,6 @@ def untrained_checkpoint(path: Path) -> Path:
     return path
 
 
-def copy_worktree(source: Path, target: Path) -> None:
-    """Copy what git would hand a fresh clone (tracked and untracked-but-not-ignored files)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=source,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        src = source / name
-        if src.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target / name)
-
-
-def set_data_params(repo: Path, **data: object) -> None:
-    set_params(repo, "data", **data)
-
-
-def set_params(repo: Path, section: str, **values: object) -> None:
-    """Update keys of one params.yaml section (dotted for nesting: ``train.steps``)."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in values.items():
-        *parents, key = dotted.split(".")
-        target = params[section]
-        for parent in parents:
-            target = target[parent]
-        target[key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
-    """A git repo holding the working tree at a 3-piece corpus and 4-step trainings,
-    with no lock file yet."""
-    copy_worktree(source, target)
-    (target / "dvc.lock").unlink(missing_ok=True)
-    set_data_params(target, max_pieces=3, num_workers=2)
-    # A few real training steps: enough to exercise checkpoints, metrics and plots.
-    steps = {"steps": 4, "checkpoint_every": 2, "log_every": 1, "eval_every": 2}
-    set_params(target, "transcription", **{f"train.{k}": v for k, v in steps.items()})
-    # basic-pitch's side-by-side score has a test of its own (tests/stages).
-    set_params(target, "transcription", compare_basic_pitch=False)
-    symbolic = {
-        "train.steps": 4,
-        "train.checkpoint_every": 2,
-        "train.log_every": 1,
-        "train.eval_every": 2,
-        "warmup_steps": 2,
-        "compose.seconds": 4.0,
-        "compose.primer_seconds": 2.0,
-    }
-    set_params(target, "music_transformer", **symbolic)
-    # No vocoder family: the vocoder stages cost every whole-pipeline run a minute;
-    # tests/integration turns the flow's and DDSP's on, tests/stages trains them all.
-    vocoder: dict[str, object] = {"families": []}
-    for family in ("wavenet", "flow", "ddsp", "gan"):
-        vocoder.update({f"{family}.train.{k}": v for k, v in steps.items()})
-        vocoder[f"{family}.train.eval_every"] = 4
-    # The judge's scores have a test of their own (tests/stages).
-    synthesis = {"test_pieces": 1, "composed_pieces": 1, "max_seconds": 0.25, "judge": False}
-    vocoder.update({f"synthesize.{k}": v for k, v in synthesis.items()})
-    set_params(target, "vocoder", **vocoder)
-    # The learnt hierarchy at a few steps, one short sample and one test second.
-    hierarchy: dict[str, object] = {
-        f"tiers.{tier}.train.{k}": v for tier in ("1", "2") for k, v in steps.items()
-    }
-    hierarchy.update({f"prior.train.{k}": v for k, v in steps.items()})
-    sampling = {"samples": 1, "seconds": 0.25, "reconstruct_pieces": 1, "reconstruct_seconds": 1.0}
-    hierarchy.update({f"sample.{k}": v for k, v in sampling.items()})
-    set_params(target, "vqvae", **hierarchy)
-    for cmd in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
-    ):
-        run(cmd, target, env)
-    return target
-
-
 @dataclass(frozen=True)
 class TinyRun:
     """A tiny repo copy after its first `dvc repro`: the repo, that run's stdout, and
@@ -320,7 +293,19 @@ class TinyRun:
 def tiny_run(tmp_path_factory, venv_env) -> TinyRun:
     """One real `dvc repro` of the tiny pipeline, shared by the whole-pipeline tests (the
     dvc test goes on from it; the Prefect flow's outputs are compared with its lock):
-    each run costs about a minute on 2 cores."""
-    repo = tiny_repo_copy(REPO_ROOT, tmp_path_factory.mktemp("tiny") / "wavegen", venv_env)
-    first = run(["dvc", "repro"], repo, {**venv_env, "PYTHONPATH": str(repo)})
-    return TinyRun(repo, first.stdout, (repo / "dvc.lock").read_text())
+    each run costs about a minute on 2 cores. Under xdist the first worker to ask runs
+    it and the other waits for it: the stdout and lock are read from what the run wrote
+    then, not from the repo, which the dvc test goes on to change."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above each worker's own
+    with FileLock(shared / "tiny_run.lock"):
+        done = shared / "tiny_run.json"
+        if not done.is_file():
+            repo = tiny_repo_copy(REPO_ROOT, shared / "tiny" / "wavegen", venv_env)
+            first = run(["dvc", "repro"], repo, {**venv_env, "PYTHONPATH": str(repo)})
+            record = {"repo": str(repo), "stdout": first.stdout}
+            record["lock"] = (repo / "dvc.lock").read_text()
+            done.write_text(json.dumps(record))
+        record = json.loads(done.read_text())
+    return TinyRun(Path(record["repo"]), record["stdout"], record["lock"])

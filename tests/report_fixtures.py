@@ -1,5 +1,5 @@
 """Upstream outputs laid out as the stages write them, for the report's tests, and a
-check of a page in a real browser (Debian's chromium, headless)."""
+check of a page in a real browser (:mod:`tools.browser`'s headless chromium)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import numpy as np
 import soundfile as sf
 from matplotlib.figure import Figure
 
-from wavegen_core.evaluation.report import ReportInputs
+from tools.browser import CHROMIUM
+from wavegen_core.evaluation.report.summary import ReportInputs
 from wavegen_core.params import Params
 
 RATE = 16000
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _json(path: Path, payload: Any) -> None:
@@ -208,10 +208,6 @@ window.addEventListener('load', async () => {
 """
 
 
-def chromium_available() -> bool:
-    return Path(CHROMIUM).is_file()
-
-
 def check_in_browser(page: Path) -> dict[str, Any]:
     """Open a copy of ``page`` (beside it, so its relative links hold) in headless
     chromium with a script that records each ``<audio>``'s duration and whether each
@@ -245,32 +241,3 @@ def check_in_browser(page: Path) -> dict[str, Any]:
     import html
 
     return json.loads(html.unescape(dom[start : dom.index("</pre>", start)]))
-
-
-def screenshot(
-    page: Path, out: Path, width: int = 1280, height: int = 2400, scale: float = 1.0
-) -> None:
-    """A PNG of ``page`` as headless chromium draws it, ``width`` x ``height`` CSS pixels
-    at ``scale`` image pixels each."""
-    profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    try:
-        subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                f"--user-data-dir={profile}",
-                f"--window-size={width},{height}",
-                f"--force-device-scale-factor={scale}",
-                "--virtual-time-budget=10000",
-                f"--screenshot={out.resolve()}",
-                page.resolve().as_uri(),
-            ],
-            capture_output=True,
-            timeout=120,
-            check=True,
-        )
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""benchmarks/compare_locks.py: the outputs two dvc.lock files agree on, per stage."""
+"""tools/compare_locks.py: the outputs two dvc.lock files agree on, per stage."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.compare_locks import compare, main
+from tools.compare_locks import compare, main
 
 
 def _out(path: str, md5: str) -> dict[str, str]:

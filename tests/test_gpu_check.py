@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py on CPU at the tiny profile: the smoke run of the GPU check.
+"""tools/gpu_check.py on CPU at the tiny profile: the smoke run of the GPU check.
 
 Every trained model runs its own training function in fp32 and in bf16 (autocast on
 CPU), then each vocoder family and the hierarchy generate; the check exits 0 and
@@ -12,7 +12,9 @@ import math
 
 import pytest
 
-from benchmarks import gpu_check
+from benchmarks._material import trainers
+from tools import gpu_check
+from wavegen_core.profiles import params_under_profile
 
 pytestmark = pytest.mark.slow
 
@@ -22,8 +24,8 @@ def test_the_gpu_check_runs_every_stage_in_both_precisions_on_cpu(tmp_path, caps
     argv = ["--device", "cpu", "--profile", "tiny", "--steps", "3", "--seconds", "0.25"]
     assert gpu_check.main([*argv, "--out", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]
-    params = gpu_check.profile_params("tiny")
-    trained = set(gpu_check.trainers(params))
+    params = params_under_profile("tiny")
+    trained = set(trainers(params))
     assert {"train_transcriber", "train_vocoder@gan", "train_vqvae@2", "train_prior"} <= trained
     for name in trained:
         ran = {row["precision"]: row for row in rows if row["row"] == name}

@@ -8,6 +8,7 @@ counts, even one inside a function: deferring an import hides a cycle, it does n
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import networkx as nx
@@ -117,7 +118,6 @@ def test_no_stage_module_imports_another_stage_module(repo_root) -> None:
     assert not crossings, "\n".join(crossings)
 
 
-
 def import_circles(pairs: set[tuple[str, str]]) -> list[list[str]]:
     """One circle per knot of files that import each other: ``[a, b, ..., a]``."""
     graph = nx.DiGraph(sorted(pairs))
@@ -144,3 +144,37 @@ def test_no_import_circle_between_project_files(repo_root) -> None:
     ``TYPE_CHECKING`` count, since a reader still has to follow them."""
     circles = import_circles(project_imports(repo_root))
     assert not circles, "import circles:\n" + "\n".join(" -> ".join(c) for c in circles)
+
+
+def imports_of_tests(path: Path) -> list[int]:
+    """The lines of ``path`` that import the ``tests`` package or a module of it."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""]
+        else:
+            continue
+        if any(name.split(".")[0] == "tests" for name in names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_nothing_outside_tests_imports_tests(repo_root) -> None:
+    """The tests may use the library, the benchmarks and the tools, never the other way
+    round: what a tool shares with a test lives in tools/ (tools/workspace.py)."""
+    packages = [
+        folder.name
+        for folder in sorted(repo_root.iterdir())
+        if (folder / "__init__.py").is_file() and folder.name != "tests"
+    ]
+    files = [*sorted(repo_root.glob("*.py")), *python_files(repo_root, *packages)]
+    found = [
+        f"{relative(repo_root, path)}:{line} imports tests"
+        for path in files
+        for line in imports_of_tests(path)
+    ]
+    assert {"wavegen_core", "stages", "pipelines", "benchmarks", "tools"} <= set(packages)
+    assert not found, "\n".join(found)

@@ -7,11 +7,11 @@ from tests.conftest import run
 
 def test_ruff_is_clean(repo_root, venv_env) -> None:
     run(
-        ["ruff", "check", "wavegen_core", "stages", "pipelines", "benchmarks", "tests"],
+        ["ruff", "check", "wavegen_core", "stages", "pipelines", "benchmarks", "tests", "tools"],
         repo_root,
         venv_env,
     )
 
 
 def test_mypy_is_clean_on_the_library(repo_root, venv_env) -> None:
-    run(["mypy", "wavegen_core", "stages", "pipelines"], repo_root, venv_env)
+    run(["mypy", "wavegen_core", "stages", "pipelines", "tools"], repo_root, venv_env)

@@ -205,3 +205,21 @@ def test_params_defaults_are_the_tiny_profile(repo_root) -> None:
     written once, in the schema, and the file repeats it for the reader."""
     shipped = load_params(repo_root / "params.yaml")
     assert Params().model_dump() == shipped.model_dump()
+
+
+def test_params_under_a_profile_are_what_switching_params_yaml_to_it_loads(
+    tmp_path, repo_root
+) -> None:
+    """The defaults with the profile laid over them, as `wavegen profile` writes them;
+    a key the profile does not set keeps the base's value."""
+    path = tmp_path / "params.yaml"
+    path.write_text((repo_root / "params.yaml").read_text())
+    for name in profiles.available():
+        profiles.apply_profile(name, path)
+        assert profiles.params_under_profile(name) == load_params(path), name
+    assert profiles.params_under_profile("tiny") == Params()
+    assert profiles.params_under_profile("full").data.max_pieces is None
+    based = profiles.params_under_profile("full", Params(seed=7))
+    assert based.seed == 7 and based.data.max_pieces is None
+    with pytest.raises(ValueError, match="available: cpu, full, tiny"):
+        profiles.params_under_profile("huge")

@@ -7,8 +7,8 @@ import argparse
 import pytest
 import torch
 
-from benchmarks.gpu_check import profile_params
 from benchmarks.scale import OperationCounter, _batch_of_one, chains, sections, training_estimate
+from wavegen_core.profiles import params_under_profile
 
 
 def test_the_counter_counts_operations_and_not_views() -> None:
@@ -20,7 +20,7 @@ def test_the_counter_counts_operations_and_not_views() -> None:
 
 
 def test_a_batch_of_one_reaches_every_training_section() -> None:
-    params = profile_params("tiny")
+    params = params_under_profile("tiny")
     assert any(s.train.batch_size > 1 for s in sections(params).values())
     one = _batch_of_one(params)
     assert {s.train.batch_size for s in sections(one).values()} == {1}
@@ -31,7 +31,7 @@ def test_the_node_model_takes_the_longer_of_flops_and_launches_plus_the_all_redu
     model = argparse.Namespace(
         peak_tflops=1.0, utilisation=0.5, dispatch_us=10.0, allreduce_gbps=1.0
     )
-    section = profile_params("tiny").vocoder.section("gan")
+    section = params_under_profile("tiny").vocoder.section("gan")
     section = section.model_copy(
         update={"train": section.train.model_copy(update={"batch_size": 16, "steps": 3600})}
     )
@@ -59,7 +59,7 @@ def test_the_node_model_takes_the_longer_of_flops_and_launches_plus_the_all_redu
 
 
 def test_stages_that_need_each_other_are_chained_and_the_rest_stand_alone() -> None:
-    stages = list(sections(profile_params("tiny")))
+    stages = list(sections(params_under_profile("tiny")))
     found = chains(stages)
     assert ["train_transcriber", "train_music_transformer"] in found
     assert ["train_vqvae@1", "train_vqvae@2", "train_prior"] in found

@@ -73,16 +73,17 @@ def test_no_code_dep_lists_code_the_stage_does_not_import(stage: Stage, repo_roo
             continue
         unused = sorted(folder_files(repo_root, dep) - own)
         padding += [
-            f"{stage.name}: lists the folder {dep}, but does not use {file} in it" for file in unused
+            f"{stage.name}: lists the folder {dep}, but does not use {file} in it"
+            for file in unused
         ]
     assert not padding, "\n".join(padding)
 
 
-def test_dvc_yaml_lists_what_tools_code_deps_finds(repo_root) -> None:
+def test_dvc_yaml_lists_what_tools_code_deps_finds(repo_root, uses) -> None:
     """Each entry's code deps are exactly the computed ones: a folder wherever a stage
     uses every file of it, and a family's own folder as ``${item}``."""
     written = written_deps((repo_root / "dvc.yaml").read_text(encoding="utf-8"))
-    expected = expected_deps(repo_root)
+    expected = expected_deps(repo_root, STAGES, uses)
     stale = [
         f"{name}: add {sorted(set(want) - set(written.get(name, [])))}, "
         f"remove {sorted(set(written.get(name, [])) - set(want))}"
@@ -135,7 +136,7 @@ def test_rewriting_replaces_code_deps_only() -> None:
         "      - seed\n"
     )
     result = rewritten(text, {"train": ["stages/train.py", "wavegen_core/audio"]})
-    assert result == text.replace(
-        "      - wavegen_core/old.py\n", ""
-    ).replace("      - stages/train.py\n", "      - stages/train.py\n      - wavegen_core/audio\n")
+    assert result == text.replace("      - wavegen_core/old.py\n", "").replace(
+        "      - stages/train.py\n", "      - stages/train.py\n      - wavegen_core/audio\n"
+    )
     assert written_deps(result) == {"train": ["stages/train.py", "wavegen_core/audio"]}

@@ -1,6 +1,6 @@
 """Kill tests over every stage: `kill -9` at random moments, then `dvc repro` again.
 
-``python -m benchmarks.chaos --work DIR [--kills 3] [--seed 0] [--families ...]``:
+``python -m tools.chaos --work DIR [--kills 3] [--seed 0] [--families ...]``:
 
 1. makes a tiny copy of the repo (3 pieces, a few training steps; the vocoder
    families given, all four by default) and a clone of it at the same commit;
@@ -36,8 +36,10 @@ from typing import Any
 
 import yaml
 
+from tools.workspace import set_params, tiny_repo_copy
+from wavegen_core.models.vocoders.registry import vocoder_families
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = ("wavenet", "flow", "ddsp", "gan")
 # Outputs that are wall-clock measurements and differ between any two runs, and the
 # page that shows them (its other figures are in summary.json, compared without them).
 WALL_CLOCK = ("speed.json",)
@@ -206,9 +208,6 @@ def compare(reference: Path, disturbed: Path) -> list[str]:
 def make_copies(work: Path, families: list[str]) -> tuple[Path, Path]:
     """A tiny copy of this checkout and a clone of it at the same commit (so that the
     evaluation page, which names the revision, can match)."""
-    sys.path.insert(0, str(REPO_ROOT))
-    from tests.conftest import set_params, tiny_repo_copy
-
     env = _env()
     reference = tiny_repo_copy(REPO_ROOT, work / "reference", env)
     set_params(reference, "vocoder", families=list(families))
@@ -226,11 +225,11 @@ def make_copies(work: Path, families: list[str]) -> tuple[Path, Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos")
+    parser = argparse.ArgumentParser(prog="python -m tools.chaos")
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--families", nargs="*", default=list(FAMILIES))
+    parser.add_argument("--families", nargs="*", default=vocoder_families())
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     reference, disturbed = make_copies(args.work.resolve(), args.families)

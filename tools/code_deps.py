@@ -242,10 +242,13 @@ def template_deps(root: Path, stages: list[Stage], uses: Mapping[str, set[str]])
     return compressed(root, first)
 
 
-def expected_deps(root: Path) -> dict[str, list[str]]:
-    """For each dvc.yaml entry (``train_vocoder``, not ``train_vocoder@gan``), its code deps."""
-    stages = dvc_stages(root)
-    uses = stage_uses(root, stages)
+def expected_deps(
+    root: Path, stages: list[Stage] | None = None, uses: Mapping[str, set[str]] | None = None
+) -> dict[str, list[str]]:
+    """For each dvc.yaml entry (``train_vocoder``, not ``train_vocoder@gan``), its code
+    deps; ``stages`` and their ``uses`` are worked out here unless given."""
+    stages = dvc_stages(root) if stages is None else stages
+    uses = stage_uses(root, stages) if uses is None else uses
     entries: dict[str, list[Stage]] = {}
     for stage in stages:
         entries.setdefault(stage.template, []).append(stage)
@@ -302,7 +305,7 @@ def rewritten(text: str, deps: Mapping[str, list[str]]) -> str:
         out.append(line)
         if match := STAGE_LINE.match(line):
             stage = match.group(1)
-        elif stage in deps and (found := DEPS_LINE.match(line)):
+        elif stage is not None and stage in deps and (found := DEPS_LINE.match(line)):
             indent = len(found.group(1))
             index += 1
             placed = False

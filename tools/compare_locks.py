@@ -1,6 +1,6 @@
 """Which outputs two ``dvc.lock`` files agree on.
 
-``python -m benchmarks.compare_locks A/dvc.lock B/dvc.lock``: for every stage of either
+``python -m tools.compare_locks A/dvc.lock B/dvc.lock``: for every stage of either
 file and every entry of its ``outs``, the output's ``md5`` in A against its ``md5`` in
 B (a directory's md5 ends in ``.dir`` and hashes the list of its files' md5s, so equal
 means every file is equal). Each output is *identical*, *different*, or *only in* one
@@ -56,7 +56,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare_locks")
+    parser = argparse.ArgumentParser(prog="python -m tools.compare_locks")
     parser.add_argument("a", type=Path, help="the first dvc.lock (A)")
     parser.add_argument("b", type=Path, help="the second dvc.lock (B)")
     args = parser.parse_args(argv)

@@ -1,8 +1,8 @@
 """The `node` deployment end to end: a real Prefect server and worker run one training
 stage of a fresh clone of this repository through torchrun.
 
-    python -m benchmarks.node_check                        # 2 gloo processes on the CPU
-    python -m benchmarks.node_check --nproc auto --target train_vocoder@gan   # a GPU node
+    python -m tools.node_check                        # 2 gloo processes on the CPU
+    python -m tools.node_check --nproc auto --target train_vocoder@gan   # a GPU node
 
 It starts `prefect server start` (its own home under ``--work``), creates the `gpu`
 process pool, deploys `node` from prefect.yaml, starts `prefect worker`, and runs the

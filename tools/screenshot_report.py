@@ -2,7 +2,7 @@
 
 Run ``dvc repro`` first (any profile), then::
 
-    python -m benchmarks.screenshot_report --repo . --out docs/evaluation-page.png
+    python -m tools.screenshot_report --repo . --out docs/evaluation-page.png
 
 Headless Chromium (Debian's ``chromium``, installed by ``make setup``) draws the page
 as a browser shows it: the top ``--height`` CSS pixels, scaled by ``--scale``.
@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tests.report_fixtures import screenshot
+from tools.browser import screenshot
 
 PAGE = Path("reports/evaluate/index.html")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.screenshot_report")
+    parser = argparse.ArgumentParser(prog="python -m tools.screenshot_report")
     parser.add_argument("--repo", type=Path, default=Path("."))
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--width", type=int, default=1280)

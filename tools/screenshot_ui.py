@@ -8,7 +8,7 @@ output PNG. Needs the Debian package ``chromium``; takes about half a minute.
 
 Run it with ``make screenshot`` (which installs chromium when missing), or::
 
-    python -m benchmarks.screenshot_ui --out docs/prefect-ui-run.png
+    python -m tools.screenshot_ui --out docs/prefect-ui-run.png
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from pipelines.server import local_server
-from tests.conftest import tiny_repo_copy
+from tools.browser import CHROMIUM
+from tools.workspace import tiny_repo_copy
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "docs" / "prefect-ui-run.png"
-CHROMIUM = "/usr/bin/chromium"
 WINDOW = "1600,1000"
 # Virtual time lets the single page app fetch and draw before the picture is taken.
 VIRTUAL_TIME_BUDGET_MS = 15000

@@ -1,12 +1,12 @@
 """`kill -9` of a running stage under `dvc repro`, then `dvc repro` again, ends where an
 undisturbed run does: one non-training stage (prepare_data) and one training stage
-(train_transcriber). Every stage, several kills each: ``python -m benchmarks.chaos``."""
+(train_transcriber). Every stage, several kills each: ``python -m tools.chaos``."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.chaos import chaos, compare, make_copies, reference_run
+from tools.chaos import chaos, compare, make_copies, reference_run
 
 pytestmark = pytest.mark.slow
 

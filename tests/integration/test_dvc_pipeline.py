@@ -12,12 +12,13 @@ import pytest
 import soundfile as sf
 import yaml
 
-from tests.conftest import TinyRun, run, set_params
-from tests.report_fixtures import broken_links, check_in_browser, chromium_available
+from tests.conftest import TinyRun, run
+from tests.report_fixtures import broken_links, check_in_browser
+from tools.browser import chromium_available
+from tools.workspace import set_params
+from wavegen_core.models.vocoders.registry import vocoder_families
 
 pytestmark = pytest.mark.slow
-
-FAMILIES = ("wavenet", "flow", "ddsp", "gan")
 
 
 def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
@@ -83,9 +84,9 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     assert (repo / "dvc.lock").read_text() != lock_before
     # On to audio. Each family in vocoder.families gets its two stages (the copy lists
     # none); the flow and DDSP, the cheapest to train, run here (tests/stages trains all).
-    set_params(repo, "vocoder", families=list(FAMILIES))
+    set_params(repo, "vocoder", families=vocoder_families())
     stages = run(["dvc", "stage", "list"], repo, env).stdout
-    for family in FAMILIES:
+    for family in vocoder_families():
         assert f"train_vocoder@{family}" in stages and f"synthesize@{family}" in stages
     set_params(repo, "vocoder", families=["flow", "ddsp"])
     fourth = run(["dvc", "repro"], repo, env)
@@ -101,6 +102,7 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     # quarter second), not necessarily a 4-step Music Transformer's.
     _check_synthesized(repo, "ddsp", sounding=("test",))
     _check_report(repo, env, ["flow", "ddsp"])
+    _check_one_familys_code_reruns_that_family_alone(repo, env)
     set_params(repo, "vocoder", families=["flow"])
     # Sampling params rerun what samples, not what trains: compose and the rendering of
     # what it composed (whose own temperature changed too), not train_vocoder@flow.
@@ -133,6 +135,23 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     assert (clone / "data/prepared/manifest.json").read_text() == manifest.read_text()
     assert "up to date" in run(["dvc", "status"], clone, env).stdout
     _check_hierarchy(repo, env, tiny_run.stdout)
+
+
+def _check_one_familys_code_reruns_that_family_alone(repo: Path, env: dict[str, str]) -> None:
+    """The GAN trained beside the flow and DDSP; then a change to the GAN's model module
+    makes its two stages stale, and nothing else: not DDSP's, which trains against the
+    same discriminators (``vocoders/adversarial.py``), nor anything upstream. Rerunning
+    runs those two and what reads their outputs (``evaluate``)."""
+    set_params(repo, "vocoder", families=["flow", "ddsp", "gan"])
+    ran = _ran(run(["dvc", "repro"], repo, env).stdout)
+    assert ran == {"train_vocoder@gan", "synthesize@gan", "evaluate"}, ran
+    _check_synthesized(repo, "gan", sounding=())
+    model = repo / "wavegen_core/models/vocoders/gan/model.py"
+    model.write_text(model.read_text() + "\n# A change to the GAN's model code.\n")
+    stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+    assert stale == {"train_vocoder@gan", "synthesize@gan"}, stale
+    ran = _ran(run(["dvc", "repro"], repo, env).stdout)
+    assert ran == {"train_vocoder@gan", "synthesize@gan", "evaluate"}, ran
 
 
 HIERARCHY = ("train_vqvae@1", "encode@1", "train_vqvae@2", "encode@2", "train_prior")

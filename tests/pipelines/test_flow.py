@@ -11,8 +11,9 @@ import yaml
 
 from pipelines.dvc_runner import StageFailed
 from pipelines.flow import pipeline
-from tests.conftest import TinyRun, run, tiny_repo_copy
+from tests.conftest import TinyRun, run
 from tests.pipelines.toy_repo import make_toy_repo
+from tools.workspace import tiny_repo_copy
 
 pytestmark = pytest.mark.slow
 

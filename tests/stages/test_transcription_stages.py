@@ -22,14 +22,8 @@ from stages import (
     train_transcriber,
     transcribe,
 )
-from tests.conftest import (
-    run,
-    set_data_params,
-    set_params,
-    stage_argv,
-    tiny_repo_copy,
-    tone,
-)
+from tests.conftest import run, stage_argv, tone
+from tools.workspace import set_data_params, set_params, tiny_repo_copy
 from wavegen_core.audio.io import write_wav
 from wavegen_core.evaluation.transcription import METRIC_NAMES
 from wavegen_core.midi.io import load_midi

@@ -18,54 +18,26 @@ import yaml
 
 from stages import synthesize, train_vocoder
 from tests.conftest import stage_argv, untrained_checkpoint, write_chorale_corpus
+from tests.families import (
+    LEARNING_CONDITIONING,
+    LEARNING_RATE,
+    LEARNING_SECTIONS,
+    LEARNING_STEPS,
+)
 from wavegen_core.files import write_json
 from wavegen_core.midi.io import write_midi
 from wavegen_core.models.transcription.transcribers import basic_pitch_available
+from wavegen_core.models.vocoders.config import vocoder_sections
+from wavegen_core.models.vocoders.registry import vocoder_families
 from wavegen_core.training.metrics import read_curves
 
 pytestmark = pytest.mark.slow
 
+HOP = LEARNING_CONDITIONING["hop_length"]
+
 RATE = 16000
 SPLITS = ["train"] * 4 + ["validation", "test"]
 EXCERPT_SECONDS = 6.0
-HOP = 64
-# Small models and short excerpts: each family trains in seconds on 2 cores.
-FAMILIES = {
-    "wavenet": {
-        "layers": 6,
-        "dilation_cycle": 6,
-        "residual_channels": 16,
-        "gate_channels": 32,
-        "skip_channels": 32,
-        "segment_frames": 16,
-    },
-    "flow": {"flows": 2, "coupling_layers": 3, "coupling_channels": 16, "segment_frames": 32},
-    "ddsp": {
-        "harmonics": 12,
-        "noise_bands": 6,
-        "hidden": 32,
-        "layers": 1,
-        "segment_frames": 64,
-        "history_frames": 64,
-        "reverb_seconds": 0.1,
-    },
-    "gan": {
-        "initial_channels": 32,
-        "upsample_rates": [8, 8],
-        "upsample_kernel_sizes": [16, 16],
-        "resblock_kernel_sizes": [3, 7],
-        "resblock_dilations": [[1, 3], [1, 3]],
-        "periods": [2, 3],
-        "scales": 2,
-        "discriminator_channels": 4,
-        "mel_n_fft": 512,
-        "mel_hop_length": 64,
-        "mel_bins": 40,
-        "segment_frames": 32,
-    },
-}
-STEPS = {"wavenet": 80, "flow": 60, "ddsp": 200, "gan": 60}
-LEARNING_RATE = {"wavenet": 0.003, "flow": 0.001, "ddsp": 0.003, "gan": 0.001}
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +64,12 @@ def _write_params(root: Path, **synthesize_values: object) -> None:
     params = Params().model_dump(mode="json")
     params["device"] = "cpu"
     vocoder = params["vocoder"]
-    vocoder["conditioning"].update({"hop_length": HOP, "channels": 16})
+    vocoder["conditioning"].update(LEARNING_CONDITIONING)
     loop = {"batch_size": 4, "checkpoint_every": 30, "log_every": 5, "eval_every": 30}
-    for family, model in FAMILIES.items():
-        vocoder[family].update(model)
+    for family in vocoder_families():
+        vocoder[family].update(LEARNING_SECTIONS[family])
         vocoder[family]["train"].update(
-            loop, steps=STEPS[family], learning_rate=LEARNING_RATE[family]
+            loop, steps=LEARNING_STEPS[family], learning_rate=LEARNING_RATE[family]
         )
         if family in EVAL_EVERY:
             vocoder[family]["train"]["eval_every"] = EVAL_EVERY[family]
@@ -113,7 +85,7 @@ def trained(workdir) -> Path:
     _write_params(workdir)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
-        for family in FAMILIES:
+        for family in vocoder_families():
             assert train_vocoder.main(stage_argv(f"train_vocoder@{family}")) == 0
     return workdir
 
@@ -134,7 +106,7 @@ EVAL_EVERY = {"ddsp": 25}
 FALL = {"wavenet": 0.1, "flow": 0.1, "ddsp": 0.05, "gan": 0.1}
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", vocoder_families())
 def test_each_family_learns_from_rendered_chorales(trained, family) -> None:
     report = trained / "reports/train_vocoder" / family
     curves = read_curves(report)
@@ -142,13 +114,13 @@ def test_each_family_learns_from_rendered_chorales(trained, family) -> None:
     first, last = np.mean(values[:2]), np.mean(values[-2:])
     assert last < first - FALL[family] * abs(first), (family, values)
     metrics = json.loads((report / "metrics.json").read_text())
-    assert metrics["step"] == STEPS[family]
+    assert metrics["step"] == LEARNING_STEPS[family]
     assert "eval/generated_mel_l1" in metrics
     assert (report / "loss_curves.png").stat().st_size > 0
     assert (trained / "models/vocoder" / family / "checkpoint.pt").is_file()
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", vocoder_families())
 def test_synthesize_writes_audible_audio_of_the_right_length_and_scores_it(trained, family) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(trained)
@@ -216,7 +188,7 @@ def test_a_family_not_listed_in_params_is_refused(trained, capsys) -> None:
     assert "does not list 'flow'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", vocoder_families())
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does_byte_for_byte(
     workdir, tmp_path, family
 ) -> None:
@@ -250,7 +222,8 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does_byte_for_byte(
     assert files["straight"].read_bytes() == files["resumed"].read_bytes()
 
 
-NEURAL = [family for family in FAMILIES if family != "ddsp"]
+# The families that take the excitation in (DDSP's own oscillators play the notes).
+NEURAL = [family for family in vocoder_families() if vocoder_sections()[family].uses_excitation]
 
 
 @pytest.fixture(scope="module")

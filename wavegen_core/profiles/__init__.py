@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from wavegen_core.files import atomic_open
-from wavegen_core.params import validate_params
+from wavegen_core.params import Params, validate_params
 
 PROFILE_DIR = Path(__file__).parent
 # Mappings a profile replaces whole rather than key by key: the number of tiers differs
@@ -54,6 +55,15 @@ def merge_into(target: Any, changes: dict[str, Any], where: str = "") -> None:
             _replace_list(target, key, value)
         else:
             target[key] = value
+
+
+def params_under_profile(name: str, base: Params | None = None) -> Params:
+    """``base`` (the schema's defaults, which are the tiny profile, when None) with
+    profile ``name``'s keys laid over it, validated."""
+    raw = (Params() if base is None else base).model_dump(mode="json")
+    # Through JSON: the overlay's ruamel nodes become plain lists, dicts and numbers.
+    merge_into(raw, json.loads(json.dumps(overlay(name))))
+    return Params.model_validate(raw)
 
 
 def _replace_list(target: Any, key: str, value: list[Any]) -> None:

@@ -70,16 +70,16 @@ def test_tiny_model_learns_the_training_chorales(clips) -> None:
         for name in per_clip[0]
     }
     untrained_f1 = _onset_f1(model, clips)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    optimiser = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
 
     losses = []
     for _ in range(STEPS):
         model.train()
         loss, _ = transcription_loss(model(mel), targets, config)
-        optimizer.zero_grad()
+        optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        optimiser.step()
         losses.append(loss.item())
     trained_f1 = _onset_f1(model, clips)
 

@@ -155,13 +155,13 @@ def test_training_on_a_struck_string_lowers_the_spectral_distance() -> None:
             t = (time - start * HOP / RATE).clamp(min=0)
             tone = sum(0.3 / k * torch.sin(2 * math.pi * k * f0 * t) for k in range(1, 5))
             audio[example] += tone * torch.exp(-3 * t) * (time >= start * HOP / RATE)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(40):
-        optimizer.zero_grad()
+        optimiser.zero_grad()
         loss, _ = model.loss(audio, roll)
         loss.backward()
-        optimizer.step()
+        optimiser.step()
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
 

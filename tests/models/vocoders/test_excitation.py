@@ -9,14 +9,12 @@ import pytest
 import torch
 
 from tests.conftest import note_roll
+from tests.families import SMALL_CONDITIONING, SMALL_HOP, SMALL_SECTIONS
 from wavegen_core.data.pairs import KEY_CHANNELS
 from wavegen_core.midi.rolls import KEY_COUNT
 from wavegen_core.models.vocoders.config import EXCITATION_RELEASE_SECONDS, ConditioningConfig
 from wavegen_core.models.vocoders.excitation import HarmonicExcitation
-from wavegen_core.models.vocoders.flow.config import FlowConfig
-from wavegen_core.models.vocoders.gan.config import GanConfig
-from wavegen_core.models.vocoders.registry import render_pieces, vocoder_spec
-from wavegen_core.models.vocoders.wavenet.config import WaveNetConfig
+from wavegen_core.models.vocoders.registry import render_pieces, vocoder_families, vocoder_spec
 
 RATE = 16000
 HOP = 128
@@ -104,33 +102,22 @@ def test_the_history_the_conditioning_reads_covers_the_excitations_memory() -> N
 
 # --------------------------------------------------------------------------- the families
 
-SMALL_HOP = 16
-EXCITED = ConditioningConfig(
-    hop_length=SMALL_HOP,
-    channels=8,
-    excitation="harmonic",
-    excitation_harmonics=3,
-    excitation_decay_seconds=0.01,
+EXCITED = ConditioningConfig.model_validate(
+    {
+        **SMALL_CONDITIONING.model_dump(),
+        "excitation": "harmonic",
+        "excitation_harmonics": 3,
+        "excitation_decay_seconds": 0.01,
+    }
 )
-FAMILIES = {
-    "wavenet": WaveNetConfig(
-        layers=3, dilation_cycle=3, residual_channels=8, gate_channels=16, skip_channels=8
-    ),
-    "flow": FlowConfig(flows=2, coupling_layers=2, coupling_channels=8),
-    "gan": GanConfig(
-        initial_channels=16,
-        upsample_rates=[4, 4],
-        upsample_kernel_sizes=[8, 8],
-        resblock_kernel_sizes=[3],
-        resblock_dilations=[[1, 3]],
-    ),
-}
+# The families that take the excitation in (DDSP's own oscillators play the notes).
+NEURAL = [family for family in vocoder_families() if SMALL_SECTIONS[family].uses_excitation]
 
 
 def _build(family: str, conditioning: ConditioningConfig) -> torch.nn.Module:
     spec = vocoder_spec(family)
     torch.manual_seed(0)
-    return spec.build(spec.checkpoint_config(FAMILIES[family], conditioning, RATE, seed=0))
+    return spec.build(spec.checkpoint_config(SMALL_SECTIONS[family], conditioning, RATE, seed=0))
 
 
 def _random_roll(frames: int, seed: int = 0) -> np.ndarray:
@@ -151,7 +138,7 @@ def _excitation_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     return [p for name, p in model.named_parameters() if name.startswith(names)]
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", NEURAL)
 def test_the_excitation_reaches_every_neural_familys_loss(family: str) -> None:
     """The loss of an excerpt whose roll carries the history the excitation reads has a
     gradient on the parameters that take the excitation in; generation renders only the
@@ -163,16 +150,16 @@ def test_the_excitation_reaches_every_neural_familys_loss(family: str) -> None:
     roll = torch.from_numpy(_random_roll(history + frames))[None]
     audio = 0.1 * torch.randn(1, frames * SMALL_HOP)
     phases = vocoder_spec(family).phase_losses(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     # A few steps first: the flow's couplings start as the identity, blind to it.
     for _ in range(3):
-        optimizer.zero_grad()
+        optimiser.zero_grad()
         if phases is None:
             loss, _ = model.loss(audio, roll)
         else:
             loss, _ = phases["generator"](audio, roll, {})
         loss.backward()
-        optimizer.step()
+        optimiser.step()
     taking_in = _excitation_parameters(model)
     assert taking_in and all(p.grad is not None and p.grad.abs().sum() > 0 for p in taking_in)
     rendered = model.eval().generate(
@@ -182,7 +169,7 @@ def test_the_excitation_reaches_every_neural_familys_loss(family: str) -> None:
 
 
 def test_without_excitation_nothing_takes_it_in() -> None:
-    for family in FAMILIES:
+    for family in NEURAL:
         model = _build(family, EXCITED.model_copy(update={"excitation": "none"}))
         assert model.history_frames == 0 and not _excitation_parameters(model), family
 
@@ -201,7 +188,7 @@ def test_an_excited_gans_chunks_join_into_the_whole_piece() -> None:
 
 
 @pytest.mark.parametrize("excitation", ["none", "harmonic"])
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", NEURAL)
 def test_each_family_learns_with_and_without_the_excitation(family: str, excitation: str) -> None:
     """A short real run on one batch of pitched audio (the additive render of a roll):
     the family's own loss falls, whether or not the excitation is there."""
@@ -224,8 +211,8 @@ def test_each_family_learns_with_and_without_the_excitation(family: str, excitat
     roll = np.concatenate([np.zeros((roll.shape[0], history), np.float32), roll], axis=1)
     audio_t, roll_t = torch.from_numpy(audio)[None], torch.from_numpy(roll)[None]
     spec = vocoder_spec(family)
-    saved = spec.checkpoint_config(FAMILIES[family], conditioning, RATE, seed=0)
-    loop = FAMILIES[family].train.model_copy(update={"learning_rate": 3e-3})
+    saved = spec.checkpoint_config(SMALL_SECTIONS[family], conditioning, RATE, seed=0)
+    loop = SMALL_SECTIONS[family].train.model_copy(update={"learning_rate": 3e-3})
     optimisers = spec.optimisers(model, loop, saved)
     phases = spec.phase_losses(model)
     watched = []
@@ -233,16 +220,16 @@ def test_each_family_learns_with_and_without_the_excitation(family: str, excitat
         carry: dict = {}
         if phases is None:
             loss, _ = model.loss(audio_t, roll_t)
-            optimisers[0].optimizer.zero_grad()
+            optimisers[0].torch_optimiser.zero_grad()
             loss.backward()
-            optimisers[0].optimizer.step()
+            optimisers[0].torch_optimiser.step()
             watched.append(float(loss.detach()))
             continue
         for optimiser in optimisers:
             loss, extras = phases[optimiser.name](audio_t, roll_t, carry)
-            optimiser.optimizer.zero_grad()
+            optimiser.torch_optimiser.zero_grad()
             loss.backward()
-            optimiser.optimizer.step()
+            optimiser.torch_optimiser.step()
         watched.append(float(extras["mel_l1"]))
     first, last = np.mean(watched[:3]), np.mean(watched[-3:])
     assert last < first - 0.05 * abs(first), (family, excitation, watched)

@@ -9,18 +9,18 @@ import torch
 
 from wavegen_core.data.pairs import KEY_CHANNELS, ROLL_CHANNELS
 from wavegen_core.midi.rolls import KEY_COUNT, LOWEST_KEY
-from wavegen_core.models.vocoders.config import ConditioningConfig
-from wavegen_core.models.vocoders.gan.config import GanConfig
-from wavegen_core.models.vocoders.gan.model import (
+from wavegen_core.models.vocoders.adversarial import (
     PERIOD_STRIDE,
     PERIOD_STRIDED_LAYERS,
     PERIOD_WIDTHS,
     SCALE_LAYERS,
-    GanVocoder,
     discriminator_adversarial_loss,
     feature_matching_loss,
     generator_adversarial_loss,
 )
+from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.gan.config import GanConfig
+from wavegen_core.models.vocoders.gan.model import GanVocoder
 
 SAMPLE_RATE = 4000
 HOP = 16
@@ -153,27 +153,27 @@ def test_the_spec_gives_each_network_its_own_decaying_adamw_and_inference_no_dis
     optimisers = SPEC.optimisers(model, section.train, saved)
     assert [o.name for o in optimisers] == ["discriminator", "generator"]
     discriminator, generator = optimisers
-    assert {id(p) for p in discriminator.optimizer.param_groups[0]["params"]} == {
+    assert {id(p) for p in discriminator.torch_optimiser.param_groups[0]["params"]} == {
         id(p) for p in model.discriminator_parameters()
     }
-    assert {id(p) for p in generator.optimizer.param_groups[0]["params"]} == {
+    assert {id(p) for p in generator.torch_optimiser.param_groups[0]["params"]} == {
         id(p) for p in model.generator_parameters()
     }
     for entry in optimisers:
-        assert isinstance(entry.optimizer, torch.optim.AdamW)
-        assert entry.optimizer.param_groups[0]["betas"] == (0.8, 0.99)
+        assert isinstance(entry.torch_optimiser, torch.optim.AdamW)
+        assert entry.torch_optimiser.param_groups[0]["betas"] == (0.8, 0.99)
         assert entry.scheduler is not None
         for _ in range(4):
-            entry.optimizer.step()
+            entry.torch_optimiser.step()
             entry.scheduler.step()
-        assert entry.optimizer.param_groups[0]["lr"] == pytest.approx(
+        assert entry.torch_optimiser.param_groups[0]["lr"] == pytest.approx(
             section.train.learning_rate * 0.25
         )
     path = tmp_path / "gan.pt"
     save_checkpoint(
         path,
         model,
-        {o.name: o.optimizer for o in optimisers},
+        {o.name: o.torch_optimiser for o in optimisers},
         step=0,
         config=saved,
         metrics={},
@@ -237,7 +237,7 @@ def _sine_batch(frames: int) -> tuple[torch.Tensor, torch.Tensor]:
 def test_short_training_lowers_the_mel_distance() -> None:
     model = _model(seed=1)
     audio, roll = _sine_batch(frames=16)
-    optimizers = [
+    optimisers = [
         torch.optim.AdamW(parameters, lr=5e-3, betas=CONFIG.adam_betas)
         for parameters in (model.discriminator_parameters(), model.generator_parameters())
     ]
@@ -249,12 +249,12 @@ def test_short_training_lowers_the_mel_distance() -> None:
     initial = mel_l1()
     for _ in range(60):
         carry: dict = {}
-        for optimizer, step_loss in zip(
-            optimizers, (model.discriminator_loss, model.generator_loss), strict=True
+        for optimiser, step_loss in zip(
+            optimisers, (model.discriminator_loss, model.generator_loss), strict=True
         ):
-            optimizer.zero_grad()
+            optimiser.zero_grad()
             loss, _ = step_loss(audio, roll, carry)
             loss.backward()
-            optimizer.step()
+            optimiser.step()
     final = mel_l1()
     assert final < 0.7 * initial, (initial, final)

@@ -6,30 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.families import SMALL_CONDITIONING, SMALL_HOP, SMALL_SECTIONS
 from wavegen_core.data.pairs import ROLL_CHANNELS
-from wavegen_core.models.vocoders.config import ConditioningConfig
-from wavegen_core.models.vocoders.ddsp.config import DdspConfig
-from wavegen_core.models.vocoders.flow.config import FlowConfig
-from wavegen_core.models.vocoders.gan.config import GanConfig
-from wavegen_core.models.vocoders.registry import render_pieces, vocoder_spec
-from wavegen_core.models.vocoders.wavenet.config import WaveNetConfig
-
-HOP = 16
-CONDITIONING = ConditioningConfig(hop_length=HOP, channels=8)
-SMALL = {
-    "wavenet": WaveNetConfig(
-        layers=3, dilation_cycle=3, residual_channels=8, gate_channels=16, skip_channels=8
-    ),
-    "flow": FlowConfig(flows=2, coupling_layers=2, coupling_channels=8),
-    "ddsp": DdspConfig(harmonics=4, noise_bands=2, noise_taps=15, hidden=8, layers=1),
-    "gan": GanConfig(
-        initial_channels=8,
-        upsample_rates=[4, 4],
-        upsample_kernel_sizes=[8, 8],
-        resblock_kernel_sizes=[3],
-        resblock_dilations=[[1]],
-    ),
-}
+from wavegen_core.models.vocoders.registry import render_pieces, vocoder_families, vocoder_spec
 
 
 def _rolls(*frames: int) -> list[np.ndarray]:
@@ -40,7 +19,7 @@ def _rolls(*frames: int) -> list[np.ndarray]:
 def _build(family: str, config) -> torch.nn.Module:
     """A fresh model of ``family`` as training builds it: from its checkpoint config."""
     spec = vocoder_spec(family)
-    return spec.build(spec.checkpoint_config(config, CONDITIONING, 16000, seed=0))
+    return spec.build(spec.checkpoint_config(config, SMALL_CONDITIONING, 16000, seed=0))
 
 
 def test_unknown_family_is_refused() -> None:
@@ -51,7 +30,7 @@ def test_unknown_family_is_refused() -> None:
 def test_every_family_is_found_with_its_spec_and_loads_from_its_checkpoint(tmp_path) -> None:
     """The registry finds each family by its config class; a saved model loads as itself."""
     from wavegen_core.checkpoint import save_checkpoint
-    from wavegen_core.models.vocoders.registry import load_vocoder, vocoder_families
+    from wavegen_core.models.vocoders.registry import load_vocoder
 
     specs = {family: vocoder_spec(family) for family in vocoder_families()}
     assert list(specs) == ["wavenet", "flow", "ddsp", "gan"]
@@ -59,19 +38,19 @@ def test_every_family_is_found_with_its_spec_and_loads_from_its_checkpoint(tmp_p
     assert [spec.whole_pieces for spec in specs.values()] == [True, False, True, False]
     for family, spec in specs.items():
         torch.manual_seed(0)
-        saved = spec.checkpoint_config(SMALL[family], CONDITIONING, 16000, seed=0)
+        saved = spec.checkpoint_config(SMALL_SECTIONS[family], SMALL_CONDITIONING, 16000, seed=0)
         model = spec.build(saved)
-        optimisers = spec.optimisers(model, SMALL[family].train, saved)
+        optimisers = spec.optimisers(model, SMALL_SECTIONS[family].train, saved)
         save_checkpoint(
             tmp_path / f"{family}.pt",
             model,
-            optimisers[0].optimizer,
+            optimisers[0].torch_optimiser,
             step=0,
             config=saved,
             metrics={},
         )
         loaded = load_vocoder(tmp_path / f"{family}.pt")
-        assert loaded.spec is spec and loaded.hop_length == HOP and not loaded.model.training
+        assert loaded.spec is spec and loaded.hop_length == SMALL_HOP and not loaded.model.training
         inference = spec.inference_state(model.state_dict())
         for name, tensor in loaded.model.state_dict().items():
             assert torch.equal(tensor, inference[name]), (family, name)
@@ -80,21 +59,14 @@ def test_every_family_is_found_with_its_spec_and_loads_from_its_checkpoint(tmp_p
 def test_gan_chunks_join_into_the_whole_piece() -> None:
     """Past the receptive field a chunk's context is all it needs: the join is seamless."""
     torch.manual_seed(0)
-    config = GanConfig(
-        initial_channels=16,
-        upsample_rates=[4, 4],
-        upsample_kernel_sizes=[8, 8],
-        resblock_kernel_sizes=[3],
-        resblock_dilations=[[1, 3]],
-    )
-    model = _build("gan", config).eval()
+    model = _build("gan", SMALL_SECTIONS["gan"]).eval()
     (roll,) = _rolls(50)
     (chunked,) = render_pieces(
         vocoder_spec("gan"), model, [roll], chunk_frames=7, context_frames=12, progress=False
     )
     with torch.no_grad():
         whole = model.generate(torch.from_numpy(roll)[None])[0].numpy()
-    assert chunked.shape == whole.shape == (50 * HOP,)
+    assert chunked.shape == whole.shape == (50 * SMALL_HOP,)
     np.testing.assert_allclose(chunked, whole, atol=1e-5)
     (too_little,) = render_pieces(
         vocoder_spec("gan"), model, [roll], chunk_frames=7, context_frames=0
@@ -103,9 +75,9 @@ def test_gan_chunks_join_into_the_whole_piece() -> None:
 
 
 def test_every_family_renders_pieces_of_their_own_lengths() -> None:
-    for family, config in SMALL.items():
+    for family in vocoder_families():
         torch.manual_seed(0)
-        model = _build(family, config).eval()
+        model = _build(family, SMALL_SECTIONS[family]).eval()
         rendered = render_pieces(
             vocoder_spec(family),
             model,
@@ -115,5 +87,5 @@ def test_every_family_renders_pieces_of_their_own_lengths() -> None:
             generator=torch.Generator().manual_seed(0),
             progress=False,
         )
-        assert [len(audio) for audio in rendered] == [9 * HOP, 20 * HOP], family
+        assert [len(audio) for audio in rendered] == [9 * SMALL_HOP, 20 * SMALL_HOP], family
         assert all(np.isfinite(audio).all() and audio.dtype == np.float32 for audio in rendered)

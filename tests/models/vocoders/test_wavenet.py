@@ -166,13 +166,13 @@ def test_logistic_mixture_puts_a_total_mass_of_one_on_the_16_bit_bins(log_scale:
 def test_logistic_mixture_loss_falls_when_fitting_a_constant() -> None:
     model = _model("logistic_mixture").train()
     audio, roll = torch.full((2, 4 * HOP), 0.3), _roll(2, 4)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(60):
         loss, _ = model.loss(audio, roll)
-        optimizer.zero_grad()
+        optimiser.zero_grad()
         loss.backward()
-        optimizer.step()
+        optimiser.step()
         losses.append(loss.item())
     assert all(math.isfinite(value) for value in losses)
     # A mixture fitting a constant sharpens towards a spike, and Adam jolts on the way:
@@ -276,13 +276,13 @@ def test_a_short_training_on_a_pitch_following_sine_lowers_the_loss() -> None:
     frequency = 440.0 * 2 ** ((keys + 21 - 69) / 12)  # key index 0 is A0 (MIDI 21)
     phase_step = (2 * math.pi * frequency / 16000).repeat_interleave(HOP, dim=1)
     audio = 0.5 * torch.sin(torch.cumsum(phase_step, dim=1))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(60):
         loss, _ = model.loss(audio, roll)
-        optimizer.zero_grad()
+        optimiser.zero_grad()
         loss.backward()
-        optimizer.step()
+        optimiser.step()
         losses.append(loss.item())
     # From about log(256) = 5.5 nats to about 1.2 here; half is a clear margin.
     assert losses[-1] < 0.5 * losses[0]

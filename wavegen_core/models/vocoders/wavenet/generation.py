@@ -50,7 +50,6 @@ PROJECTED_SAMPLES = 1024
 GENERATION_METHODS = ("auto", "queue", "fused", "numba")
 
 
-
 class GeneratingWaveNet(Protocol):
     """What the generation engines read of a WaveNet, and nothing more."""
 
