@@ -35,6 +35,7 @@ SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 # train once). The tiny pipeline's run is shared by both workers (`tiny_run`).
 LONGEST_FIRST = (
     "tests/stages/test_vocoder_stages.py",
+    "tests/stages/test_vocoder_resume.py",
     "tests/integration/test_dvc_pipeline.py",
     "tests/stages/test_transcription_stages.py",
     "tests/training/test_data_parallel.py",
@@ -42,8 +43,13 @@ LONGEST_FIRST = (
     "tests/stages/test_music_transformer_stages.py",
     "tests/stages/test_vqvae_stages.py",
 )
-# Tests that leave Prefect's service threads in their process: one group, run last.
-PREFECT_TESTS = "tests/pipelines/"
+# The tests that use a Prefect server and leave its service threads in their process:
+# one group (one server), run last.
+PREFECT_TESTS = (
+    "tests/pipelines/test_flow.py",
+    "tests/pipelines/test_sharing.py",
+    "tests/pipelines/test_worker.py",
+)
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers share the 2 cores: a thread each, or their OpenMP threads spin-wait on
@@ -65,7 +71,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     def rank(item: pytest.Item) -> tuple[int, int]:
         file = _test_file(item.nodeid)
-        if file.startswith(PREFECT_TESTS):
+        if file in PREFECT_TESTS:
             return (2, 0)
         if file in LONGEST_FIRST:
             return (0, LONGEST_FIRST.index(file))
@@ -84,7 +90,7 @@ if importlib.util.find_spec("xdist") is not None:
         class FilesInOrder(LoadScopeScheduling):
             def _split_scope(self, nodeid: str) -> str:
                 file = _test_file(nodeid)
-                return PREFECT_TESTS if file.startswith(PREFECT_TESTS) else file
+                return "prefect" if file in PREFECT_TESTS else file
 
         config.option.loadscopereorder = False
         return FilesInOrder(config, log)

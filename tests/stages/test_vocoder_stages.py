@@ -1,8 +1,8 @@
 """train_vocoder@<family> and synthesize@<family>, run as stages on rendered chorale excerpts.
 
-The corpus: the first seconds of a few Bach chorales, rendered with FluidSynth as the
-data stage does (four train pieces, one validation, one test), one composed piece, and
-an untrained transcriber checkpoint (transcription consistency only needs one to run).
+The workspace is tests/stages/vocoder_corpus.py's; the resumed runs are
+tests/stages/test_vocoder_resume.py's (a file of their own, so that a second worker runs
+them beside these).
 """
 
 from __future__ import annotations
@@ -11,21 +11,19 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
 import pytest
 import soundfile as sf
 import yaml
 
 from stages import synthesize, train_vocoder
-from tests.conftest import stage_argv, untrained_checkpoint, write_chorale_corpus
-from tests.families import (
-    LEARNING_CONDITIONING,
-    LEARNING_RATE,
-    LEARNING_SECTIONS,
-    LEARNING_STEPS,
+from tests.conftest import stage_argv
+from tests.families import LEARNING_STEPS
+from tests.stages.vocoder_corpus import (
+    HOP,
+    RATE,
+    write_vocoder_corpus,
+    write_vocoder_params,
 )
-from wavegen_core.files import write_json
-from wavegen_core.midi.io import write_midi
 from wavegen_core.models.transcription.transcribers import basic_pitch_available
 from wavegen_core.models.vocoders.config import vocoder_sections
 from wavegen_core.models.vocoders.registry import vocoder_families
@@ -33,56 +31,16 @@ from wavegen_core.training.metrics import read_curves
 
 pytestmark = pytest.mark.slow
 
-HOP = LEARNING_CONDITIONING["hop_length"]
-
-RATE = 16000
-SPLITS = ["train"] * 4 + ["validation", "test"]
-EXCERPT_SECONDS = 6.0
-
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("vocoders")
-    write_chorale_corpus(root / "data/prepared", SPLITS, EXCERPT_SECONDS, RATE)
-    composed = root / "data/composed"
-    melody = pretty_midi.PrettyMIDI()
-    piano = pretty_midi.Instrument(program=0)
-    piano.notes += [pretty_midi.Note(90, 60 + 2 * i, 0.3 * i, 0.3 * i + 0.25) for i in range(8)]
-    melody.instruments.append(piano)
-    write_midi(composed / "midi/unconditional_000.mid", melody)
-    write_json(
-        composed / "manifest.json",
-        {"pieces": [{"id": "unconditional_000", "midi": "midi/unconditional_000.mid"}]},
-    )
-    untrained_checkpoint(root / "models/transcriber/checkpoint.pt")
-    return root
-
-
-def _write_params(root: Path, **synthesize_values: object) -> None:
-    from wavegen_core.params import Params
-
-    params = Params().model_dump(mode="json")
-    params["device"] = "cpu"
-    vocoder = params["vocoder"]
-    vocoder["conditioning"].update(LEARNING_CONDITIONING)
-    loop = {"batch_size": 4, "checkpoint_every": 30, "log_every": 5, "eval_every": 30}
-    for family in vocoder_families():
-        vocoder[family].update(LEARNING_SECTIONS[family])
-        vocoder[family]["train"].update(
-            loop, steps=LEARNING_STEPS[family], learning_rate=LEARNING_RATE[family]
-        )
-        if family in EVAL_EVERY:
-            vocoder[family]["train"]["eval_every"] = EVAL_EVERY[family]
-    vocoder["synthesize"].update(
-        {"test_pieces": 1, "composed_pieces": 1, "max_seconds": 0.5, **synthesize_values}
-    )
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return write_vocoder_corpus(tmp_path_factory.mktemp("vocoders"))
 
 
 @pytest.fixture(scope="module")
 def trained(workdir) -> Path:
     """All three families trained once (the tests below read what the stages wrote)."""
-    _write_params(workdir)
+    write_vocoder_params(workdir)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
         for family in vocoder_families():
@@ -100,7 +58,6 @@ FALLING = {
     "ddsp": "eval/loss",
     "gan": "train/mel_l1",
 }
-EVAL_EVERY = {"ddsp": 25}
 # How far each family's figure must fall: DDSP starts from a piano-like sound (partials
 # falling as 1/k^2), so its first evaluation is already close; it must still fall by 5 %.
 FALL = {"wavenet": 0.1, "flow": 0.1, "ddsp": 0.05, "gan": 0.1}
@@ -188,40 +145,6 @@ def test_a_family_not_listed_in_params_is_refused(trained, capsys) -> None:
     assert "does not list 'flow'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("family", vocoder_families())
-def test_a_resumed_run_ends_where_an_uninterrupted_one_does_byte_for_byte(
-    workdir, tmp_path, family
-) -> None:
-    """Every family, the adversarial one too (two networks, each with its optimiser and
-    schedule, stepped in turn; weight-norm parametrizations): the same weights, and the
-    same checkpoint bytes, so DVC gives both runs one hash."""
-    import shutil
-
-    import torch
-
-    from wavegen_core.checkpoint import load_checkpoint
-
-    states, files = {}, {}
-    for name, stops in (("straight", [4]), ("resumed", [2, 4])):
-        run_dir = tmp_path / name
-        shutil.copytree(workdir / "data", run_dir / "data")
-        for steps in stops:
-            _write_params(run_dir)
-            params = yaml.safe_load((run_dir / "params.yaml").read_text())
-            params["vocoder"][family]["train"].update(steps=steps, checkpoint_every=2, eval_every=2)
-            (run_dir / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-            with pytest.MonkeyPatch.context() as patch:
-                patch.chdir(run_dir)
-                assert train_vocoder.main(stage_argv(f"train_vocoder@{family}")) == 0
-        files[name] = run_dir / f"models/vocoder/{family}/checkpoint.pt"
-        checkpoint = load_checkpoint(files[name])
-        assert checkpoint["step"] == 4
-        states[name] = checkpoint["state"]
-    for key, tensor in states["straight"].items():
-        assert torch.equal(tensor, states["resumed"][key]), key
-    assert files["straight"].read_bytes() == files["resumed"].read_bytes()
-
-
 # The families that take the excitation in (DDSP's own oscillators play the notes).
 NEURAL = [family for family in vocoder_families() if vocoder_sections()[family].uses_excitation]
 
@@ -235,7 +158,7 @@ def plain(workdir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("plain")
     shutil.copytree(workdir / "data", root / "data")
     shutil.copytree(workdir / "models/transcriber", root / "models/transcriber")
-    _write_params(root)
+    write_vocoder_params(root)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["vocoder"]["conditioning"]["excitation"] = "none"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
