@@ -32,24 +32,24 @@ SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 
 # The files whose tests take longest, first, so that under xdist the two workers start
 # on them and finish together (each file runs whole on one worker: its module fixtures
-# train once). The tiny pipeline's run is shared by both workers (`tiny_run`).
+# train once). The whole-pipeline test comes first: it is the longest (it shares the
+# tiny run, `tiny_run`, with the flow's test), and a worker holds one more file while it
+# runs (xdist keeps a worker's last test until the next arrives): a quick one follows.
 LONGEST_FIRST = (
-    "tests/stages/test_vocoder_stages.py",
-    "tests/stages/test_vocoder_resume.py",
     "tests/integration/test_dvc_pipeline.py",
-    "tests/stages/test_transcription_stages.py",
+    "tests/stages/test_vocoder_stages.py",
+    "tests/test_seeding.py",
     "tests/training/test_data_parallel.py",
     "tests/integration/test_chaos.py",
+    "tests/pipelines/test_worker.py",
+    "tests/stages/test_transcription_stages.py",
     "tests/stages/test_music_transformer_stages.py",
+    "tests/stages/test_vocoder_resume.py",
     "tests/stages/test_vqvae_stages.py",
 )
-# The tests that use a Prefect server and leave its service threads in their process:
-# one group (one server), run last.
-PREFECT_TESTS = (
-    "tests/pipelines/test_flow.py",
-    "tests/pipelines/test_sharing.py",
-    "tests/pipelines/test_worker.py",
-)
+# The tests that run flows in their process, which leaves Prefect's service threads
+# there: one group (one server), run last.
+PREFECT_TESTS = ("tests/pipelines/test_flow.py", "tests/pipelines/test_sharing.py")
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers share the 2 cores: a thread each, or their OpenMP threads spin-wait on

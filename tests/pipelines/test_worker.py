@@ -17,7 +17,9 @@ pytestmark = pytest.mark.slow
 def test_worker_picks_up_a_deployment_run_and_completes_it(
     tmp_path, repo_root, prefect_server
 ) -> None:
-    env = prefect_server
+    # The worker asks for scheduled runs every second (10 s by default): the test waits
+    # on it, not on the work.
+    env = {**prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     toy = make_toy_repo(tmp_path / "toy", seconds=0.2)
     run(["prefect", "work-pool", "create", "gpu", "--type", "process"], repo_root, env)
     run(["prefect", "--no-prompt", "deploy", "--name", "gpu"], repo_root, env)
