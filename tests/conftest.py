@@ -48,7 +48,7 @@ LONGEST_FIRST = (
     "tests/stages/test_vqvae_stages.py",
 )
 # The tests that run flows in their process, which leaves Prefect's service threads
-# there: one group (one server), run last.
+# there: they run last.
 PREFECT_TESTS = ("tests/pipelines/test_flow.py", "tests/pipelines/test_sharing.py")
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -83,17 +83,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 if importlib.util.find_spec("xdist") is not None:
 
     def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
-        """Whole files to a worker, in the collected order, and every Prefect test to one
-        worker (one server, and its threads in one process, after everything else)."""
-        from xdist.scheduler import LoadScopeScheduling
-
-        class FilesInOrder(LoadScopeScheduling):
-            def _split_scope(self, nodeid: str) -> str:
-                file = _test_file(nodeid)
-                return "prefect" if file in PREFECT_TESTS else file
+        """Whole files to a worker, in the collected order (the flow's files last: nothing
+        is left to run after them on either worker)."""
+        from xdist.scheduler import LoadFileScheduling
 
         config.option.loadscopereorder = False
-        return FilesInOrder(config, log)
+        return LoadFileScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
