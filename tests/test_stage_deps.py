@@ -18,6 +18,7 @@ from tests.conftest import REPO_ROOT
 from tools.code_deps import (
     Stage,
     compressed,
+    covers,
     dvc_stages,
     expected_deps,
     folder_files,
@@ -36,10 +37,6 @@ def uses(repo_root) -> dict[str, set[str]]:
     return stage_uses(repo_root, STAGES)
 
 
-def covered(dep: str, file: str) -> bool:
-    return file == dep or file.startswith(f"{dep}/")
-
-
 def siblings(stage: Stage) -> list[Stage]:
     """The stages written by the same dvc.yaml entry (``train_vocoder@*``)."""
     return [other for other in STAGES if other.template == stage.template]
@@ -51,7 +48,7 @@ def test_every_imported_file_is_a_dep(stage: Stage, uses) -> None:
     misses = [
         f"{stage.name}: imports {file}, which dvc.yaml does not list in its deps"
         for file in sorted(uses[stage.name])
-        if not any(covered(dep, file) for dep in stage.deps)
+        if not any(covers(dep, file) for dep in stage.deps)
     ]
     assert not misses, "\n".join(misses)
 
