@@ -9,15 +9,19 @@
 3. in the clone, for each stage in the same order, ``--kills`` times: starts
    ``dvc repro <stage>`` in a session of its own, waits a seeded moment within the
    undisturbed run's duration of that stage, and sends SIGKILL to the whole session
-   (DVC and the stage's command). After each kill, `dvc status` may call the stage
-   finished only if every output of it that dvc.lock records is on disk with that
-   hash. Then `dvc repro <stage>` runs to the end;
+   (DVC and the stage's command). Each kill records what it cut short: whether the
+   stage's own command was running, whether it had written an output, and whether it
+   had written a checkpoint (a persisted output) to resume from. After each kill,
+   `dvc status` may call the stage finished only if every output of it that dvc.lock
+   records is on disk with that hash. Then `dvc repro <stage>` runs to the end;
 4. compares the two runs: every output hash in dvc.lock (but wall-clock ``speed.json``)
    and every output file's bytes.
 
-It prints a JSON report (kills per stage, kills that landed while the stage ran,
-violations, differences) and writes it to ``DIR/chaos.json``. The suite runs
-:func:`chaos` on two stages (tests/integration/test_chaos.py).
+It prints a JSON report (per stage: kills, and how many landed while DVC ran, while the
+stage's command ran, after it wrote an output, after it wrote a checkpoint; violations;
+differences) and writes it to ``DIR/chaos.json``. The suite kills three stages each at
+the moment it has written its first output or checkpoint, with the tiny run's lock as
+the undisturbed reference (:func:`kill_when_written`, tests/integration/test_chaos.py).
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ import hashlib
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from tools.workspace import set_params, tiny_repo_copy
@@ -46,6 +53,9 @@ WALL_CLOCK = ("speed.json",)
 SHOWS_WALL_CLOCK = ("reports/evaluate/index.html",)
 SUMMARY = "reports/evaluate/summary.json"
 REAL_TIME_FACTOR = "rtf"
+RESUMED = "resuming from step"
+# What the report counts per stage, and in total.
+COUNTS = ("while_running", "while_stage_ran", "after_output", "after_checkpoint", "resumed")
 
 
 def _env() -> dict[str, str]:
@@ -72,16 +82,46 @@ def stage_order(repo: Path) -> list[str]:
         return [stage.name for stage in order]
 
 
-def lock_outputs(repo: Path) -> dict[str, dict[str, str]]:
-    """Per stage, each output path and its hash in dvc.lock."""
-    lock_file = repo / "dvc.lock"
-    if not lock_file.is_file():
-        return {}
-    stages = yaml.safe_load(lock_file.read_text()).get("stages", {})
+def lock_outputs(repo: Path, text: str | None = None) -> dict[str, dict[str, str]]:
+    """Per stage, each output path and its hash in ``repo``'s dvc.lock (or in ``text``,
+    a lock file's content)."""
+    if text is None:
+        lock_file = repo / "dvc.lock"
+        if not lock_file.is_file():
+            return {}
+        text = lock_file.read_text()
+    stages = yaml.safe_load(text).get("stages", {})
     return {
         name: {out["path"]: out.get("md5", "") for out in entry.get("outs", [])}
         for name, entry in stages.items()
     }
+
+
+@dataclass(frozen=True)
+class StageOutputs:
+    """What a kill can observe of one stage: the module its command runs, the outputs
+    DVC clears before each run, and the ones it keeps (``persist: true``) that a run
+    resumes from: its checkpoint files (not metrics, plots or the plots' folders)."""
+
+    module: str
+    cleared: tuple[str, ...]
+    persisted: tuple[str, ...]
+
+
+def stage_outputs(repo: Path) -> dict[str, StageOutputs]:
+    """Every stage of ``repo``'s dvc.yaml, by name."""
+    from dvc.repo import Repo
+
+    found = {}
+    with Repo(str(repo)) as dvc_repo:
+        for stage in dvc_repo.index.stages:
+            words = shlex.split(stage.cmd if isinstance(stage.cmd, str) else stage.cmd[0])
+            module = words[words.index("-m") + 1] if "-m" in words else words[0]
+            cleared = tuple(str(out.def_path) for out in stage.outs if not out.persist)
+            # Persisted metrics and plots are rewritten as training logs, not resumed from.
+            kept = [out for out in stage.outs if out.persist and not (out.metric or out.plot)]
+            found[stage.name] = StageOutputs(module, cleared, tuple(str(o.def_path) for o in kept))
+    return found
 
 
 def _md5(path: Path) -> str:
@@ -140,10 +180,54 @@ def finished_but_incomplete(repo: Path, stage: str) -> list[str]:
     return bad
 
 
-def kill_during(repo: Path, stage: str, delay: float) -> bool:
-    """Start ``dvc repro <stage>``, SIGKILL its whole session after ``delay`` seconds;
-    True if it was still running then."""
-    process = subprocess.Popen(
+@dataclass(frozen=True)
+class Kill:
+    """What one kill cut short: DVC (``landed``), the stage's own command (``started``),
+    after it had written a file of its outputs (``wrote``) or a checkpoint to resume
+    from (``checkpointed``)."""
+
+    landed: bool = False
+    started: bool = False
+    wrote: bool = False
+    checkpointed: bool = False
+
+
+def _written_since(path: Path, since: float) -> bool:
+    """A file at or under ``path`` (a half-written temporary counts) modified at or
+    after ``since``."""
+    found = path.rglob("*") if path.is_dir() else [path]
+    for file in found:
+        try:
+            if file.is_file() and file.stat().st_mtime >= since:
+                return True
+        except FileNotFoundError:  # renamed into place while we looked
+            continue
+    return False
+
+
+def _observe(process: subprocess.Popen, repo: Path, outputs: StageOutputs, since: float) -> Kill:
+    """What ``dvc repro`` (``process``) has done of its stage since ``since``."""
+    if process.poll() is not None:
+        return Kill()
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+        commands = [" ".join(child.cmdline()) for child in children]
+    except psutil.Error:  # a process ended while we looked: look again next time
+        commands = []
+    return Kill(
+        landed=True,
+        started=any(outputs.module in command for command in commands),
+        wrote=any(_written_since(repo / out, since) for out in outputs.cleared),
+        checkpointed=any(
+            not (repo / out).is_dir() and _written_since(repo / out, since)
+            for out in outputs.persisted
+        ),
+    )
+
+
+def _start_repro(repo: Path, stage: str) -> subprocess.Popen:
+    """``dvc repro <stage>`` in a session of its own (a kill reaches the stage's command)."""
+    return subprocess.Popen(
         ["dvc", "repro", "--single-item", stage],
         cwd=repo,
         env=_env(),
@@ -151,41 +235,104 @@ def kill_during(repo: Path, stage: str, delay: float) -> bool:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def _kill(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def kill_during(repo: Path, stage: str, delay: float, outputs: StageOutputs) -> Kill:
+    """Start ``dvc repro <stage>`` and SIGKILL its whole session after ``delay`` seconds,
+    if it still runs then; what the kill cut short."""
+    since = time.time()
+    process = _start_repro(repo, stage)
     try:
         process.wait(timeout=delay)
-        return False
+        return Kill()
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        return True
+        seen = _observe(process, repo, outputs, since)
+        _kill(process)
+        return seen
+
+
+def kill_when_written(
+    repo: Path, stage: str, outputs: StageOutputs, timeout: float = 600.0
+) -> Kill:
+    """Start ``dvc repro <stage>`` and SIGKILL its whole session as soon as the stage's
+    command, still running, has written its first checkpoint (a stage that keeps one)
+    or else its first output file: the moment a kill leaves the most behind. A stage
+    that ends first, or runs past ``timeout`` without writing, is not counted."""
+    since = time.time()
+    process = _start_repro(repo, stage)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = _observe(process, repo, outputs, since)
+        if not seen.landed:
+            process.wait()
+            return Kill()
+        if seen.started and (seen.checkpointed if outputs.persisted else seen.wrote):
+            _kill(process)
+            return seen
+        time.sleep(0.02)
+    _kill(process)
+    return Kill()
 
 
 def chaos(
     repo: Path,
     stages: list[str],
-    seconds: dict[str, float],
     kills: int,
-    seed: int,
-    at: float | None = None,
+    seed: int = 0,
+    seconds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Kill each stage ``kills`` times, then run it to the end. A kill comes at a seeded
-    moment within the stage's undisturbed duration, or at fraction ``at`` of it."""
+    moment within the stage's undisturbed duration (``seconds``), or, given none, once
+    the stage has written its first checkpoint or output. Per stage, the report counts
+    the kills that landed while DVC ran (``while_running``), while the stage's command
+    ran, after it had written an output and after it had written a checkpoint, and
+    whether the run to the end resumed from a checkpoint."""
     rng = random.Random(seed)
+    outputs = stage_outputs(repo)
     report: dict[str, Any] = {"stages": {}, "violations": []}
     for stage in stages:
-        landed = 0
+        cut: list[Kill] = []
         for _ in range(kills):
-            # DVC's own start-up takes about a second before the stage's command runs.
-            delay = (
-                at * seconds[stage]
-                if at is not None
-                else rng.uniform(0.5, max(1.0, seconds[stage]))
-            )
-            landed += kill_during(repo, stage, delay)
+            if seconds is None:
+                cut.append(kill_when_written(repo, stage, outputs[stage]))
+            else:
+                # DVC's own start-up takes about a second before the stage's command runs.
+                delay = rng.uniform(0.5, max(1.0, seconds[stage]))
+                cut.append(kill_during(repo, stage, delay, outputs[stage]))
             report["violations"] += [f"{stage}: {v}" for v in finished_but_incomplete(repo, stage)]
-        _dvc(repo, "repro", "--single-item", stage)
-        report["stages"][stage] = {"kills": kills, "while_running": landed}
+        finished = _dvc(repo, "repro", "--single-item", stage)
+        report["stages"][stage] = {
+            "kills": kills,
+            "while_running": sum(kill.landed for kill in cut),
+            "while_stage_ran": sum(kill.started for kill in cut),
+            "after_output": sum(kill.wrote for kill in cut),
+            "after_checkpoint": sum(kill.checkpointed for kill in cut),
+            # The training loop's word that the last run went on from a checkpoint.
+            "resumed": RESUMED in finished.stdout + finished.stderr,
+        }
     return report
+
+
+def compare_with_lock(reference_lock: str, disturbed: Path, stages: list[str]) -> list[str]:
+    """What differs, for ``stages``, between an undisturbed run's lock file (its text)
+    and a disturbed workspace: the output hashes of the two locks (but wall-clock
+    files), and any output on disk that `dvc status` finds changed from its lock."""
+    reference, written = lock_outputs(disturbed, reference_lock), lock_outputs(disturbed)
+    differences = []
+    for stage in stages:
+        for out in sorted(set(reference.get(stage, {})) | set(written.get(stage, {}))):
+            if Path(out).name in WALL_CLOCK:
+                continue
+            if reference.get(stage, {}).get(out) != written.get(stage, {}).get(out):
+                differences.append(f"dvc.lock {stage}: {out}")
+    status = json.loads(_dvc(disturbed, "status", "--json", *stages).stdout or "{}")
+    differences += [f"dvc status {stage}: {change}" for stage, change in status.items()]
+    return differences
 
 
 def compare(reference: Path, disturbed: Path) -> list[str]:
@@ -238,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = reference_run(reference, stages)
     undisturbed = time.monotonic() - started
     started = time.monotonic()
-    report = chaos(disturbed, stages, seconds, args.kills, args.seed)
+    report = chaos(disturbed, stages, args.kills, args.seed, seconds)
     report["differences"] = compare(reference, disturbed)
     report["seconds"] = {
         "undisturbed": round(undisturbed, 1),
@@ -247,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     report["totals"] = {
         "stages": len(stages),
         "kills": sum(s["kills"] for s in report["stages"].values()),
-        "while_running": sum(s["while_running"] for s in report["stages"].values()),
+        **{count: sum(s[count] for s in report["stages"].values()) for count in COUNTS},
         "violations": len(report["violations"]),
         "differences": len(report["differences"]),
     }
