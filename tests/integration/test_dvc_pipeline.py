@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from tests.conftest import TinyRun, run
+from tests.conftest import TinyRun, dvc_status, run
 from tests.report_fixtures import broken_links, check_in_browser
 from tools.browser import chromium_available
 from tools.workspace import set_params
@@ -66,35 +66,33 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     # evaluation sets nor the tiers (put back unrun).
     # (evaluate reads the whole params file: its page lists what differs from a profile.)
     set_params(repo, "data", **{"variants.renderings": 2})
-    stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+    stale = set(dvc_status(repo))
     assert stale == {"render_variants", "evaluate"}, stale
     set_params(repo, "data", **{"variants.renderings": 1})
 
     # An inference param reruns exactly the stages that transcribe, nothing upstream;
-    # the symbolic model downstream reruns only if the transcriptions changed.
+    # the symbolic model downstream reruns only if the transcriptions changed. Audio
+    # goes in the same run: each family in vocoder.families gets its two stages (the
+    # copy lists none); the flow, DDSP and the GAN, the cheapest to train, run here
+    # (tests/stages trains all).
     lock_before = (repo / "dvc.lock").read_text()
     set_params(repo, "transcription", overlap_seconds=1.0)
-    status = run(["dvc", "status"], repo, env).stdout
-    assert "transcribe" in status and "prepare_data" not in status
-    third = run(["dvc", "repro"], repo, env)
-    assert _ran(third.stdout) - {"train_music_transformer", "compose", "evaluate"} == {
-        "transcribe",
-        "evaluate_transcriber",
-    }
-    assert (repo / "dvc.lock").read_text() != lock_before
-    # On to audio. Each family in vocoder.families gets its two stages (the copy lists
-    # none); the flow and DDSP, the cheapest to train, run here (tests/stages trains all).
+    stale = set(dvc_status(repo))
+    assert "transcribe" in stale and "prepare_data" not in stale, stale
     set_params(repo, "vocoder", families=vocoder_families())
     stages = run(["dvc", "stage", "list"], repo, env).stdout
     for family in vocoder_families():
         assert f"train_vocoder@{family}" in stages and f"synthesize@{family}" in stages
     trained = ["flow", "ddsp", "gan"]
     set_params(repo, "vocoder", families=trained)
-    fourth = run(["dvc", "repro"], repo, env)
-    assert _ran(fourth.stdout) == {
+    third = run(["dvc", "repro"], repo, env)
+    assert _ran(third.stdout) - {"train_music_transformer", "compose"} == {
+        "transcribe",
+        "evaluate_transcriber",
         *(f"{stage}@{family}" for family in trained for stage in ("train_vocoder", "synthesize")),
         "evaluate",
     }
+    assert (repo / "dvc.lock").read_text() != lock_before
     _check_synthesized(repo, "flow")
     # DDSP sounds only where the MIDI has notes: the test piece's (a chorale's first
     # quarter second), not necessarily a 4-step Music Transformer's; a 4-step GAN need not.
@@ -111,7 +109,7 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     rendering = params["vocoder"]["synthesize"]["temperature"]["flow"]
     set_params(repo, "music_transformer", **{"compose.temperature": composing * 0.9})
     set_params(repo, "vocoder", **{"synthesize.temperature.flow": rendering * 0.9})
-    stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+    stale = set(dvc_status(repo))
     assert stale == {"compose", "synthesize@flow", "evaluate"}, stale
     set_params(repo, "music_transformer", **{"compose.temperature": composing})
     set_params(repo, "vocoder", **{"synthesize.temperature.flow": rendering})
@@ -145,7 +143,7 @@ def _check_one_familys_code_reruns_that_family_alone(repo: Path, env: dict[str, 
     what reads their outputs, ``evaluate``, once they have run and changed them.)"""
     model = repo / "wavegen_core/models/vocoders/gan/model.py"
     model.write_text(model.read_text() + "\n# A change to the GAN's model code.\n")
-    stale = set(json.loads(run(["dvc", "status", "--json"], repo, env).stdout))
+    stale = set(dvc_status(repo))
     assert stale == {"train_vocoder@gan", "synthesize@gan"}, stale
 
 
@@ -179,7 +177,7 @@ def _check_hierarchy(repo: Path, env: dict[str, str], first_run: str) -> None:
 
     tier_one = {**_outs_of(repo, "train_vqvae@1"), **_outs_of(repo, "encode@1")}
     set_params(repo, "vqvae", **{"tiers.2.codebook_size": 32})
-    status = json.loads(run(["dvc", "status", "--json"], repo, env).stdout)
+    status = dvc_status(repo)
     assert "train_vqvae@2" in status
     assert not {"train_vqvae@1", "encode@1", "prepare_data"} & set(status), status
     rerun = run(["dvc", "repro", "train_vqvae@2"], repo, env)
@@ -235,7 +233,7 @@ def _check_report(repo: Path, env: dict[str, str], families: list[str]) -> None:
     rebuilt = run(["wavegen", "report"], repo, env).stdout.strip().splitlines()[-1]
     assert Path(rebuilt) == page.resolve()
     assert (page.read_bytes(), (repo / "reports/evaluate/summary.json").read_bytes()) == before
-    assert "evaluate" not in json.loads(run(["dvc", "status", "--json"], repo, env).stdout)
+    assert "evaluate" not in dvc_status(repo)
     plots = run(["dvc", "plots", "show", "--json"], repo, env)
     shown = json.loads(plots.stdout)
     for name in ("vocoder_training_loss", "vocoder_validation_mel_l1", "tier_training_loss"):
