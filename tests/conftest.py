@@ -49,8 +49,13 @@ LONGEST_FIRST = (
     "tests/stages/test_vqvae_stages.py",
 )
 # The tests that run flows in their process, which leaves Prefect's service threads
-# there: they run last.
-PREFECT_TESTS = ("tests/pipelines/test_flow.py", "tests/pipelines/test_sharing.py")
+# there: they run last, the longest file first, in three files so that the two workers
+# end together.
+PREFECT_TESTS = (
+    "tests/pipelines/test_flow.py",
+    "tests/pipelines/test_sharing.py",
+    "tests/pipelines/test_flow_on_the_tiny_pipeline.py",
+)
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two workers share the 2 cores: a thread each, or their OpenMP threads spin-wait on
@@ -73,7 +78,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def rank(item: pytest.Item) -> tuple[int, int]:
         file = _test_file(item.nodeid)
         if file in PREFECT_TESTS:
-            return (2, 0)
+            return (2, PREFECT_TESTS.index(file))
         if file in LONGEST_FIRST:
             return (0, LONGEST_FIRST.index(file))
         return (1, 0)
