@@ -85,6 +85,23 @@ def test_two_gloo_ranks_normalise_by_the_global_batch(tmp_path) -> None:
     assert halves[0][3] == halves[1][3] == pytest.approx(1.5)
 
 
+def test_relaunch_runs_the_module_as_n_processes_and_returns_a_failed_ones_exit_code(
+    tmp_path, monkeypatch
+) -> None:
+    """The agent runs in this process; each rank is ``python -m module argv`` with
+    torchrun's variables. A rank that exits 2 (argparse's bad usage) makes it 2."""
+    (tmp_path / "rank_writes.py").write_text(
+        "import os, pathlib, sys\n"
+        "out = pathlib.Path(sys.argv[1]) / os.environ['RANK']\n"
+        "out.write_text(os.environ['WORLD_SIZE'])\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    assert parallel.relaunch("rank_writes", [str(tmp_path)], 2, "test.nproc") == 0
+    written = {p.name: p.read_text() for p in tmp_path.iterdir() if p.name.isdigit()}
+    assert written == {"0": "2", "1": "2"}
+    assert parallel.relaunch("json.tool", ["--no-such-flag"], 2, "test.nproc") == 2
+
+
 def test_the_node_deployment_sees_every_gpu_and_runs_one_gpu_stage_at_a_time() -> None:
     deployments = {
         d["name"]: d

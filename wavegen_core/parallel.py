@@ -29,7 +29,6 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -95,24 +94,27 @@ def process_count(requested: int | str, device: torch.device, batch_size: int) -
 
 
 def relaunch(module: str, argv: Sequence[str], nproc: int, key: str) -> int:
-    """Run ``python -m module argv`` as ``nproc`` processes under torchrun; its exit code.
+    """Run ``python -m module argv`` as ``nproc`` processes under torchrun; the exit code:
+    0, or the first failed process's (1 if a signal ended it).
 
-    ``--standalone`` gives the processes a rendezvous of their own on this machine, so
-    two stages launched at once do not meet. ``key`` (the params key that asked) is
-    logged.
+    torchrun's agent runs in this process (``torch.distributed.run``, what the
+    ``torchrun`` command runs), which has imported torch already: a second interpreter
+    would import it again only to wait. ``--standalone`` gives the processes a
+    rendezvous of their own on this machine, so two stages launched at once do not
+    meet. ``key`` (the params key that asked) is logged.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc-per-node={nproc}",
-        "-m",
-        module,
-        *argv,
-    ]
+    from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    arguments = ["--standalone", f"--nproc-per-node={nproc}", "-m", module, *argv]
     log.info("%s = %d: starting %d processes with torchrun", key, nproc, nproc)
-    return subprocess.call(command)
+    try:
+        torchrun.run(torchrun.parse_args(arguments))
+    except ChildFailedError as failed:
+        log.error("%s", failed.format_msg())
+        codes = [failure.exitcode for failure in failed.failures.values()]
+        return next((code for code in codes if code > 0), 1)
+    return 0
 
 
 def join(device: torch.device) -> tuple[World, torch.device]:
