@@ -49,10 +49,15 @@ python-packages: $(STAMP)
 
 # basic-pitch's metadata asks for TensorFlow on Python >= 3.11, yet the ONNX model in
 # its package runs on onnxruntime alone: its other dependencies come from our extra.
+# librosa, which reads basic-pitch's audio, compiles its numba ufuncs when first
+# imported (about 17 s on 2 cores) and caches them in the venv: done here once, as pip
+# compiles the .pyc files, not by the first stage (or the first several at once).
 basic-pitch: | $(VENV)/bin/python
 	@echo "make setup: installing basic-pitch (ONNX runtime, no TensorFlow)"
 	$(VENV)/bin/python -m pip install --quiet -e ".[dev,basic-pitch]"
 	$(VENV)/bin/python -m pip install --quiet --no-deps "$(BASIC_PITCH_VERSION)"
+	@echo "make setup: compiling librosa's numba functions into the venv's cache"
+	$(VENV)/bin/python -c "import librosa.core.audio, librosa.util.utils"
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
