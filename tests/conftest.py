@@ -31,15 +31,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 
 
-# The files whose tests take longest, first, so that under xdist the two workers start
-# on them and finish together (each file runs whole on one worker: its module fixtures
+# The files whose tests take longest, first, so that under xdist the workers start on
+# them and finish together (each file runs whole on one worker: its module fixtures
 # train once). The whole-pipeline test comes first: it is the longest (it shares the
-# tiny run, `tiny_run`, with the flow's test), and a worker holds one more file while it
-# runs (xdist keeps a worker's last test until the next arrives): a quick one follows.
+# tiny run, `tiny_run`, with the flow's test).
 LONGEST_FIRST = (
     "tests/integration/test_dvc_pipeline.py",
     "tests/stages/test_vocoder_stages.py",
-    "tests/test_seeding.py",
     "tests/training/test_data_parallel.py",
     "tests/pipelines/test_worker.py",
     "tests/stages/test_transcription_stages.py",
@@ -49,6 +47,10 @@ LONGEST_FIRST = (
     # It compares with the tiny run: late enough that the run is done, not waited for.
     "tests/integration/test_chaos.py",
 )
+# xdist hands each of N workers one file, then each a second, in turn; a worker keeps
+# its last test until the next one arrives. So the file at place N goes to the worker
+# that holds the whole-pipeline test and waits for it to end: a quick file goes there.
+FOLLOWS_THE_LONGEST = "tests/test_seeding.py"
 # The tests that run flows in their process, which leaves Prefect's service threads
 # there: they run last, the longest file first, in three files so that the two workers
 # end together.
@@ -76,12 +78,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     compares a resumed checkpoint, which holds that state, byte for byte must not run
     beside them."""
 
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    first = list(LONGEST_FIRST)
+    first.insert(min(workers, len(first)), FOLLOWS_THE_LONGEST)
+
     def rank(item: pytest.Item) -> tuple[int, int]:
         file = _test_file(item.nodeid)
         if file in PREFECT_TESTS:
             return (2, PREFECT_TESTS.index(file))
-        if file in LONGEST_FIRST:
-            return (0, LONGEST_FIRST.index(file))
+        if file in first:
+            return (0, first.index(file))
         return (1, 0)
 
     items.sort(key=rank)
