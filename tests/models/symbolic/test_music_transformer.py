@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from wavegen_core.midi.events import PAD, START, EventsConfig, EventVocabulary, events_seconds
+from wavegen_core.midi.events import (
+    END,
+    PAD,
+    START,
+    EventsConfig,
+    EventVocabulary,
+    events_seconds,
+)
 from wavegen_core.models.symbolic.config import MusicTransformerModelConfig
 from wavegen_core.models.symbolic.music_transformer import (
     MusicTransformer,
@@ -88,16 +95,35 @@ def test_sampling_is_seeded_and_the_cache_does_not_change_it() -> None:
     assert draw(True, 8) != first
 
 
+def _never_ending(model: MusicTransformer) -> MusicTransformer:
+    """``model`` with END's logit at -inf: sampling can stop only at its limits."""
+    forward = model.forward
+
+    def without_end(tokens: torch.Tensor, cache: object = None) -> torch.Tensor:
+        logits = forward(tokens, cache)
+        logits[..., END] = -math.inf
+        return logits
+
+    model.forward = without_end  # type: ignore[method-assign]
+    return model
+
+
 def test_sampling_continues_the_primer_and_stops_at_the_length_in_seconds() -> None:
-    model = _model(context=16)
+    model = _never_ending(_model(context=16))
     primer = [VOCAB.velocity(20), VOCAB.note_on(60), VOCAB.time_shift(50), VOCAB.note_off(60)]
     generator = torch.Generator().manual_seed(3)
-    # Past the context of 16: the window slides.
-    events = sample_events(model, VOCAB, primer=primer, max_seconds=3.0, generator=generator)
+    # Past the context of 16: the window slides. max_events only bounds a broken rule.
+    events = sample_events(
+        model, VOCAB, primer=primer, max_seconds=3.0, max_events=2000, generator=generator
+    )
     assert events[:4] == primer
-    seconds = events_seconds(events, VOCAB)
-    last_shift = max(VOCAB.shift_steps(t) for t in events) * VOCAB.config.time_step
-    assert 3.0 <= seconds < 3.0 + last_shift + 1e-9 or len(events) > 4
+    # It stops at the first event whose time shift reaches 3 s (primer included).
+    assert events_seconds(events, VOCAB) >= 3.0
+    assert events_seconds(events[:-1], VOCAB) < 3.0
+    assert VOCAB.shift_steps(events[-1]) > 0
+    # And after max_events new events, whichever limit comes first.
+    few = sample_events(model, VOCAB, primer=primer, max_events=5, max_seconds=60.0)
+    assert len(few) == len(primer) + 5
     with pytest.raises(ValueError, match="max_events or max_seconds"):
         sample_events(model, VOCAB)
 
