@@ -85,7 +85,8 @@ def _unterminated_midi(path: Path) -> None:
 def test_a_hostile_folder_prepares_with_every_path_accounted_for(tmp_path) -> None:
     """Files that share a stem, a directory named like audio, a link to nothing, a
     misaligned pair, MIDI without notes or with only an unterminated one beside good
-    audio, hidden files: each ends up in the manifest or in rejected.json with a reason."""
+    audio, good MIDI beside empty or unreadable audio, hidden files: each ends up in the
+    manifest or in rejected.json with a reason."""
     root = tmp_path / "corpus"
     root.mkdir()
     for suffix in (".ogg", ".flac", ".wav"):  # take: one used, two listed as duplicates
@@ -101,6 +102,10 @@ def test_a_hostile_folder_prepares_with_every_path_accounted_for(tmp_path) -> No
     write_midi(root / "silent_score.mid", scale_midi([]))  # no notes
     sf.write(root / "hanging.wav", tone(2.0, 16000), 16000)
     _unterminated_midi(root / "hanging.mid")
+    (root / "empty.wav").write_bytes(b"")  # good MIDI beside audio that is rejected
+    write_midi(root / "empty.mid", scale_midi([60, 62]))
+    (root / "garbled.wav").write_bytes(b"RIFF\x00\x01not a wave file at all")
+    write_midi(root / "garbled.mid", scale_midi([60, 62]))
     params = make_params(data={"source": "folder", "root": str(root), "num_workers": 1})
     out = tmp_path / "prepared"
 
@@ -117,6 +122,10 @@ def test_a_hostile_folder_prepares_with_every_path_accounted_for(tmp_path) -> No
     assert "not audio" in names[".DS_Store"]
     assert "ends at 400.00 s, the audio lasts 4.00 s" in names["long_midi.mid"]
     assert "no notes" in names["silent_score.mid"] and "no notes" in names["hanging.mid"]
+    # Rejected audio takes the MIDI that was to label it along, with that reason.
+    for stem in ("empty", "garbled"):
+        assert names[f"{stem}.wav"] and stem not in pieces, names
+        assert names[f"{stem}.mid"] == "its audio was rejected"
     # The good audio of a bad pair is kept, unlabelled; the good pair is a pair.
     for name in ("long_midi", "silent_score", "hanging"):
         assert pieces[name].split == "unlabelled" and not pieces[name].has_midi, name

@@ -46,6 +46,12 @@ class Rejection:
     reason: str
 
 
+# What making one item gives: its piece, or what was rejected (several files of one
+# item, such as an audio file and the MIDI that was to label it, each with a reason).
+Outcome = Piece | Rejection | tuple[Rejection, ...]
+AUDIO_REJECTED = "its audio was rejected"
+
+
 @dataclass
 class PrepareResult:
     pieces: list[Piece]
@@ -140,18 +146,28 @@ def store_rendered(
     return record_piece(staging, piece)
 
 
-def prepare_piece(item: SourceItem, job: PrepareJob, staging: Path) -> Piece | Rejection:
-    """Read or render one piece into ``staging``; a bad file becomes a :class:`Rejection`."""
+def _rejected(item: SourceItem, reason: str) -> Rejection | tuple[Rejection, ...]:
+    """``item`` rejected for ``reason``; a MIDI file that was to label rejected audio is
+    listed with it, so that every file of the item is accounted for."""
+    rejection = Rejection(item.origin, reason)
+    if item.audio is not None and item.midi is not None:
+        return rejection, Rejection(str(item.midi), AUDIO_REJECTED)
+    return rejection
+
+
+def prepare_piece(item: SourceItem, job: PrepareJob, staging: Path) -> Outcome:
+    """Read or render one piece into ``staging``; a bad file becomes a :class:`Rejection`
+    (with the MIDI that was to label it, when the audio is what failed)."""
     try:
         audio, midi, rejected = _load_piece(item, job)
     except (AudioReadError, MidiReadError) as err:
-        return Rejection(item.origin, str(err))
+        return _rejected(item, str(err))
     except (OSError, ValueError) as err:
-        return Rejection(item.origin, f"{type(err).__name__}: {err}")
+        return _rejected(item, f"{type(err).__name__}: {err}")
     duration = len(audio) / job.sample_rate
     if duration < job.data.min_duration:
-        return Rejection(
-            item.origin,
+        return _rejected(
+            item,
             f"too short: {duration:.2f} s < data.min_duration {job.data.min_duration:g} s",
         )
     audio_rel = f"audio/{item.piece_id}.wav"
@@ -263,8 +279,8 @@ class Item(Protocol):
 
 
 def _run(
-    items: Sequence[Item], work: Callable[[Any], Piece | Rejection], workers: int, desc: str
-) -> list[Piece | Rejection]:
+    items: Sequence[Item], work: Callable[[Any], Outcome], workers: int, desc: str
+) -> list[Outcome]:
     workers = min(workers or os.cpu_count() or 1, max(len(items), 1))
     bar = partial(progress, total=len(items), desc=desc, unit="piece")
     if workers == 1:
@@ -277,7 +293,7 @@ def _run(
 
 def build_corpus(
     items: Sequence[Item],
-    work: Callable[..., Piece | Rejection],
+    work: Callable[..., Outcome],
     out_dir: str | os.PathLike[str],
     *,
     key: str,
@@ -310,6 +326,7 @@ def build_corpus(
     pieces = list(done.values()) + [o for o in outcomes if isinstance(o, Piece)]
     rejected = sorted(
         [o for o in outcomes if isinstance(o, Rejection)]
+        + [r for o in outcomes if isinstance(o, tuple) for r in o]
         + _side_rejections(staging, pieces)
         + list(unused),
         key=lambda r: r.origin,
