@@ -9,10 +9,11 @@ import pytest
 
 from tests.report_fixtures import broken_links, check_in_browser, tiny_params, upstream_outputs
 from tools.browser import chromium_available, screenshot
-from wavegen_core.evaluation.report.page import write_page
+from wavegen_core.evaluation.report.page import what_it_shows, write_page
 from wavegen_core.evaluation.report.provenance import params_against_profiles
 from wavegen_core.evaluation.report.summary import summarize, write_summary
 from wavegen_core.models.vocoders.registry import vocoder_families
+from wavegen_core.profiles import params_under_profile
 
 
 def _leaves(tree, prefix=""):
@@ -94,6 +95,16 @@ def test_a_family_left_out_and_missing_stages_leave_notes_not_a_crash(tmp_path) 
     assert "Left out: no vocoder family has been synthesized" in empty
     assert "Left out: no tier has been encoded" in empty
     assert broken_links(tmp_path / "empty/index.html") == []
+
+
+def test_the_page_first_names_its_profile_and_calls_the_tiny_one_a_smoke_test(tmp_path) -> None:
+    inputs = upstream_outputs(tmp_path, ["flow"], ["1"])
+    text = write_page(inputs, tiny_params(["flow"]), tmp_path / "out").read_text()
+    head = text[text.index("<h1>") : text.index("<nav>")]
+    assert "Profile: <b>tiny</b>, with 1 param changed" in head
+    assert "smoke test of the pipeline" in head and "BENCHMARKS.md" in head
+    cpu = "\n".join(what_it_shows(params_under_profile("cpu")))
+    assert "Profile: <b>cpu</b>.</p>" in cpu and "smoke test" not in cpu
 
 
 def test_the_run_section_names_the_params_that_differ_from_the_nearest_profile() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wavegen_core.evaluation.report.markup import MEDIA, Media, escape, format_figure, table
+from wavegen_core.evaluation.report.provenance import params_against_profiles
 from wavegen_core.evaluation.report.sections import (
     hierarchy_section,
     run_section,
@@ -92,6 +93,21 @@ def headlines(summary: dict[str, Any]) -> Iterator[str]:
         yield table(["headline", "figure"], rows)
 
 
+def what_it_shows(params: Params) -> Iterator[str]:
+    """The page's first lines: the profile the run's params are closest to, and, at the
+    tiny profile, that its figures test the pipeline, not the models."""
+    profile, differs = params_against_profiles(params)
+    count = f"{len(differs)} param{'s' if len(differs) != 1 else ''}"
+    changed = f", with {count} changed (under “The run”)" if differs else ""
+    yield f'<p class="profile">Profile: <b>{escape(profile)}</b>{changed}.</p>'
+    if profile == "tiny":
+        yield (
+            '<p class="note">At the tiny profile these figures are a smoke test of the '
+            "pipeline (three pieces, a few training steps), not a measure of the models. "
+            "The cpu profile's figures are in the project's BENCHMARKS.md.</p>"
+        )
+
+
 def write_page(inputs: ReportInputs, params: Params, out_dir: Path) -> Path:
     """Write ``out_dir/index.html`` and ``out_dir/media``; the page is written last, so a
     killed run never leaves a page pointing at missing media."""
@@ -112,6 +128,7 @@ def write_page(inputs: ReportInputs, params: Params, out_dir: Path) -> Path:
     }
     body = [
         "<h1>wavegen: evaluation</h1>",
+        *what_it_shows(params),
         "<nav>"
         + "".join(f'<a href="#{key}">{escape(title)}</a>' for key, title in SECTIONS)
         + "</nav>",
