@@ -104,6 +104,38 @@ if importlib.util.find_spec("xdist") is not None:
         return LoadFileScheduling(config, log)
 
 
+# CI sets WAVEGEN_REQUIRE_TOOLS=1 (.ci/run): there a test that needs chromium or
+# basic-pitch fails when it is missing, instead of passing over what needs it.
+REQUIRE_TOOLS = os.environ.get("WAVEGEN_REQUIRE_TOOLS") == "1"
+CHROMIUM_INSTALL = (
+    "Debian's chromium is not installed (`make setup` installs it as root; "
+    "otherwise `sudo apt-get install chromium`)"
+)
+
+
+def tool_here(found: bool, missing: str) -> bool:
+    """Whether an optional tool is installed (``found``). Where it is not, CI fails the
+    test with ``missing``; elsewhere the caller passes over what needs it."""
+    if not found and REQUIRE_TOOLS:
+        pytest.fail(f"{missing} (WAVEGEN_REQUIRE_TOOLS=1)")
+    return found
+
+
+def chromium_here() -> bool:
+    from tools.browser import chromium_available
+
+    return tool_here(chromium_available(), CHROMIUM_INSTALL)
+
+
+def basic_pitch_here() -> bool:
+    from wavegen_core.models.transcription.transcribers import (
+        BASIC_PITCH_INSTALL,
+        basic_pitch_available,
+    )
+
+    return tool_here(basic_pitch_available(), BASIC_PITCH_INSTALL)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

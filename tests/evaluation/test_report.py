@@ -7,8 +7,9 @@ import math
 
 import pytest
 
+from tests.conftest import CHROMIUM_INSTALL, chromium_here
 from tests.report_fixtures import broken_links, check_in_browser, tiny_params, upstream_outputs
-from tools.browser import chromium_available, screenshot
+from tools.browser import screenshot
 from wavegen_core.evaluation.report.page import what_it_shows, write_page
 from wavegen_core.evaluation.report.provenance import params_against_profiles
 from wavegen_core.evaluation.report.summary import summarize, write_summary
@@ -140,12 +141,9 @@ def test_the_same_outputs_give_the_same_page_byte_for_byte(tmp_path) -> None:
         ).read_bytes(), name
 
 
-@pytest.mark.skipif(
-    not chromium_available(),
-    reason="Debian's chromium is not installed (`make setup` installs it as root; "
-    "otherwise `sudo apt-get install chromium`)",
-)
 def test_every_clip_plays_and_every_picture_loads_in_chromium(tmp_path) -> None:
+    if not chromium_here():
+        pytest.skip(CHROMIUM_INSTALL)
     inputs = upstream_outputs(tmp_path, ["flow", "ddsp"], ["1", "2"])
     page = write_page(inputs, tiny_params(["flow", "ddsp"]), tmp_path / "reports/evaluate")
 

@@ -12,9 +12,8 @@ import pytest
 import soundfile as sf
 import yaml
 
-from tests.conftest import TinyRun, dvc_status, run
+from tests.conftest import TinyRun, chromium_here, dvc_status, run
 from tests.report_fixtures import broken_links, check_in_browser
-from tools.browser import chromium_available
 from tools.workspace import set_params
 from wavegen_core.models.vocoders.registry import vocoder_families
 
@@ -222,7 +221,7 @@ def _check_report(repo: Path, env: dict[str, str], families: list[str]) -> None:
     assert "fluidsynth" in summary["vocoder"]
     page = repo / "reports/evaluate/index.html"
     assert broken_links(page) == []
-    if chromium_available():
+    if chromium_here():
         found = check_in_browser(page)
         assert len(found["audio"]) >= 2 * (len(families) + 2)
         assert all(a["error"] is None and a["duration"] > 0 for a in found["audio"]), found

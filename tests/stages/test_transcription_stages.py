@@ -22,12 +22,11 @@ from stages import (
     train_transcriber,
     transcribe,
 )
-from tests.conftest import run, stage_argv, tone
+from tests.conftest import basic_pitch_here, run, stage_argv, tone
 from tools.workspace import set_data_params, set_params, tiny_repo_copy
 from wavegen_core.audio.io import write_wav
 from wavegen_core.evaluation.transcription import METRIC_NAMES
 from wavegen_core.midi.io import load_midi
-from wavegen_core.models.transcription.transcribers import basic_pitch_available
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +104,7 @@ def test_evaluation_scores_every_measure_on_each_set(repo, venv_env) -> None:
     assert all("MuseScore" in p["rendering"]["soundfont"] for p in reserved)
     unseen = _manifest(repo, "data/evaluation/unseen_music")["pieces"]
     assert len(unseen) == 2 and all(p["origin"].startswith("music21:") for p in unseen)
-    names = ["model", "basic_pitch"] if basic_pitch_available() else ["model"]
+    names = ["model", "basic_pitch"] if basic_pitch_here() else ["model"]
     for name, ids in (
         ("test", test_ids),
         ("reserved_piano", test_ids),
@@ -129,8 +128,9 @@ def test_evaluation_scores_every_measure_on_each_set(repo, venv_env) -> None:
     assert set(names) <= set(evaluated["unseen_music"])
 
 
-@pytest.mark.skipif(not basic_pitch_available(), reason="the basic-pitch extra is not installed")
 def test_basic_pitch_transcribes_the_test_chords_and_can_be_the_backend(repo) -> None:
+    if not basic_pitch_here():
+        pytest.skip("the basic-pitch extra is not installed")
     metrics = json.loads((repo / "reports/evaluate_transcriber/metrics.json").read_text())
     assert metrics["test"]["basic_pitch"]["onset_f1"] > 0.8  # plain piano chords: easy for it
     set_params(repo, "transcription", backend="basic_pitch")

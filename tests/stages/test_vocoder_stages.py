@@ -16,7 +16,7 @@ import soundfile as sf
 import yaml
 
 from stages import synthesize, train_vocoder
-from tests.conftest import stage_argv
+from tests.conftest import basic_pitch_here, stage_argv
 from tests.families import LEARNING_STEPS
 from tests.stages.vocoder_corpus import (
     HOP,
@@ -24,7 +24,6 @@ from tests.stages.vocoder_corpus import (
     write_vocoder_corpus,
     write_vocoder_params,
 )
-from wavegen_core.models.transcription.transcribers import basic_pitch_available
 from wavegen_core.models.vocoders.config import vocoder_sections
 from wavegen_core.models.vocoders.registry import vocoder_families
 from wavegen_core.training.metrics import read_curves
@@ -98,7 +97,7 @@ def test_synthesize_writes_audible_audio_of_the_right_length_and_scores_it(train
         assert len(sine) == len(audio)
     metrics = json.loads((trained / "reports/synthesize" / family / "metrics.json").read_text())
     # basic-pitch, the judge, scores beside our transcriber where it is installed.
-    judged = {"judge_onset_f1"} if basic_pitch_available() else set()
+    judged = {"judge_onset_f1"} if basic_pitch_here() else set()
     for name in (family, "soundfont", "sine"):
         assert set(metrics["test"][name]) == {
             "onset_f1",
