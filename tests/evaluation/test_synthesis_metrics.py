@@ -7,7 +7,7 @@ import pretty_midi
 import pytest
 import torch
 
-from tests.conftest import scale_midi, tone
+from tests.conftest import SOUNDFONT, basic_pitch_here, scale_midi, tone
 from wavegen_core.evaluation.synthesis import (
     audio_distances,
     mean_scores,
@@ -16,6 +16,7 @@ from wavegen_core.evaluation.synthesis import (
 )
 from wavegen_core.models.transcription.config import TranscriberModelConfig
 from wavegen_core.models.transcription.onsets_frames import OnsetsAndFrames
+from wavegen_core.models.transcription.transcribers import BASIC_PITCH_INSTALL
 from wavegen_core.params import TranscriptionConfig
 
 RATE = 16000
@@ -125,3 +126,33 @@ def test_renders_side_by_side_are_one_png_a_row_each(tmp_path) -> None:
         heights.append(imread(path).shape[0])
     # Two more rows make a taller picture, each row as tall as the others.
     assert heights[1] > heights[0] * 1.5
+
+
+@pytest.mark.slow
+def test_the_judge_scores_a_render_200_ms_late_and_the_wrong_pieces_midi_apart() -> None:
+    """basic-pitch on FluidSynth renders: the truth against its own MIDI scores high; the
+    same audio 200 ms late (the onset tolerance is 50 ms), or against another piece's
+    MIDI, scores low. A judge fed the wrong audio or the wrong notes cannot pass."""
+    if not basic_pitch_here():
+        pytest.skip(BASIC_PITCH_INSTALL)
+    from wavegen_core.audio.render import render_midi
+    from wavegen_core.models.transcription.transcribers import BasicPitchTranscriber
+
+    piece = scale_midi([60, 64, 67, 72, 67, 64, 60, 55], step=0.4)
+    other = scale_midi([50, 53, 57, 62, 59, 65], step=0.55)
+    truth = render_midi(piece, sample_rate=RATE, soundfont=SOUNDFONT, release_tail=0.3, peak=0.9)
+    late = np.concatenate([np.zeros(int(0.2 * RATE), np.float32), truth])[: len(truth)]
+    notes = piece.instruments[0].notes
+    judge = BasicPitchTranscriber()
+    config = TranscriptionConfig()
+
+    scores = score_renders(
+        {"same": truth.copy(), "late": late}, notes, truth, None, config, RATE, judge
+    )
+    assert scores["true_audio"]["judge_onset_f1"] >= 0.6
+    assert scores["same"]["judge_onset_f1"] == scores["true_audio"]["judge_onset_f1"]
+    assert scores["late"]["judge_onset_f1"] <= 0.2
+    wrong = score_renders(
+        {"same": truth}, other.instruments[0].notes, None, None, config, RATE, judge
+    )
+    assert wrong["same"]["judge_onset_f1"] <= 0.2
