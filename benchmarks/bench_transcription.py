@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -211,13 +212,40 @@ def _row_commands(row_dir: Path, repo: Path) -> list[list[str]]:
     ]
 
 
+MADE_WITH = "made_with.json"
+# What a row leaves under its folder; a row that cannot be reused starts without them.
+ROW_OUTPUTS = ("variants", "render_variants", "checkpoint.pt", "train_transcriber", "evaluate")
+
+
+def made_with(steps: int, row_params: str, revision: str) -> dict[str, Any]:
+    """What a row's figures depend on besides the corpus: steps, code, params."""
+    digest = hashlib.md5(row_params.encode()).hexdigest()
+    return {"steps": steps, "revision": revision, "params_md5": digest}
+
+
+def reusable(row_dir: Path, wanted: dict[str, Any]) -> bool:
+    """Whether ``row_dir`` holds a finished row made with ``wanted``: the same steps,
+    params and committed code (a work tree with changes vouches for nothing)."""
+    record = row_dir / MADE_WITH
+    if "+changes" in wanted["revision"] or not (row_dir / "evaluate/metrics.json").is_file():
+        return False
+    return record.is_file() and json.loads(record.read_text()) == wanted
+
+
 def ablation(repo: Path, work: Path, steps: int, jobs: int) -> dict[str, Any]:
     """Train and score the transcriber once per ablation row, ``jobs`` rows at a time
-    (one thread each), on ``repo``'s prepared corpus and evaluation sets; rows already
-    finished under ``work`` are read back. Returns each row's onset, with-offset and
-    frame F1 per set, ours (and basic-pitch's, from the first row)."""
+    (one thread each), on ``repo``'s prepared corpus and evaluation sets. A row already
+    finished under ``work`` is read back only if it was made with the same steps, params
+    and commit (recorded beside it in ``made_with.json``); otherwise it is made afresh.
+    Returns each row's onset, with-offset and frame F1 per set, ours (and basic-pitch's,
+    from the first row), and what every row was made with."""
+    import shutil
+
     import yaml
 
+    from wavegen_core.evaluation.report.provenance import git_revision
+
+    revision = git_revision(Path(__file__).resolve().parents[1])
     base = yaml.safe_load((repo / "params.yaml").read_text())
     env = {
         **os.environ,
@@ -226,12 +254,20 @@ def ablation(repo: Path, work: Path, steps: int, jobs: int) -> dict[str, Any]:
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     pending: list[tuple[str, Path]] = []
+    wanted: dict[str, dict[str, Any]] = {}
     for row in ABLATION_ROWS:
         row_dir = work / row
         row_dir.mkdir(parents=True, exist_ok=True)
-        (row_dir / "params.yaml").write_text(yaml.safe_dump(_row_params(base, row, steps)))
-        if not (row_dir / "evaluate/metrics.json").is_file():
-            pending.append((row, row_dir))
+        row_params = yaml.safe_dump(_row_params(base, row, steps))
+        wanted[row] = made_with(steps, row_params, revision)
+        if reusable(row_dir, wanted[row]):
+            continue
+        for name in ROW_OUTPUTS:
+            path = row_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        (row_dir / MADE_WITH).unlink(missing_ok=True)
+        (row_dir / "params.yaml").write_text(row_params)
+        pending.append((row, row_dir))
     running: list[subprocess.Popen] = []
     scripts = [
         " && ".join(" ".join(shlex.quote(part) for part in cmd) for cmd in _row_commands(d, repo))
@@ -249,7 +285,9 @@ def ablation(repo: Path, work: Path, steps: int, jobs: int) -> dict[str, Any]:
     for process in running:
         if process.wait() != 0:
             raise RuntimeError(f"an ablation row failed: {process.args}; see its log.txt")
-    table: dict[str, Any] = {"steps": steps}
+    for row, row_dir in pending:
+        (row_dir / MADE_WITH).write_text(json.dumps(wanted[row], indent=2))
+    table: dict[str, Any] = {"steps": steps, "made_with": wanted}
     for row in ABLATION_ROWS:
         metrics = json.loads((work / row / "evaluate/metrics.json").read_text())
         for name in EVALUATION_SETS:
