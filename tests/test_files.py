@@ -36,3 +36,22 @@ def test_staging_directories_of_other_keys_are_removed(tmp_path) -> None:
     (new / "manifest.json").write_text("{}")
     replace_dir(new, target)
     assert (target / "manifest.json").is_file() and not new.exists()
+
+
+def test_a_resumed_staging_directory_keeps_finished_parts_not_a_killed_writers_temporaries(
+    tmp_path,
+) -> None:
+    """A kill during a write leaves the writer's temporary (atomic_path's) in the staging
+    directory; the resumed run must not carry it into the output."""
+    target = tmp_path / "corpus"
+    staging = staging_dir(target, "key")
+    (staging / "audio").mkdir()
+    (staging / "audio" / "done.wav").write_bytes(b"finished")
+    with pytest.raises(KeyboardInterrupt), atomic_path(staging / "audio" / "cut.wav") as tmp:
+        tmp.write_bytes(b"half")
+        # A kill -9 runs no cleanup: leave the temporary as the killed writer would.
+        os.link(tmp, tmp.with_name(".cut.killed.partial.wav"))
+        raise KeyboardInterrupt
+    again = staging_dir(target, "key")
+    assert again == staging
+    assert sorted(p.name for p in (staging / "audio").iterdir()) == ["done.wav"]

@@ -83,8 +83,8 @@ def staging_dir(target: str | os.PathLike[str], key: str) -> Path:
 
     It lies beside ``target`` and is named by ``key``, a hash of everything that
     changes the output: a killed run that restarts with the same key finds its
-    finished parts there and resumes; staging directories of other keys are stale and
-    removed.
+    finished parts there and resumes (the temporaries it was writing when killed are
+    removed); staging directories of other keys are stale and removed.
     """
     target = Path(target)
     prefix = f".{target.name}.partial-"
@@ -93,6 +93,12 @@ def staging_dir(target: str | os.PathLike[str], key: str) -> Path:
         if stale != staging:
             shutil.rmtree(stale)
     staging.mkdir(parents=True, exist_ok=True)
+    # What a killed writer left half written inside (its temporaries) is not a part.
+    for leftover in sorted(staging.rglob(".*.partial*"), reverse=True):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink(missing_ok=True)
     return staging
 
 
