@@ -27,10 +27,12 @@ the undisturbed reference (:func:`kill_when_written`, tests/integration/test_cha
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
 import random
+import re
 import shlex
 import signal
 import subprocess
@@ -184,24 +186,43 @@ def finished_but_incomplete(repo: Path, stage: str) -> list[str]:
 class Kill:
     """What one kill cut short: DVC (``landed``), the stage's own command (``started``),
     after it had written a file of its outputs (``wrote``) or a checkpoint to resume
-    from (``checkpointed``)."""
+    from (``checkpointed``); and ``progress``, the last line (or progress bar) the run
+    had printed, such as the step or the piece it was at."""
 
     landed: bool = False
     started: bool = False
     wrote: bool = False
     checkpointed: bool = False
+    progress: str = ""
 
 
-def _written_since(path: Path, since: float) -> bool:
-    """A file at or under ``path`` (a half-written temporary counts) modified at or
-    after ``since``."""
-    found = path.rglob("*") if path.is_dir() else [path]
-    for file in found:
-        try:
-            if file.is_file() and file.stat().st_mtime >= since:
-                return True
-        except FileNotFoundError:  # renamed into place while we looked
-            continue
+def last_line(log: Path) -> str:
+    """The last line of a run's output, a progress bar's last state included."""
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    lines = [part.strip() for part in re.split(r"[\r\n]+", text) if part.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def _written_since(path: Path, since: float, partial: bool) -> bool:
+    """A file at or under ``path`` modified at or after ``since``; with ``partial``, also
+    under the hidden ``.partial`` siblings its stage builds it in (a half-written output,
+    :mod:`wavegen_core.files`)."""
+    siblings = (
+        [
+            *path.parent.glob(f".{path.name}.partial-*"),
+            *path.parent.glob(f".{path.stem}.*.partial{path.suffix}"),
+        ]
+        if partial
+        else []
+    )
+    for place in (path, *siblings):
+        found = place.rglob("*") if place.is_dir() else [place]
+        for file in found:
+            try:
+                if file.is_file() and file.stat().st_mtime >= since:
+                    return True
+            except FileNotFoundError:  # renamed into place while we looked
+                continue
     return False
 
 
@@ -217,43 +238,52 @@ def _observe(process: subprocess.Popen, repo: Path, outputs: StageOutputs, since
     return Kill(
         landed=True,
         started=any(outputs.module in command for command in commands),
-        wrote=any(_written_since(repo / out, since) for out in outputs.cleared),
+        wrote=any(_written_since(repo / out, since, partial=True) for out in outputs.cleared),
+        # A checkpoint counts once whole (renamed into place): one to resume from.
         checkpointed=any(
-            not (repo / out).is_dir() and _written_since(repo / out, since)
+            not (repo / out).is_dir() and _written_since(repo / out, since, partial=False)
             for out in outputs.persisted
         ),
     )
 
 
-def _start_repro(repo: Path, stage: str) -> subprocess.Popen:
-    """``dvc repro <stage>`` in a session of its own (a kill reaches the stage's command)."""
-    return subprocess.Popen(
-        ["dvc", "repro", "--single-item", stage],
-        cwd=repo,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+def _start_repro(repo: Path, stage: str, log: Path) -> subprocess.Popen:
+    """``dvc repro <stage>`` in a session of its own (a kill reaches the stage's command),
+    its output (DVC's and the stage's) to ``log``."""
+    with open(log, "wb") as output:
+        return subprocess.Popen(
+            ["dvc", "repro", "--single-item", stage],
+            cwd=repo,
+            env=_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
-def _kill(process: subprocess.Popen) -> None:
+def _kill(process: subprocess.Popen, seen: Kill, log: Path) -> Kill:
+    """SIGKILL the run's whole session; what it cut short, with the run's last line."""
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    return dataclasses.replace(seen, progress=last_line(log))
+
+
+def _log_file(repo: Path, stage: str) -> Path:
+    folder = repo.parent / f"{repo.name}-kills"
+    folder.mkdir(exist_ok=True)
+    return folder / f"{stage.replace('@', '-')}-{time.time_ns()}.log"
 
 
 def kill_during(repo: Path, stage: str, delay: float, outputs: StageOutputs) -> Kill:
     """Start ``dvc repro <stage>`` and SIGKILL its whole session after ``delay`` seconds,
     if it still runs then; what the kill cut short."""
-    since = time.time()
-    process = _start_repro(repo, stage)
+    since, log = time.time(), _log_file(repo, stage)
+    process = _start_repro(repo, stage, log)
     try:
         process.wait(timeout=delay)
         return Kill()
     except subprocess.TimeoutExpired:
-        seen = _observe(process, repo, outputs, since)
-        _kill(process)
-        return seen
+        return _kill(process, _observe(process, repo, outputs, since), log)
 
 
 def kill_when_written(
@@ -263,8 +293,8 @@ def kill_when_written(
     command, still running, has written its first checkpoint (a stage that keeps one)
     or else its first output file: the moment a kill leaves the most behind. A stage
     that ends first, or runs past ``timeout`` without writing, is not counted."""
-    since = time.time()
-    process = _start_repro(repo, stage)
+    since, log = time.time(), _log_file(repo, stage)
+    process = _start_repro(repo, stage, log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         seen = _observe(process, repo, outputs, since)
@@ -272,10 +302,9 @@ def kill_when_written(
             process.wait()
             return Kill()
         if seen.started and (seen.checkpointed if outputs.persisted else seen.wrote):
-            _kill(process)
-            return seen
+            return _kill(process, seen, log)
         time.sleep(0.02)
-    _kill(process)
+    _kill(process, Kill(), log)
     return Kill()
 
 
@@ -312,6 +341,8 @@ def chaos(
             "while_stage_ran": sum(kill.started for kill in cut),
             "after_output": sum(kill.wrote for kill in cut),
             "after_checkpoint": sum(kill.checkpointed for kill in cut),
+            # Each kill: what it met, and the last line the run had printed.
+            "each": [dataclasses.asdict(kill) for kill in cut],
             # The training loop's word that the last run went on from a checkpoint.
             "resumed": RESUMED in finished.stdout + finished.stderr,
         }

@@ -25,11 +25,13 @@ def test_killed_stages_rerun_to_the_undisturbed_hashes_and_files(
     report = chaos(disturbed, STAGES, kills=1)
 
     assert report["violations"] == []
-    # The kills cut the stages' own commands short: the corpus with its files half
+    # The kills cut the stages' own commands short: the corpus with its first files
     # written, the training after its first checkpoint (the next run resumed from it).
     stages = report["stages"]
     assert stages["prepare_data"]["while_stage_ran"] == stages["prepare_data"]["after_output"] == 1
     assert stages["train_transcriber"]["while_stage_ran"] == 1, report
     assert stages["train_transcriber"]["after_checkpoint"] == 1, report
     assert stages["train_transcriber"]["resumed"], report
+    # Each kill says where the run was: the last line (or progress bar) it printed.
+    assert all(kill["progress"] for stage in STAGES[::2] for kill in stages[stage]["each"])
     assert compare_with_lock(tiny_run.lock, disturbed, STAGES) == []
