@@ -19,6 +19,7 @@
 
 It prints a JSON report (per stage: kills, and how many landed while DVC ran, while the
 stage's command ran, after it wrote an output, after it wrote a checkpoint; violations;
+the kills that left DVC's own ``.dvc/tmp/rwlock`` half written, which it then removes;
 differences) and writes it to ``DIR/chaos.json``. The suite kills three stages each at
 the moment it has written its first output or checkpoint, with the tiny run's lock as
 the undisturbed reference (:func:`kill_when_written`, tests/integration/test_chaos.py).
@@ -164,6 +165,24 @@ def reference_run(repo: Path, stages: list[str]) -> dict[str, float]:
         _dvc(repo, "repro", "--single-item", stage)
         seconds[stage] = time.monotonic() - started
     return seconds
+
+
+RWLOCK = ".dvc/tmp/rwlock"
+
+
+def rwlock_corrupted(repo: Path) -> bool:
+    """Whether the kill cut DVC's own lock file (``.dvc/tmp/rwlock``, which DVC rewrites
+    in place) short; if so it is removed, as DVC's message asks once no DVC process
+    runs (the killed one held it alone), and every later `dvc` call works again."""
+    path = repo / RWLOCK
+    if not path.is_file():
+        return False
+    try:
+        json.loads(path.read_text() or "{}")
+    except json.JSONDecodeError:
+        path.unlink()
+        return True
+    return False
 
 
 def finished_but_incomplete(repo: Path, stage: str) -> list[str]:
@@ -323,7 +342,7 @@ def chaos(
     whether the run to the end resumed from a checkpoint."""
     rng = random.Random(seed)
     outputs = stage_outputs(repo)
-    report: dict[str, Any] = {"stages": {}, "violations": []}
+    report: dict[str, Any] = {"stages": {}, "violations": [], "rwlock_corrupted": []}
     for stage in stages:
         cut: list[Kill] = []
         for _ in range(kills):
@@ -333,6 +352,8 @@ def chaos(
                 # DVC's own start-up takes about a second before the stage's command runs.
                 delay = rng.uniform(0.5, max(1.0, seconds[stage]))
                 cut.append(kill_during(repo, stage, delay, outputs[stage]))
+            if rwlock_corrupted(repo):
+                report["rwlock_corrupted"].append(stage)
             report["violations"] += [f"{stage}: {v}" for v in finished_but_incomplete(repo, stage)]
         finished = _dvc(repo, "repro", "--single-item", stage)
         report["stages"][stage] = {
@@ -427,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "kills": sum(s["kills"] for s in report["stages"].values()),
         **{count: sum(s[count] for s in report["stages"].values()) for count in COUNTS},
         "violations": len(report["violations"]),
+        "rwlock_corrupted": len(report["rwlock_corrupted"]),
         "differences": len(report["differences"]),
     }
     (args.work / "chaos.json").write_text(json.dumps(report, indent=2))

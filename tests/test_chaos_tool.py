@@ -1,0 +1,22 @@
+"""tools/chaos.py's own parts that need no pipeline run."""
+
+from __future__ import annotations
+
+from tools.chaos import RWLOCK, last_line, rwlock_corrupted
+
+
+def test_a_rwlock_cut_short_by_a_kill_is_found_and_removed(tmp_path) -> None:
+    assert not rwlock_corrupted(tmp_path)  # none at all
+    lock = tmp_path / RWLOCK
+    lock.parent.mkdir(parents=True)
+    lock.write_text('{"read": {}, "write": {}}')
+    assert not rwlock_corrupted(tmp_path) and lock.is_file()
+    lock.write_text('{"read": {"data/prepared": [{"pid": 12')  # what a kill left
+    assert rwlock_corrupted(tmp_path) and not lock.exists()
+
+
+def test_the_last_line_is_a_progress_bars_last_state(tmp_path) -> None:
+    log = tmp_path / "run.log"
+    log.write_bytes(b"Running stage 'x':\n> python -m stages.x\nx:   0%| 0/3\rx:  33%| 1/3\r")
+    assert last_line(log) == "x:  33%| 1/3"
+    assert last_line(tmp_path / "none.log") == ""
