@@ -19,10 +19,11 @@
 
 It prints a JSON report (per stage: kills, and how many landed while DVC ran, while the
 stage's command ran, after it wrote an output, after it wrote a checkpoint; violations;
-the kills that left DVC's own ``.dvc/tmp/rwlock`` half written, which it then removes;
-differences) and writes it to ``DIR/chaos.json``. The suite kills three stages each at
-the moment it has written its first output or checkpoint, with the tiny run's lock as
-the undisturbed reference (:func:`kill_when_written`, tests/integration/test_chaos.py).
+the kills that left DVC's own ``.dvc/tmp/rwlock`` or ``dvc.lock`` half written, which it
+then removes or puts back as before the kill; differences) and writes it to
+``DIR/chaos.json``. The suite kills three stages each at the moment it has written its
+first output or checkpoint, with the tiny run's lock as the undisturbed reference
+(:func:`kill_when_written`, tests/integration/test_chaos.py).
 """
 
 from __future__ import annotations
@@ -185,6 +186,24 @@ def rwlock_corrupted(repo: Path) -> bool:
     return False
 
 
+def lock_file_corrupted(repo: Path, before: str) -> bool:
+    """Whether the kill cut DVC's rewrite of ``dvc.lock`` short (DVC writes it in place):
+    a file that is not YAML, or a stage entry without its ``cmd``. If so the lock is put
+    back as it was before the kill, which does not record the killed stage, so DVC
+    reruns it."""
+    path = repo / "dvc.lock"
+    if not path.is_file():
+        return False
+    try:
+        stages = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
+        whole = all(isinstance(entry, dict) and "cmd" in entry for entry in stages.values())
+    except (yaml.YAMLError, AttributeError):
+        whole = False
+    if not whole:
+        path.write_text(before)
+    return not whole
+
+
 def finished_but_incomplete(repo: Path, stage: str) -> list[str]:
     """Outputs of ``stage`` that are missing or differ from dvc.lock while `dvc status`
     calls the stage up to date (what must never happen); empty when it does not."""
@@ -342,10 +361,16 @@ def chaos(
     whether the run to the end resumed from a checkpoint."""
     rng = random.Random(seed)
     outputs = stage_outputs(repo)
-    report: dict[str, Any] = {"stages": {}, "violations": [], "rwlock_corrupted": []}
+    report: dict[str, Any] = {
+        "stages": {},
+        "violations": [],
+        "rwlock_corrupted": [],
+        "lock_file_corrupted": [],
+    }
     for stage in stages:
         cut: list[Kill] = []
         for _ in range(kills):
+            lock_before = (repo / "dvc.lock").read_text() if (repo / "dvc.lock").is_file() else ""
             if seconds is None:
                 cut.append(kill_when_written(repo, stage, outputs[stage]))
             else:
@@ -354,6 +379,8 @@ def chaos(
                 cut.append(kill_during(repo, stage, delay, outputs[stage]))
             if rwlock_corrupted(repo):
                 report["rwlock_corrupted"].append(stage)
+            if lock_file_corrupted(repo, lock_before):
+                report["lock_file_corrupted"].append(stage)
             report["violations"] += [f"{stage}: {v}" for v in finished_but_incomplete(repo, stage)]
         finished = _dvc(repo, "repro", "--single-item", stage)
         report["stages"][stage] = {
@@ -449,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         **{count: sum(s[count] for s in report["stages"].values()) for count in COUNTS},
         "violations": len(report["violations"]),
         "rwlock_corrupted": len(report["rwlock_corrupted"]),
+        "lock_file_corrupted": len(report["lock_file_corrupted"]),
         "differences": len(report["differences"]),
     }
     (args.work / "chaos.json").write_text(json.dumps(report, indent=2))
