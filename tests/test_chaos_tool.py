@@ -32,3 +32,7 @@ def test_a_lock_file_cut_short_by_a_kill_is_found_and_put_back(tmp_path) -> None
     assert lock_file_corrupted(tmp_path, before) and lock.read_text() == before
     lock.write_text(before + "  b:\n    cmd: 'python b")  # not even YAML
     assert lock_file_corrupted(tmp_path, before) and lock.read_text() == before
+    # Cut between two entries: it parses, but a stage recorded before the kill is gone.
+    two = before + "  b:\n    cmd: python b.py\n"
+    lock.write_text("schema: '2.0'\nstages:\n  b:\n    cmd: python b.py\n")
+    assert lock_file_corrupted(tmp_path, two) and lock.read_text() == two

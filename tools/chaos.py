@@ -188,15 +188,18 @@ def rwlock_corrupted(repo: Path) -> bool:
 
 def lock_file_corrupted(repo: Path, before: str) -> bool:
     """Whether the kill cut DVC's rewrite of ``dvc.lock`` short (DVC writes it in place):
-    a file that is not YAML, or a stage entry without its ``cmd``. If so the lock is put
-    back as it was before the kill, which does not record the killed stage, so DVC
-    reruns it."""
+    a file that is not YAML, a stage entry without its ``cmd``, or a stage recorded
+    before the kill and missing after it (a cut between two entries still parses). If so
+    the lock is put back as it was before the kill, which does not record the killed
+    stage, so DVC reruns it."""
     path = repo / "dvc.lock"
     if not path.is_file():
         return False
     try:
         stages = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
+        earlier = (yaml.safe_load(before) or {}).get("stages", {}) if before else {}
         whole = all(isinstance(entry, dict) and "cmd" in entry for entry in stages.values())
+        whole = whole and set(earlier) <= set(stages)
     except (yaml.YAMLError, AttributeError):
         whole = False
     if not whole:
