@@ -102,8 +102,8 @@ def what_it_shows(params: Params) -> Iterator[str]:
     yield f'<p class="profile">Profile: <b>{escape(profile)}</b>{changed}.</p>'
     if profile == "tiny":
         yield (
-            '<p class="note">At the tiny profile these figures are a smoke test of the '
-            "pipeline (three pieces, a few training steps), not a measure of the models. "
+            '<p class="note">At the tiny profile (a small corpus, a few hundred training '
+            "steps) these figures are a smoke test of the pipeline, not a measure of the models. "
             "The cpu profile's figures are in the project's BENCHMARKS.md.</p>"
         )
 
