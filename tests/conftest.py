@@ -121,6 +121,20 @@ def tool_here(found: bool, missing: str) -> bool:
     return found
 
 
+def need_chromium() -> None:
+    """Skip the calling test where chromium is missing; fail it in CI."""
+    if not chromium_here():
+        pytest.skip(CHROMIUM_INSTALL)
+
+
+def need_basic_pitch() -> None:
+    """Skip the calling test where basic-pitch is missing; fail it in CI."""
+    from wavegen_core.models.transcription.transcribers import BASIC_PITCH_INSTALL
+
+    if not basic_pitch_here():
+        pytest.skip(BASIC_PITCH_INSTALL)
+
+
 def chromium_here() -> bool:
     from tools.browser import chromium_available
 

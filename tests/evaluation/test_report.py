@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
-
-from tests.conftest import CHROMIUM_INSTALL, chromium_here
+from tests.conftest import need_chromium
 from tests.report_fixtures import broken_links, check_in_browser, tiny_params, upstream_outputs
 from tools.browser import screenshot
 from wavegen_core.evaluation.report.page import what_it_shows, write_page
@@ -142,8 +140,7 @@ def test_the_same_outputs_give_the_same_page_byte_for_byte(tmp_path) -> None:
 
 
 def test_every_clip_plays_and_every_picture_loads_in_chromium(tmp_path) -> None:
-    if not chromium_here():
-        pytest.skip(CHROMIUM_INSTALL)
+    need_chromium()
     inputs = upstream_outputs(tmp_path, ["flow", "ddsp"], ["1", "2"])
     page = write_page(inputs, tiny_params(["flow", "ddsp"]), tmp_path / "reports/evaluate")
 

@@ -7,7 +7,7 @@ import pretty_midi
 import pytest
 import torch
 
-from tests.conftest import SOUNDFONT, basic_pitch_here, scale_midi, tone
+from tests.conftest import SOUNDFONT, need_basic_pitch, scale_midi, tone
 from wavegen_core.evaluation.synthesis import (
     audio_distances,
     mean_scores,
@@ -16,7 +16,6 @@ from wavegen_core.evaluation.synthesis import (
 )
 from wavegen_core.models.transcription.config import TranscriberModelConfig
 from wavegen_core.models.transcription.onsets_frames import OnsetsAndFrames
-from wavegen_core.models.transcription.transcribers import BASIC_PITCH_INSTALL
 from wavegen_core.params import TranscriptionConfig
 
 RATE = 16000
@@ -133,8 +132,7 @@ def test_the_judge_scores_a_render_200_ms_late_and_the_wrong_pieces_midi_apart()
     """basic-pitch on FluidSynth renders: the truth against its own MIDI scores high; the
     same audio 200 ms late (the onset tolerance is 50 ms), or against another piece's
     MIDI, scores low. A judge fed the wrong audio or the wrong notes cannot pass."""
-    if not basic_pitch_here():
-        pytest.skip(BASIC_PITCH_INSTALL)
+    need_basic_pitch()
     from wavegen_core.audio.render import render_midi
     from wavegen_core.models.transcription.transcribers import BasicPitchTranscriber
 

@@ -22,7 +22,7 @@ from stages import (
     train_transcriber,
     transcribe,
 )
-from tests.conftest import basic_pitch_here, run, stage_argv, tone
+from tests.conftest import basic_pitch_here, need_basic_pitch, run, stage_argv, tone
 from tools.workspace import set_data_params, set_params, tiny_repo_copy
 from wavegen_core.audio.io import write_wav
 from wavegen_core.evaluation.transcription import METRIC_NAMES
@@ -129,8 +129,7 @@ def test_evaluation_scores_every_measure_on_each_set(repo, venv_env) -> None:
 
 
 def test_basic_pitch_transcribes_the_test_chords_and_can_be_the_backend(repo) -> None:
-    if not basic_pitch_here():
-        pytest.skip("the basic-pitch extra is not installed")
+    need_basic_pitch()
     metrics = json.loads((repo / "reports/evaluate_transcriber/metrics.json").read_text())
     assert metrics["test"]["basic_pitch"]["onset_f1"] > 0.8  # plain piano chords: easy for it
     set_params(repo, "transcription", backend="basic_pitch")
