@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,17 +67,19 @@ def dvc(
     log: Callable[[str], None] | None = None,
     wait_while_busy: bool = False,
     poll_seconds: float = BUSY_POLL_SECONDS,
+    environment: Mapping[str, str] | None = None,
 ) -> str:
     """Run ``dvc ARGS`` in ``repo``; return its output. Raises on failure (classified).
 
     With ``wait_while_busy``, a refusal because another DVC process holds the outputs
     is logged once, naming that process, and the command is run again every
-    ``poll_seconds`` until it is not busy.
+    ``poll_seconds`` until it is not busy. ``environment`` is added to this process's
+    for DVC and the stages it runs.
     """
     waiting_since = None
     while True:
         try:
-            output = _dvc_once(args, repo, log)
+            output = _dvc_once(args, repo, log, environment or {})
         except StageBusy as busy:
             if not wait_while_busy:
                 raise
@@ -92,7 +94,12 @@ def dvc(
         return output
 
 
-def _dvc_once(args: list[str], repo: Path, log: Callable[[str], None] | None) -> str:
+def _dvc_once(
+    args: list[str],
+    repo: Path,
+    log: Callable[[str], None] | None,
+    environment: Mapping[str, str],
+) -> str:
     command = ["dvc", *args]
     # This interpreter's environment first on PATH: its `dvc`, and the `python` that
     # the stages' commands name, even when a worker runs without the venv activated.
@@ -103,7 +110,7 @@ def _dvc_once(args: list[str], repo: Path, log: Callable[[str], None] | None) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1"},
+        env={**os.environ, **environment, "PATH": path, "DVC_NO_ANALYTICS": "1"},
         # Its own process group, so that a kill of the stage reaches every child.
         start_new_session=True,
     )

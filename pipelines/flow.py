@@ -1,15 +1,21 @@
 """The Prefect flow that runs the DAG of ``dvc.yaml``.
 
 Each stage is a Prefect task that runs ``dvc repro --single-item STAGE`` (see
-:mod:`pipelines.dvc_runner`), submitted once every stage it depends on has finished, so
+:mod:`pipelines.dvc_runner`), started once every stage it depends on has finished, so
 independent branches run at the same time while DVC stays the single truth about what
 is up to date. Stages annotated ``meta: {gpu: true}`` carry the ``gpu`` tag and run one
 at a time per flow run (one GPU per worker).
+
+At most ``jobs`` stages run at once (default: one per core), and each is given the
+cores divided by the stages running beside it as its torch threads
+(:mod:`wavegen_core.threads`): stages that each took every core would wait on each
+other's threads and run many times slower than one after another.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +26,12 @@ from prefect.artifacts import (
     create_table_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, as_completed
 from prefect.tasks import exponential_backoff
 
 from pipelines.dag import StageGraph, load_graph
 from pipelines.dvc_runner import StageInterrupted, StageOutcome, dvc, outcome_of
+from wavegen_core.threads import machine_cores, runner_environment, share
 
 # Files a person would rather look at or listen to, linked from every run.
 MEDIA_SUFFIXES = (".png", ".wav", ".html")
@@ -47,17 +54,20 @@ def _retry_only_interruptions(task: Any, task_run: Any, state: Any) -> bool:
     retry_delay_seconds=exponential_backoff(backoff_factor=RETRY_BACKOFF_SECONDS),
     retry_condition_fn=_retry_only_interruptions,
 )
-def run_stage(repo: str, stage: str, share: bool) -> StageOutcome:
-    """Run one stage through DVC; with ``share``, pull its inputs first and push after."""
+def run_stage(repo: str, stage: str, share: bool, threads: int) -> StageOutcome:
+    """Run one stage through DVC on ``threads`` threads; with ``share``, pull its inputs
+    first and push after."""
     logger = get_run_logger()
     root = Path(repo)
     start = time.perf_counter()
     pull = ["--pull"] if share else []
+    logger.info("stage %s: %d threads", stage, threads)
     output = dvc(
         ["--wait-for-lock", "repro", *pull, "--single-item", stage],
         root,
         logger.info,
         wait_while_busy=True,
+        environment=runner_environment(threads),
     )
     if share:
         dvc(["--wait-for-lock", "push", "--run-cache", stage], root, logger.info)
@@ -104,6 +114,47 @@ def schedule(graph: StageGraph, gpu_slots: int) -> dict[str, list[str]]:
         if index >= gpu_slots:
             waits[name] = sorted({*waits[name], gpu_stages[index - gpu_slots]})
     return waits
+
+
+@dataclass
+class Dispatch:
+    """Which stages may start now, and on how many threads each.
+
+    ``waits`` is :func:`schedule`'s: what each stage must wait for. At most ``jobs``
+    stages run at once; the stages started together get ``cores`` divided by the
+    stages running once they have started (a stage keeps its threads until it ends).
+    """
+
+    waits: dict[str, list[str]]
+    jobs: int
+    cores: int
+    done: set[str] = field(default_factory=set)
+    running: set[str] = field(default_factory=set)
+    stopped: bool = False  # after a failure nothing more starts
+
+    def ready(self) -> list[str]:
+        return [
+            name
+            for name, waits in self.waits.items()
+            if name not in self.done and name not in self.running and set(waits) <= self.done
+        ]
+
+    def start(self) -> list[tuple[str, int]]:
+        """The stages to start now, each with its thread count; marks them running."""
+        if self.stopped:
+            return []
+        starting = self.ready()[: max(0, self.jobs - len(self.running))]
+        self.running.update(starting)
+        threads = share(self.cores, len(self.running))
+        return [(name, threads) for name in starting]
+
+    def finish(self, name: str) -> None:
+        self.running.discard(name)
+        self.done.add(name)
+
+    @property
+    def finished(self) -> bool:
+        return not self.running and (self.stopped or len(self.done) == len(self.waits))
 
 
 def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
@@ -171,6 +222,7 @@ def pipeline(
     share: bool = False,
     gpu_slots: int = 1,
     retry_backoff: float = RETRY_BACKOFF_SECONDS,
+    jobs: int | None = None,
 ) -> list[StageOutcome]:
     """Run the stages of ``dvc.yaml`` (``targets`` and their upstream; default all).
 
@@ -178,8 +230,12 @@ def pipeline(
     to params.yaml with DVC's own parser; the run is then saved as a DVC experiment
     (named ``experiment``, or by DVC). ``share`` pulls each stage's inputs from the
     DVC remote before it runs and pushes its outputs and run-cache after, for workers
-    on several machines. ``gpu_slots`` bounds how many GPU stages run at once. A stage
+    on several machines. ``gpu_slots`` bounds how many GPU stages run at once, ``jobs``
+    how many stages of any kind (default: the cores this process may use); each
+    stage's threads are the cores divided by the stages running with it. A stage
     killed from outside is retried after ``retry_backoff`` seconds, doubling each time.
+    The first stage that fails stops new ones from starting; those running finish, then
+    its error is raised.
     """
     logger = get_run_logger()
     root = Path(repo).resolve()
@@ -192,27 +248,39 @@ def pipeline(
     logger.info("stages: %s", ", ".join(graph.names))
     # With sharing, every stage goes through DVC, so that up-to-date outputs are pushed too.
     unchanged = set() if share else unchanged_stages(root, graph)
+    cores = machine_cores()
+    dispatch = Dispatch(schedule(graph, gpu_slots), jobs or cores, cores)
+    logger.info("at most %d stages at once on %d cores", dispatch.jobs, cores)
     futures: dict[str, PrefectFuture[StageOutcome]] = {}
-    for stage_name, waits in schedule(graph, gpu_slots).items():
+    for stage_name in graph.names:
         if stage_name in unchanged:
             futures[stage_name] = skip_stage.with_options(name=f"stage {stage_name}").submit(
                 stage_name, return_state=False
             )
-            continue
-        stage = graph[stage_name]
-        stage_task = run_stage.with_options(
-            name=f"stage {stage_name}",
-            tags=["gpu"] if stage.gpu else [],
-            retry_delay_seconds=exponential_backoff(backoff_factor=retry_backoff),
-        )
-        futures[stage_name] = stage_task.submit(
-            str(root),
-            stage_name,
-            share,
-            wait_for=[futures[name] for name in waits],
-            return_state=False,
-        )
-    outcomes = [future.result() for future in futures.values()]
+            dispatch.done.add(stage_name)
+    running: dict[str, PrefectFuture[StageOutcome]] = {}
+    failure: BaseException | None = None
+    while not dispatch.finished:
+        for stage_name, threads in dispatch.start():
+            stage_task = run_stage.with_options(
+                name=f"stage {stage_name}",
+                tags=["gpu"] if graph[stage_name].gpu else [],
+                retry_delay_seconds=exponential_backoff(backoff_factor=retry_backoff),
+            )
+            future = stage_task.submit(str(root), stage_name, share, threads, return_state=False)
+            futures[stage_name] = running[stage_name] = future
+        if not running:  # cannot happen while `waits` names only stages of the graph
+            raise RuntimeError(f"no stage can start; waiting: {dispatch.waits}")
+        ended = next(as_completed(list(running.values())))
+        ended_name = next(name for name, future in running.items() if future is ended)
+        dispatch.finish(ended_name)
+        del running[ended_name]
+        if ended.state.is_failed() and failure is None:
+            failure = ended.state.result(raise_on_failure=False)
+            dispatch.stopped = True
+    if failure is not None:
+        raise failure
+    outcomes = [futures[name].result() for name in graph.names]
     if overrides or experiment:
         name = ["-n", experiment] if experiment else []
         saved = dvc(["exp", "save", "--force", *name, *graph.names], root)

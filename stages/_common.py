@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from wavegen_core import threads
 from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED, WavegenError
 from wavegen_core.params import PARAMS_FILE, VOCODER_FAMILIES, Params, ParamsError, load_params
 from wavegen_core.progress import log, setup_logging
@@ -129,6 +130,10 @@ def _run(name: str, args: argparse.Namespace, body: Body) -> int:
         print(f"{name}: {err}", file=sys.stderr)
         return EXIT_BAD_PARAMS
     try:
+        given = threads.requested()
+        count = threads.apply()
+        share = f" ({threads.THREADS_VARIABLE}, the runner's share)" if given else ""
+        log.info("%s: %d threads%s", name, count, share)
         body(params, args)
     except ParamsError as err:
         print(f"{name}: {err}", file=sys.stderr)

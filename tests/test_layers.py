@@ -25,6 +25,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "wavegen_core/progress.py",
         "wavegen_core/seeding.py",
         "wavegen_core/parallel.py",
+        "wavegen_core/threads.py",
         "wavegen_core/param_types.py",
         "wavegen_core/checkpoint.py",
         "wavegen_core/audio/",

@@ -57,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         repo=args.repo,
         share=args.share,
         gpu_slots=args.gpu_slots,
+        jobs=args.jobs,
     )
     for outcome in outcomes:
         print(f"{outcome.stage:<32} {outcome.status:<9} {outcome.seconds:8.1f} s")
@@ -312,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="how many stages marked `meta: {gpu: true}` may run at once (default 1: one "
         "GPU per worker; on a CPU-only machine they share its cores)",
+    )
+    flow.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="how many stages may run at once (default: one per core); each gets the "
+        "cores divided by the stages running beside it as its threads",
     )
     flow.add_argument("--repo", default=".", help="the DVC project (default: here)")
     flow.set_defaults(run=_run)

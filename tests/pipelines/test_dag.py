@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pipelines.dag import StageGraph, StageNode, load_graph
-from pipelines.flow import schedule
+from pipelines.flow import Dispatch, schedule
 from tests.pipelines.toy_repo import make_toy_repo
 
 
@@ -58,3 +58,28 @@ def test_gpu_stages_queue_for_the_gpu_slots() -> None:
     graph = StageGraph(tuple(_node(n, (), (f"out/{n}",), gpu=True) for n in "pqr"))
     assert schedule(graph, gpu_slots=1) == {"p": [], "q": ["p"], "r": ["q"]}
     assert schedule(graph, gpu_slots=2) == {"p": [], "q": [], "r": ["p"]}
+
+
+def test_dispatch_bounds_the_stages_at_once_and_shares_the_cores() -> None:
+    # a, b, c independent; d after a and b.
+    dispatch = Dispatch({"a": [], "b": [], "c": [], "d": ["a", "b"]}, jobs=2, cores=4)
+    assert dispatch.start() == [("a", 2), ("b", 2)]  # two at once, half the cores each
+    assert dispatch.start() == []  # no free job
+    dispatch.finish("a")
+    assert dispatch.start() == [("c", 2)]  # beside b: still half
+    dispatch.finish("b")
+    dispatch.finish("c")
+    assert dispatch.start() == [("d", 4)]  # alone: every core
+    dispatch.finish("d")
+    assert dispatch.finished
+
+
+def test_dispatch_gives_at_least_one_thread_and_stops_after_a_failure() -> None:
+    dispatch = Dispatch({name: [] for name in "abcde"}, jobs=4, cores=2)
+    assert dispatch.start() == [(name, 1) for name in "abcd"]
+    dispatch.stopped = True
+    dispatch.finish("a")
+    assert dispatch.start() == [] and not dispatch.finished  # b, c, d still run
+    for name in "bcd":
+        dispatch.finish(name)
+    assert dispatch.finished  # e never started

@@ -13,6 +13,7 @@ from pipelines.dvc_runner import StageFailed
 from pipelines.flow import pipeline
 from tests.conftest import run
 from tests.pipelines.toy_repo import make_toy_repo
+from wavegen_core.threads import machine_cores
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +24,20 @@ def _stamps(repo, name):
 
 def test_independent_stages_overlap_and_a_second_run_skips_all(tmp_path, prefect_api) -> None:
     repo = make_toy_repo(tmp_path / "toy", seconds=4.0)
-    outcomes = pipeline(repo=str(repo))
+    outcomes = pipeline(repo=str(repo), jobs=2)
     assert {o.stage: o.status for o in outcomes} == {"a": "ran", "b": "ran", "c": "ran"}
     a, b, c = (_stamps(repo, n) for n in "abc")
     assert a["start"] < b["end"] and b["start"] < a["end"], "a and b did not run at once"
     assert c["start"] >= max(a["end"], b["end"])
     assert c["inputs"]["out/a.json"] == a and c["inputs"]["out/b.json"] == b  # both intact
+    # Side by side, a and b shared the cores; c, alone, had them all.
+    cores = machine_cores()
+    assert (a["threads"], b["threads"], c["threads"]) == (
+        str(max(1, cores // 2)), str(max(1, cores // 2)), str(cores)
+    )  # fmt: skip
+    # OpenMP waits passively beside another stage (where there are cores to share).
+    shared = "PASSIVE" if cores > 1 else None
+    assert (a["wait_policy"], b["wait_policy"], c["wait_policy"]) == (shared, shared, None)
 
     again = pipeline(repo=str(repo))
     assert {o.status for o in again} == {"skipped"}

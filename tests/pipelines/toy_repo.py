@@ -23,7 +23,9 @@ if name == "k" and not os.path.exists("killed-once"):
     open("out/k.json", "w").write('{"half": ')
     os.kill(os.getpid(), signal.SIGKILL)
 json.dump({"stage": name, "start": start, "end": time.time(), "inputs": inputs,
-           "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")},
+           "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+           "threads": os.environ.get("WAVEGEN_THREADS"),
+           "wait_policy": os.environ.get("OMP_WAIT_POLICY")},
           open(f"out/{name}.json", "w"))
 """
 
