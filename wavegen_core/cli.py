@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED
@@ -61,6 +65,24 @@ def _run(args: argparse.Namespace) -> int:
     )
     for outcome in outcomes:
         print(f"{outcome.stage:<32} {outcome.status:<9} {outcome.seconds:8.1f} s")
+    return 0
+
+
+def _exps(args: argparse.Namespace) -> int:
+    from wavegen_core.evaluation.experiments import HEADLINE, experiments_of, table
+
+    command = ["dvc", "exp", "show", "--json", *(["--all-commits"] if args.all_commits else [])]
+    # This interpreter's `dvc` first, even when the venv is not activated.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    done = subprocess.run(
+        command, cwd=args.repo, capture_output=True, text=True, env={**os.environ, "PATH": path}
+    )
+    if done.returncode != 0:
+        print(
+            f"wavegen exps: `{' '.join(command)}` failed:\n{done.stderr.strip()}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    print(table(experiments_of(json.loads(done.stdout)), args.metric or HEADLINE))
     return 0
 
 
@@ -324,6 +346,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flow.add_argument("--repo", default=".", help="the DVC project (default: here)")
     flow.set_defaults(run=_run)
+
+    exps = commands.add_parser(
+        "exps",
+        help="DVC experiments one per line: headline figures and the params that differ",
+    )
+    exps.add_argument(
+        "--metric",
+        action="append",
+        metavar="GLOB",
+        help="a summary key to show, globs allowed (repeatable; default: each area's "
+        "headline, e.g. 'transcription.*.ours.onset_f1')",
+    )
+    exps.add_argument(
+        "-A", "--all-commits", action="store_true", help="experiments of every commit"
+    )
+    exps.add_argument("--repo", default=".", help="the DVC project (default: here)")
+    exps.set_defaults(run=_exps)
 
     report = commands.add_parser(
         "report",

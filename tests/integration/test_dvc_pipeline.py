@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -132,7 +133,30 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     run(["dvc", "pull"], clone, {**env, "PYTHONPATH": str(clone)})
     assert (clone / "data/prepared/manifest.json").read_text() == manifest.read_text()
     assert "up to date" in run(["dvc", "status"], clone, env).stdout
+    _check_experiments(repo, env)
     _check_hierarchy(repo, env, tiny_run.stdout)
+
+
+def _check_experiments(repo: Path, env: dict[str, str]) -> None:
+    """Two real experiments from the committed run, one line each in `wavegen exps`:
+    the figures asked for and the one param that differs, not the hundreds of columns
+    of `dvc exp show`."""
+    for name, temperature in (("cool", 0.3), ("warm", 0.9)):
+        setting = f"vocoder.synthesize.temperature.flow={temperature}"
+        ran = run(["dvc", "exp", "run", "-n", name, "-S", setting, "evaluate"], repo, env)
+        assert _ran(ran.stdout) == {"synthesize@flow", "evaluate"}
+    metrics = ["--metric", "vocoder.flow.mr_stft", "--metric", "symbolic.test_nll"]
+    lines = run(["wavegen", "exps", *metrics], repo, env).stdout.splitlines()
+    assert lines[0].split() == [
+        "experiment", "voc.flow.mr_stft", "sym.test_nll", "vocoder.synthesize.temperature.flow"
+    ]  # fmt: skip
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[1:]]
+    cells = {row[0]: row[1:] for row in rows}
+    assert [row[0] for row in rows[:1] + rows[2:]] == ["workspace", "warm", "cool"], rows
+    baseline_stft, baseline_nll, baseline_temperature = rows[1][1:]  # "master (abc1234)"
+    assert baseline_temperature == "0.6" and rows[1][0].endswith(")")
+    assert cells["cool"][1:] == [baseline_nll, "0.3"] and cells["warm"][1:] == [baseline_nll, "0.9"]
+    assert len({cells["cool"][0], cells["warm"][0], baseline_stft}) == 3  # rendered anew
 
 
 def _check_one_familys_code_reruns_that_family_alone(repo: Path, env: dict[str, str]) -> None:
