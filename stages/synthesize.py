@@ -7,18 +7,20 @@ compare with its true audio, and (b) the Music Transformer's composed MIDI from
 piece is cut to `vocoder.synthesize.max_seconds`. The FluidSynth render of the same
 MIDI with the data stage's soundfont (what a user has without any vocoder) is always
 scored beside it, and, for scale, a plain sine render of the MIDI (six harmonics with a
-decay: what knowing the pitches alone gives). Writes under `--out`: `test/` and
+decay: what knowing the pitches alone gives) and white noise as loud as the FluidSynth
+render (what knowing nothing gives: the floor). Writes under `--out`: `test/` and
 `composed/` with `<id>.wav` and a spectrogram-over-piano-roll `<id>.png`, `soundfont/`
 and `sine/` with the reference renders, and `manifest.json`; scores go to
 `metrics.json` and `speed.json` under `--reports`:
 
-* `test.<family>`, `test.soundfont`, `test.sine`: multi-resolution STFT distance,
+* `test.<family>`, `test.soundfont`, `test.sine`, `test.noise`: multi-resolution STFT distance,
   log-mel L1 and transcription consistency against the true audio and its MIDI: the
   onset F1 of our trained transcriber (`onset_f1`) and, with
   `vocoder.synthesize.judge` on and basic-pitch installed, of basic-pitch, a judge
   that learnt neither our corpus nor our soundfont (`judge_onset_f1`);
   `test.true_audio` holds both transcribers' ceilings;
-* `composed.<family>`, `composed.soundfont`, `composed.sine`: transcription consistency;
+* `composed.<family>`, `composed.soundfont`, `composed.sine`, `composed.noise`:
+  transcription consistency;
 * in `speed.json` (it varies from run to run, unlike everything else here):
   `real_time_factor`, seconds of audio generated per wall-clock second, for the family
   (on the stage's device) and for FluidSynth.
@@ -47,7 +49,7 @@ import torch
 from stages._common import run_family_stage
 from wavegen_core import __version__
 from wavegen_core.audio.io import load_audio, write_wav
-from wavegen_core.audio.render import additive_render, render_midi
+from wavegen_core.audio.render import additive_render, noise_render, render_midi
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.data.pairs import roll_for_midi
 from wavegen_core.errors import WavegenError
@@ -189,15 +191,16 @@ def synthesize(params: Params, args: argparse.Namespace) -> None:
 
     staging = staging_dir(out_dir, f"{params.seed}-{__version__}")
     scores: dict[str, dict[str, list[dict[str, float]]]] = {
-        "test": {family: [], "soundfont": [], "sine": [], "true_audio": []},
-        "composed": {family: [], "soundfont": [], "sine": []},
+        "test": {family: [], "soundfont": [], "sine": [], "noise": [], "true_audio": []},
+        "composed": {family: [], "soundfont": [], "sine": [], "noise": []},
     }
     records: list[dict[str, Any]] = []
-    for job, audio, reference in zip(jobs, rendered, references, strict=True):
+    for index, (job, audio, reference) in enumerate(zip(jobs, rendered, references, strict=True)):
         seconds = len(audio) / rate
         notes = notes_before(job.midi, seconds)
         sine = additive_render(notes, len(audio), rate, params.data.render.peak)
-        renders = {family: audio, "soundfont": reference, "sine": sine}
+        noise = noise_render(reference, params.seed + index)
+        renders = {family: audio, "soundfont": reference, "sine": sine, "noise": noise}
         piece_scores = score_renders(
             renders, notes, job.true_audio, transcriber, params.transcription, rate, judge
         )

@@ -98,7 +98,7 @@ def test_synthesize_writes_audible_audio_of_the_right_length_and_scores_it(train
     metrics = json.loads((trained / "reports/synthesize" / family / "metrics.json").read_text())
     # basic-pitch, the judge, scores beside our transcriber where it is installed.
     judged = {"judge_onset_f1"} if basic_pitch_here() else set()
-    for name in (family, "soundfont", "sine"):
+    for name in (family, "soundfont", "sine", "noise"):
         assert set(metrics["test"][name]) == {
             "onset_f1",
             "mr_stft",

@@ -220,3 +220,11 @@ def additive_render(
     if loudest > 0:
         audio *= peak / loudest
     return audio.astype(np.float32)
+
+
+def noise_render(like: np.ndarray, seed: int) -> np.ndarray:
+    """White noise as loud (RMS) as ``like``, the same length, from ``seed``: the floor
+    every render must clear. Knowing nothing of the notes, it should score no onsets."""
+    rms = float(np.sqrt(np.mean(np.square(like, dtype=np.float64)))) if len(like) else 0.0
+    noise = np.random.default_rng(seed).standard_normal(len(like)) * rms
+    return np.clip(noise, -1.0, 1.0).astype(np.float32)

@@ -22,7 +22,12 @@ SET_TITLES = {
     "unseen_music": "unseen music, reserved piano",
 }
 # The reference renders in synthesize's metrics, beside the families.
-REFERENCES = {"soundfont": "FluidSynth", "sine": "sine (additive)", "true_audio": "true audio"}
+REFERENCES = {
+    "soundfont": "FluidSynth",
+    "sine": "sine (additive)",
+    "noise": "white noise (as loud)",
+    "true_audio": "true audio",
+}
 # Vocoder columns: summary key, metrics key, title, whether higher is better.
 VOCODER_COLUMNS = (
     ("judge_f1", "judge_onset_f1", "judge onset F1 (basic-pitch)", True),
