@@ -1,16 +1,18 @@
-"""Stage `evaluate_transcriber`: our transcriber (and basic-pitch) on three sets.
+"""Stage `evaluate_transcriber`: our transcriber (and basic-pitch) on four sets.
 
+* ``dev``: the validation split on the other training pianos and unheard etudes, the
+  set every choice about the transcriber is made on (decoding, recipe, size);
 * ``test``: the prepared corpus's test split, in the training piano;
 * ``reserved_piano``: the same pieces rendered with the piano reserved for evaluation;
-* ``unseen_music``: other composers' music rendered with that piano (both made by
-  `prepare_evaluation`).
+* ``unseen_music``: other composers' music rendered with that piano (the last three
+  are reported, never used to choose; all but ``test`` made by `prepare_evaluation`).
 
 The measures of Hawthorne et al. 2018 with mir_eval (note onset, note with offset,
 note with offset and velocity, frame; precision, recall, F1), per piece and their mean.
 When `transcription.compare_basic_pitch` is on and basic-pitch is installed, it is
 scored on the same audio, so `dvc metrics show` puts both side by side.
 
-`python -m stages.evaluate_transcriber --corpus DIR --reserved DIR --unseen DIR
+`python -m stages.evaluate_transcriber --corpus DIR --dev DIR --reserved DIR --unseen DIR
 --checkpoint FILE --reports DIR` writes `metrics.json` (per set, the means, one block
 per transcriber), `per_piece.json`, `tables.md` (a table per set, ours beside
 basic-pitch) and `rolls/<set>/<piece>.png` (each transcriber against the reference)
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from stages._common import run_stage
-from wavegen_core.data.evaluation_sets import RESERVED_PIANO, UNSEEN_MUSIC
+from wavegen_core.data.evaluation_sets import DEV, RESERVED_PIANO, UNSEEN_MUSIC
 from wavegen_core.data.manifest import read_manifest
 from wavegen_core.evaluation.plots import plot_transcriptions
 from wavegen_core.evaluation.transcription import mean_metrics, transcription_metrics
@@ -44,6 +46,7 @@ from wavegen_core.training.device import choose_device
 
 PATHS = {
     "corpus": "the prepared corpus (its test split is scored)",
+    "dev": "the dev set (prepare_evaluation): what choices are made on",
     "reserved": "the test split on the reserved piano (prepare_evaluation)",
     "unseen": "other composers' music on the reserved piano (prepare_evaluation)",
     "checkpoint": "the transcriber's checkpoint",
@@ -138,7 +141,12 @@ def tables(metrics: dict[str, dict[str, Any]]) -> str:
 
 def evaluate(params: Params, args: argparse.Namespace) -> None:
     report_dir = args.reports
-    sets = {TEST: args.corpus, RESERVED_PIANO: args.reserved, UNSEEN_MUSIC: args.unseen}
+    sets = {
+        DEV: args.dev,
+        TEST: args.corpus,
+        RESERVED_PIANO: args.reserved,
+        UNSEEN_MUSIC: args.unseen,
+    }
     transcribers = _transcribers(params, args.checkpoint)
     log.info("evaluate_transcriber: %s", " and ".join(t.name for t in transcribers))
     rolls = _empty_rolls(report_dir)

@@ -62,7 +62,7 @@ def upstream_outputs(root: Path, families: list[str], tiers: list[str]) -> Repor
         inputs.transcription / "metrics.json",
         {
             name: {"pieces": 2, "model": scores, "basic_pitch": {**scores, "onset_f1": 0.85}}
-            for name in ("test", "reserved_piano", "unseen_music")
+            for name in ("dev", "test", "reserved_piano", "unseen_music")
         },
     )
     _png(inputs.transcription / "rolls/test/bwv1.png")

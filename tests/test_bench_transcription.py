@@ -1,5 +1,5 @@
 """benchmarks/bench_transcription.py's ablation: a finished row is read back only when it
-was made with the same steps, params and commit; otherwise it is made afresh."""
+was made with the same steps, params, threads and commit; otherwise it is made afresh."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def test_a_finished_row_is_reused_only_when_made_with_the_same_steps_params_and_
     assert not reusable(row, made_with(3000, "steps: 100\n", "0123456789ab"))
     assert not reusable(row, made_with(100, "steps: 3000\n", "0123456789ab"))
     assert not reusable(row, made_with(100, "steps: 100\n", "ba9876543210"))
+    assert not reusable(row, made_with(100, "steps: 100\n", "0123456789ab", threads=2))
     # A work tree with changes cannot vouch for the code that made a row.
     changed = made_with(100, "steps: 100\n", "0123456789ab +changes")
     (row / MADE_WITH).write_text(json.dumps(changed))

@@ -85,6 +85,8 @@ def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
     synthesis = {"test_pieces": 1, "composed_pieces": 1, "max_seconds": 0.25, "judge": False}
     vocoder.update({f"synthesize.{k}": v for k, v in synthesis.items()})
     set_params(target, "vocoder", **vocoder)
+    # One short etude beside the validation piece's rendering: the dev set exists.
+    set_params(target, "evaluation", **{"dev.etudes": 1, "dev.etude_seconds": 5.0})
     # The learnt hierarchy at a few steps, one short sample and one test second.
     hierarchy: dict[str, object] = {
         f"tiers.{tier}.train.{k}": v for tier in ("1", "2") for k, v in steps.items()

@@ -32,10 +32,10 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     assert len(pieces) == 3
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
     assert shown[""]["data"]["reports/prepare_data/metrics.json"]["data"]["pieces"] == 3
-    # The transcriber is scored on the three sets: the test split, the test split on the
-    # reserved piano, and the unseen music on it, ours with every measure.
+    # The transcriber is scored on the four sets: the dev set, the test split, the test
+    # split on the reserved piano, and the unseen music on it, ours with every measure.
     evaluated = shown[""]["data"]["reports/evaluate_transcriber/metrics.json"]["data"]
-    assert list(evaluated) == ["test", "reserved_piano", "unseen_music"]
+    assert list(evaluated) == ["dev", "test", "reserved_piano", "unseen_music"]
     for name, scores in evaluated.items():
         assert scores["pieces"] >= 1, name
         assert 0.0 <= scores["model"]["onset_f1"] <= 1.0 and "frame_f1" in scores["model"]

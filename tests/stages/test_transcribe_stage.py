@@ -113,11 +113,11 @@ def test_evaluation_without_a_test_split_scores_nothing_and_says_so(workdir, cap
     from stages.evaluate_transcriber import evaluate
 
     args = stage_args("evaluate_transcriber")
-    for empty_set in (args.reserved, args.unseen):  # as prepare_evaluation leaves them
+    for empty_set in (args.dev, args.reserved, args.unseen):  # as prepare_evaluation leaves them
         write_manifest(empty_set, [])
     evaluate(make_params(), args)  # the one test piece has no MIDI
     report = workdir / "reports/evaluate_transcriber"
-    sets = ("test", "reserved_piano", "unseen_music")
+    sets = ("dev", "test", "reserved_piano", "unseen_music")
     assert json.loads((report / "metrics.json").read_text()) == {s: {"pieces": 0} for s in sets}
     assert json.loads((report / "per_piece.json").read_text()) == {s: {} for s in sets}
     assert (report / "rolls").is_dir() and not list((report / "rolls").iterdir())

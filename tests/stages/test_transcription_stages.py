@@ -96,8 +96,16 @@ def test_evaluation_scores_every_measure_on_each_set(repo, venv_env) -> None:
     report = repo / "reports/evaluate_transcriber"
     metrics = json.loads((report / "metrics.json").read_text())
     per_piece = json.loads((report / "per_piece.json").read_text())
-    assert list(metrics) == ["test", "reserved_piano", "unseen_music"]
-    test_ids = [p["id"] for p in _manifest(repo, "data/prepared")["pieces"] if p["split"] == "test"]
+    assert list(metrics) == ["dev", "test", "reserved_piano", "unseen_music"]
+    prepared = _manifest(repo, "data/prepared")["pieces"]
+    test_ids = [p["id"] for p in prepared if p["split"] == "test"]
+    # The dev set: the validation piece rendered again on a training piano, and an etude
+    # no training run reaches; never the reserved piano.
+    validation_ids = [p["id"] for p in prepared if p["split"] == "validation"]
+    dev = _manifest(repo, "data/evaluation/dev")["pieces"]
+    dev_ids = [p["id"] for p in dev]
+    assert sorted(dev_ids) == ["dev-etude-0", f"{validation_ids[0]}.dev0"]
+    assert not any("MuseScore" in p["rendering"]["soundfont"] for p in dev)
     # The reserved piano plays the test split again; the unseen music is the params' pieces.
     reserved = _manifest(repo, "data/evaluation/reserved_piano")["pieces"]
     assert [p["id"] for p in reserved] == test_ids
@@ -106,6 +114,7 @@ def test_evaluation_scores_every_measure_on_each_set(repo, venv_env) -> None:
     assert len(unseen) == 2 and all(p["origin"].startswith("music21:") for p in unseen)
     names = ["model", "basic_pitch"] if basic_pitch_here() else ["model"]
     for name, ids in (
+        ("dev", dev_ids),
         ("test", test_ids),
         ("reserved_piano", test_ids),
         ("unseen_music", [p["id"] for p in unseen]),
@@ -121,7 +130,7 @@ def test_evaluation_scores_every_measure_on_each_set(repo, venv_env) -> None:
         per_piece["test"][test_ids[0]]["model"]["onset_f1"] == metrics["test"]["model"]["onset_f1"]
     )
     table = (report / "tables.md").read_text()
-    assert table.count("## ") == 3 and "| model |" in table
+    assert table.count("## ") == 4 and "| model |" in table
     env = {**venv_env, "PYTHONPATH": str(repo)}
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
     evaluated = shown[""]["data"]["reports/evaluate_transcriber/metrics.json"]["data"]

@@ -1,5 +1,12 @@
-"""The sets the transcriber is scored on beside the test split, rendered with a piano no
-model trained on (``evaluation.soundfont``, MuseScore General by default):
+"""The sets the transcriber is scored on beside the test split.
+
+* ``dev``: the set every choice is made on (decoding thresholds, a training recipe, a
+  model size): the validation split rendered on the training pianos other than the
+  corpus's own, the way ``data.variants`` renders the training material, and etudes no
+  training run reaches (``evaluation.dev``). Training material, never trained on.
+
+Two are reserved, rendered with a piano no model trained on (``evaluation.soundfont``,
+MuseScore General by default), and reported, never used to choose:
 
 * ``reserved_piano``: the test split's MIDI, the same music on another instrument;
 * ``unseen_music``: pieces of music21's corpus by composers other than Bach, performed
@@ -14,7 +21,7 @@ resumes and an output is never half-written.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -29,13 +36,21 @@ from wavegen_core.data.prepare import (
     staging_key,
     store_rendered,
 )
-from wavegen_core.data.prepare_config import EvaluationConfig
+from wavegen_core.data.prepare_config import (
+    DevSetConfig,
+    EvaluationConfig,
+    RenderConfig,
+    VariantsConfig,
+)
 from wavegen_core.data.sources import safe_id
+from wavegen_core.data.variants import VariantItem, VariantJob, make_variant
 from wavegen_core.midi.chorales import ChoralesConfig, chorale_to_midi, first_seconds
 from wavegen_core.midi.io import MidiReadError, load_midi
 
-RESERVED_PIANO, UNSEEN_MUSIC = "reserved_piano", "unseen_music"
+DEV, RESERVED_PIANO, UNSEEN_MUSIC = "dev", "reserved_piano", "unseen_music"
 EVALUATION_SETS = (RESERVED_PIANO, UNSEEN_MUSIC)
+# Far above any `data.variants.etudes` a profile trains on, so no dev etude was heard.
+FIRST_DEV_ETUDE = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -146,5 +161,79 @@ def make_evaluation_set(
         key=_fingerprint(name, job, corpus),
         workers=workers,
         desc=f"prepare_evaluation ({name})",
+        allow_empty=True,
+    )
+
+
+@dataclass(frozen=True)
+class DevJob:
+    """What rendering the dev set reads of the params."""
+
+    dev: DevSetConfig
+    variants: VariantsConfig
+    render: RenderConfig
+    sample_rate: int
+    seed: int
+
+
+def dev_items(pieces: list[Piece], dev: DevSetConfig) -> list[VariantItem]:
+    """The validation split's renderings, then the unheard etudes."""
+    validation = sorted(
+        (p for p in pieces if p.split == "validation" and p.midi), key=lambda p: p.id
+    )
+    items = [
+        VariantItem(
+            piece_id=f"{piece.id}.dev{k}",
+            origin=f"{piece.id} dev rendering {k}",
+            source_id=piece.id,
+            source_midi=piece.midi,
+            rendering=k,
+        )
+        for piece in validation
+        for k in range(dev.renderings)
+    ]
+    return items + [
+        VariantItem(piece_id=f"dev-etude-{i}", origin=f"dev etude {i}", etude=FIRST_DEV_ETUDE + i)
+        for i in range(dev.etudes)
+    ]
+
+
+def _dev_piece(item: VariantItem, job: VariantJob, staging: Path) -> Piece | Rejection:
+    """A rendering or etude as the variants make it, filed in the set's test split."""
+    made = make_variant(item, job, staging)
+    return replace(made, split="test") if isinstance(made, Piece) else made
+
+
+def make_dev_set(
+    job: DevJob,
+    pieces: list[Piece],
+    corpus: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    workers: int,
+) -> PrepareResult:
+    """Render the dev set into ``out_dir`` (an empty corpus when it has no item)."""
+    corpus = Path(corpus)
+    others = [s for s in job.render.soundfonts if s != job.render.soundfont]
+    variant_job = VariantJob(
+        job.variants.model_copy(update={"etude_seconds": job.dev.etude_seconds}),
+        job.render.model_copy(update={"soundfonts": others or [job.render.soundfont]}),
+        job.sample_rate,
+        job.seed,
+        corpus,
+    )
+    relevant = {
+        "set": DEV,
+        "dev": job.dev.model_dump(mode="json"),
+        "variants": variant_job.variants.model_dump(mode="json"),
+        "render": variant_job.render.model_dump(mode="json"),
+        "job": [job.sample_rate, job.seed],
+    }
+    return build_corpus(
+        dev_items(pieces, job.dev),
+        partial(_dev_piece, job=variant_job),
+        out_dir,
+        key=staging_key(relevant, corpus),
+        workers=workers,
+        desc=f"prepare_evaluation ({DEV})",
         allow_empty=True,
     )

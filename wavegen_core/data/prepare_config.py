@@ -148,14 +148,26 @@ class UnseenMusicConfig(Strict):
     tempo_bpm: float = Field(100.0, gt=0.0, le=400.0)
 
 
+class DevSetConfig(Strict):
+    """The dev set, the one every choice is made on (a threshold, a recipe, a size): the
+    validation split rendered `renderings` times on the training pianos other than the
+    corpus's own, as `data.variants` renders, and `etudes` etudes of `etude_seconds`
+    that no training run reaches. Training material, none of it trained on."""
+
+    renderings: int = Field(1, ge=0, le=16)
+    etudes: int = Field(2, ge=0, le=10_000)
+    etude_seconds: Seconds = Field(10.0, gt=0.0, le=600.0)
+
+
 class EvaluationConfig(Strict):
-    """Stage `prepare_evaluation`: the sets the transcriber is scored on beside the test
-    split, rendered with a piano no model trained on."""
+    """Stage `prepare_evaluation`: the dev set, and the sets the transcriber is scored on
+    beside the test split, rendered with a piano no model trained on."""
 
     # Reserved for evaluation: never one of data.render.soundfont(s). Debian:
     # musescore-general-soundfont-small.
     soundfont: str = "/usr/share/sounds/sf3/MuseScore_General_Lite.sf3"
     unseen_music: UnseenMusicConfig = UnseenMusicConfig()
+    dev: DevSetConfig = DevSetConfig()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from wavegen_core.files import write_json
 from wavegen_core.params import Params
 
 SET_TITLES = {
+    "dev": "dev set (what choices are made on)",
     "test": "test split, training piano",
     "reserved_piano": "test split, reserved piano",
     "unseen_music": "unseen music, reserved piano",
