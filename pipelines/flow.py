@@ -30,6 +30,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.tasks import exponential_backoff
 
 from pipelines.dag import StageGraph, load_graph
+from pipelines.dvc_repair import LOCK_FILE, repair_after_kill
 from pipelines.dvc_runner import StageInterrupted, StageOutcome, dvc, outcome_of
 from wavegen_core.threads import machine_cores, runner_environment, share
 
@@ -62,13 +63,21 @@ def run_stage(repo: str, stage: str, share: bool, threads: int) -> StageOutcome:
     start = time.perf_counter()
     pull = ["--pull"] if share else []
     logger.info("stage %s: %d threads", stage, threads)
-    output = dvc(
-        ["--wait-for-lock", "repro", *pull, "--single-item", stage],
-        root,
-        logger.info,
-        wait_while_busy=True,
-        environment=runner_environment(threads),
-    )
+    lock_file = root / LOCK_FILE
+    lock_before = lock_file.read_text() if lock_file.is_file() else ""
+    try:
+        output = dvc(
+            ["--wait-for-lock", "repro", *pull, "--single-item", stage],
+            root,
+            logger.info,
+            wait_while_busy=True,
+            environment=runner_environment(threads),
+        )
+    except StageInterrupted:
+        # A kill may have cut DVC's own files short; put them right before the retry.
+        for repair in repair_after_kill(root, lock_before):
+            logger.warning("stage %s was killed: %s", stage, repair)
+        raise
     if share:
         dvc(["--wait-for-lock", "push", "--run-cache", stage], root, logger.info)
     outcome = outcome_of(stage, output, time.perf_counter() - start)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tools.chaos import RWLOCK, last_line, lock_file_corrupted, rwlock_corrupted
+from pipelines.dvc_repair import RWLOCK
+from tools.chaos import last_line, lock_file_corrupted, rwlock_corrupted
 
 
 def test_a_rwlock_cut_short_by_a_kill_is_found_and_removed(tmp_path) -> None:

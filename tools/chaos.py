@@ -47,6 +47,7 @@ from typing import Any
 import psutil
 import yaml
 
+from pipelines.dvc_repair import remove_cut_rwlock, restore_cut_lock_file
 from tools.workspace import set_params, tiny_repo_copy
 from wavegen_core.models.vocoders.registry import vocoder_families
 
@@ -168,43 +169,18 @@ def reference_run(repo: Path, stages: list[str]) -> dict[str, float]:
     return seconds
 
 
-RWLOCK = ".dvc/tmp/rwlock"
-
-
 def rwlock_corrupted(repo: Path) -> bool:
-    """Whether the kill cut DVC's own lock file (``.dvc/tmp/rwlock``, which DVC rewrites
-    in place) short; if so it is removed, as DVC's message asks once no DVC process
-    runs (the killed one held it alone), and every later `dvc` call works again."""
-    path = repo / RWLOCK
-    if not path.is_file():
-        return False
-    try:
-        json.loads(path.read_text() or "{}")
-    except json.JSONDecodeError:
-        path.unlink()
-        return True
-    return False
+    """Whether the kill cut DVC's own ``.dvc/tmp/rwlock`` short; if so it is removed, as
+    the runners do before a retry (:mod:`pipelines.dvc_repair`)."""
+    return remove_cut_rwlock(repo)
 
 
 def lock_file_corrupted(repo: Path, before: str) -> bool:
-    """Whether the kill cut DVC's rewrite of ``dvc.lock`` short (DVC writes it in place):
-    a file that is not YAML, a stage entry without its ``cmd``, or a stage recorded
-    before the kill and missing after it (a cut between two entries still parses). If so
-    the lock is put back as it was before the kill, which does not record the killed
-    stage, so DVC reruns it."""
-    path = repo / "dvc.lock"
-    if not path.is_file():
-        return False
-    try:
-        stages = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
-        earlier = (yaml.safe_load(before) or {}).get("stages", {}) if before else {}
-        whole = all(isinstance(entry, dict) and "cmd" in entry for entry in stages.values())
-        whole = whole and set(earlier) <= set(stages)
-    except (yaml.YAMLError, AttributeError):
-        whole = False
-    if not whole:
-        path.write_text(before)
-    return not whole
+    """Whether the kill cut DVC's rewrite of ``dvc.lock`` short: a file that is not a
+    whole lock file, or one missing a stage recorded before the kill (a cut between two
+    entries still parses). If so, what was cut out is put back from ``before``, as the
+    runners do before a retry; the killed stage, unrecorded, is rerun by DVC."""
+    return bool(restore_cut_lock_file(repo, before))
 
 
 def finished_but_incomplete(repo: Path, stage: str) -> list[str]:

@@ -78,6 +78,14 @@ def test_killed_stage_is_retried_and_leaves_no_half_output(tmp_path, prefect_api
     assert _stamps(repo, "k")["stage"] == "k"  # complete JSON, not the killed half
 
 
+def test_a_kill_that_cuts_dvcs_rwlock_is_repaired_before_the_retry(tmp_path, prefect_api) -> None:
+    repo = make_toy_repo(tmp_path / "toy", with_killed_stage=True)
+    outcomes = pipeline(repo=str(repo), targets=["r"], retry_backoff=0.5)
+    assert (repo / "killed-once").exists()  # the first attempt left the rwlock cut
+    assert [o.status for o in outcomes] == ["ran"]  # without the repair: "Unable to read"
+    assert _stamps(repo, "r")["stage"] == "r"
+
+
 def test_overrides_run_as_a_dvc_experiment(tmp_path, prefect_api, venv_env) -> None:
     repo = make_toy_repo(tmp_path / "toy", seconds=0.1)
     pipeline(repo=str(repo), targets=["a"], overrides=["sleep.a=0.2"], experiment="quick-a")

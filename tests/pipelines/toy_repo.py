@@ -2,6 +2,7 @@
 
 ``a`` and ``b`` are independent and each sleep ``sleep.a`` / ``sleep.b`` seconds, ``c``
 reads both; ``k`` kills itself (SIGKILL) after writing half its output, the first time;
+``r`` kills itself with DVC the first time, leaving DVC's rwlock cut short;
 ``evaluate`` writes a page as the pipeline's last stage does.
 """
 
@@ -22,6 +23,12 @@ if name == "k" and not os.path.exists("killed-once"):
     open("killed-once", "w").close()
     open("out/k.json", "w").write('{"half": ')
     os.kill(os.getpid(), signal.SIGKILL)
+if name == "r" and not os.path.exists("killed-once"):
+    # The whole run killed while DVC rewrote its rwlock: DVC and the stage die, the
+    # file is left cut short.
+    open("killed-once", "w").close()
+    open(".dvc/tmp/rwlock", "w").write('{"read": {"work.py": [{"pid": 12')
+    os.killpg(os.getpgid(0), signal.SIGKILL)
 json.dump({"stage": name, "start": start, "end": time.time(), "inputs": inputs,
            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
            "threads": os.environ.get("WAVEGEN_THREADS"),
@@ -66,6 +73,12 @@ KILLED_STAGE = """
       - work.py
     outs:
       - out/k.json
+  r:
+    cmd: python work.py r 0
+    deps:
+      - work.py
+    outs:
+      - out/r.json
 """
 
 
