@@ -14,6 +14,7 @@ from benchmarks import (
     bench_flow,
     bench_music_transformer,
     bench_prepare,
+    bench_threads,
     bench_transcription,
     bench_vocoder,
     bench_vqvae,
@@ -32,6 +33,7 @@ def main() -> None:
         + bench_vqvae.run()
         + bench_dvc.run()
         + bench_flow.run()
+        + bench_threads.run()
     )
     machine = {
         "cpu_cores": os.cpu_count(),
