@@ -14,6 +14,8 @@ other's threads and run many times slower than one after another.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ from prefect.tasks import exponential_backoff
 from pipelines.dag import StageGraph, load_graph
 from pipelines.dvc_repair import LOCK_FILE, repair_after_kill
 from pipelines.dvc_runner import StageInterrupted, StageOutcome, dvc, outcome_of
-from wavegen_core.threads import machine_cores, runner_environment, share
+from wavegen_core.threads import machine_cores, runner_environment, share, write_share
 
 # Files a person would rather look at or listen to, linked from every run.
 MEDIA_SUFFIXES = (".png", ".wav", ".html")
@@ -55,9 +57,12 @@ def _retry_only_interruptions(task: Any, task_run: Any, state: Any) -> bool:
     retry_delay_seconds=exponential_backoff(backoff_factor=RETRY_BACKOFF_SECONDS),
     retry_condition_fn=_retry_only_interruptions,
 )
-def run_stage(repo: str, stage: str, share: bool, threads: int) -> StageOutcome:
-    """Run one stage through DVC on ``threads`` threads; with ``share``, pull its inputs
-    first and push after."""
+def run_stage(
+    repo: str, stage: str, share: bool, threads: int, share_file: str | None = None
+) -> StageOutcome:
+    """Run one stage through DVC on ``threads`` threads (then on what the flow writes to
+    ``share_file`` as stages beside it end); with ``share``, pull its inputs first and
+    push after."""
     logger = get_run_logger()
     root = Path(repo)
     start = time.perf_counter()
@@ -71,7 +76,7 @@ def run_stage(repo: str, stage: str, share: bool, threads: int) -> StageOutcome:
             root,
             logger.info,
             wait_while_busy=True,
-            environment=runner_environment(threads),
+            environment=runner_environment(threads, share_file),
         )
     except StageInterrupted:
         # A kill may have cut DVC's own files short; put them right before the retry.
@@ -131,7 +136,8 @@ class Dispatch:
 
     ``waits`` is :func:`schedule`'s: what each stage must wait for. At most ``jobs``
     stages run at once; the stages started together get ``cores`` divided by the
-    stages running once they have started (a stage keeps its threads until it ends).
+    stages running once they have started, and :attr:`share` follows the running
+    stages as they end.
     """
 
     waits: dict[str, list[str]]
@@ -154,8 +160,14 @@ class Dispatch:
             return []
         starting = self.ready()[: max(0, self.jobs - len(self.running))]
         self.running.update(starting)
-        threads = share(self.cores, len(self.running))
-        return [(name, threads) for name in starting]
+        return [(name, self.share) for name in starting]
+
+    @property
+    def share(self) -> int:
+        """Each running stage's threads: the cores over the stages running now. A stage
+        that was started beside others follows it as they end (a training loop reads
+        it each step), so a straggler does not leave a core idle."""
+        return share(self.cores, len(self.running))
 
     def finish(self, name: str) -> None:
         self.running.discard(name)
@@ -269,24 +281,39 @@ def pipeline(
             dispatch.done.add(stage_name)
     running: dict[str, PrefectFuture[StageOutcome]] = {}
     failure: BaseException | None = None
-    while not dispatch.finished:
-        for stage_name, threads in dispatch.start():
-            stage_task = run_stage.with_options(
-                name=f"stage {stage_name}",
-                tags=["gpu"] if graph[stage_name].gpu else [],
-                retry_delay_seconds=exponential_backoff(backoff_factor=retry_backoff),
-            )
-            future = stage_task.submit(str(root), stage_name, share, threads, return_state=False)
-            futures[stage_name] = running[stage_name] = future
-        if not running:  # cannot happen while `waits` names only stages of the graph
-            raise RuntimeError(f"no stage can start; waiting: {dispatch.waits}")
-        ended = next(as_completed(list(running.values())))
-        ended_name = next(name for name, future in running.items() if future is ended)
-        dispatch.finish(ended_name)
-        del running[ended_name]
-        if ended.state.is_failed() and failure is None:
-            failure = ended.state.result(raise_on_failure=False)
-            dispatch.stopped = True
+    shares = Path(tempfile.mkdtemp(prefix="wavegen-shares-"))
+    published: dict[str, int] = {}
+    try:
+        while not dispatch.finished:
+            for stage_name, threads in dispatch.start():
+                stage_task = run_stage.with_options(
+                    name=f"stage {stage_name}",
+                    tags=["gpu"] if graph[stage_name].gpu else [],
+                    retry_delay_seconds=exponential_backoff(backoff_factor=retry_backoff),
+                )
+                share_file = shares / f"{stage_name.replace('@', '.')}.threads"
+                write_share(share_file, threads)
+                published[stage_name] = threads
+                future = stage_task.submit(
+                    str(root), stage_name, share, threads, str(share_file), return_state=False
+                )
+                futures[stage_name] = running[stage_name] = future
+            if not running:  # cannot happen while `waits` names only stages of the graph
+                raise RuntimeError(f"no stage can start; waiting: {dispatch.waits}")
+            ended = next(as_completed(list(running.values())))
+            ended_name = next(name for name, future in running.items() if future is ended)
+            dispatch.finish(ended_name)
+            del running[ended_name]
+            if ended.state.is_failed() and failure is None:
+                failure = ended.state.result(raise_on_failure=False)
+                dispatch.stopped = True
+            # The stages still running take the cores the ended one leaves.
+            for still in running:
+                if published[still] != dispatch.share:
+                    write_share(shares / f"{still.replace('@', '.')}.threads", dispatch.share)
+                    published[still] = dispatch.share
+    finally:
+        shutil.rmtree(shares, ignore_errors=True)
     if failure is not None:
         raise failure
     outcomes = [futures[name].result() for name in graph.names]

@@ -93,3 +93,25 @@ def test_torchrun_ranks_split_the_share(monkeypatch, torch_threads) -> None:
     monkeypatch.setenv("WAVEGEN_THREADS", "4")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert threads.apply() == 2 and torch.get_num_threads() == 2
+
+
+def test_a_stage_follows_the_share_its_runner_rewrites(
+    monkeypatch, tmp_path, torch_threads
+) -> None:
+    share_file = tmp_path / "stage.threads"
+    monkeypatch.setenv("WAVEGEN_THREADS_FILE", str(share_file))
+    assert threads.follow_share() is None  # no file yet: the count stays
+    threads.write_share(share_file, 2)
+    assert threads.follow_share() == 2 and torch.get_num_threads() == 2
+    assert threads.follow_share() is None  # unchanged: one stat, nothing more
+    threads.write_share(share_file, 1)  # the stage beside it started again
+    assert threads.follow_share() == 1 and torch.get_num_threads() == 1
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_pinned_count_is_not_followed(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("WAVEGEN_THREADS", "2")
+    assert "WAVEGEN_THREADS_FILE" not in threads.runner_environment(1, tmp_path / "s.threads")
+    monkeypatch.delenv("WAVEGEN_THREADS")
+    environment = threads.runner_environment(1, tmp_path / "s.threads")
+    assert environment["WAVEGEN_THREADS_FILE"] == str(tmp_path / "s.threads")

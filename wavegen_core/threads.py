@@ -29,6 +29,9 @@ import os
 from wavegen_core.errors import WavegenError
 
 THREADS_VARIABLE = "WAVEGEN_THREADS"
+# A file holding the share as it changes while the stage runs (stages beside it end or
+# start); a training loop follows it (:func:`follow_share`).
+SHARE_FILE_VARIABLE = "WAVEGEN_THREADS_FILE"
 # Read by the OpenMP runtime when it loads (when torch is imported), so only a runner,
 # which sets it before the stage's process starts, can choose it.
 WAIT_POLICY_VARIABLE = "OMP_WAIT_POLICY"
@@ -88,7 +91,51 @@ def apply() -> int:
     return threads
 
 
-def runner_environment(threads: int) -> dict[str, str]:
+_followed: dict[str, tuple[int, int]] = {}
+
+
+def follow_share() -> int | None:
+    """Apply the runner's newest share, if it changed since the last call; the thread
+    count applied, or None when nothing changed (one ``stat`` then: cheap enough for
+    every training step). A stage that ran beside others gets their cores when they
+    end, instead of leaving them idle until it ends too."""
+    path = os.environ.get(SHARE_FILE_VARIABLE)
+    if not path:
+        return None
+    try:
+        found = os.stat(path)
+        # Each share is a new file (write_share), so its inode tells a rewrite apart
+        # even within the file system's clock tick.
+        changed = (found.st_ino, found.st_mtime_ns)
+        if _followed.get(path) == changed:
+            return None
+        _followed[path] = changed
+        text = open(path).read()  # noqa: SIM115, PTH123 (a few bytes)
+        count = requested({THREADS_VARIABLE: text})
+    except (OSError, WavegenError):
+        return None  # the runner is rewriting it, or gone: keep the current count
+    if count is None:
+        return None
+    import torch
+
+    count = share(count, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    if count != torch.get_num_threads():
+        torch.set_num_threads(count)
+    return count
+
+
+def write_share(path: str | os.PathLike[str], threads: int) -> None:
+    """Give a running stage a new share through its file (replaced whole, so a stage
+    never reads half of it)."""
+    staging = f"{os.fspath(path)}.partial"
+    with open(staging, "w") as handle:  # noqa: PTH123
+        handle.write(str(threads))
+    os.replace(staging, path)
+
+
+def runner_environment(
+    threads: int, share_file: str | os.PathLike[str] | None = None
+) -> dict[str, str]:
     """What a runner adds to a stage's environment to give it ``threads`` threads: the
     share, and, when the stage shares the cores with others, OpenMP's passive waiting
     (unless the user chose a policy).
@@ -99,10 +146,13 @@ def runner_environment(threads: int) -> dict[str, str]:
     OpenMP's default. A ``WAVEGEN_THREADS`` the user set is kept: it pins every stage
     to one count in every runner, the way to get the same bytes from the flow as from
     ``dvc repro`` (a training run's floating-point sums depend on how many threads
-    split them).
+    split them). With ``share_file``, the stage follows the share the runner writes
+    there as stages beside it end or start (:func:`write_share`).
     """
     pinned = requested()
     environment = {THREADS_VARIABLE: str(pinned or threads)}
+    if share_file is not None and pinned is None:
+        environment[SHARE_FILE_VARIABLE] = os.fspath(share_file)
     if WAIT_POLICY_VARIABLE in os.environ:
         environment[WAIT_POLICY_VARIABLE] = os.environ[WAIT_POLICY_VARIABLE]
     elif threads < machine_cores():

@@ -68,6 +68,7 @@ def test_dispatch_bounds_the_stages_at_once_and_shares_the_cores() -> None:
     dispatch.finish("a")
     assert dispatch.start() == [("c", 2)]  # beside b: still half
     dispatch.finish("b")
+    assert dispatch.share == 4  # c, left alone, follows it to every core
     dispatch.finish("c")
     assert dispatch.start() == [("d", 4)]  # alone: every core
     dispatch.finish("d")

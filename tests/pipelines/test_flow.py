@@ -24,17 +24,18 @@ def _stamps(repo, name):
 
 def test_independent_stages_overlap_and_a_second_run_skips_all(tmp_path, prefect_api) -> None:
     repo = make_toy_repo(tmp_path / "toy", seconds=4.0)
+    (repo / "params.yaml").write_text("sleep:\n  a: 4.0\n  b: 9.0\n")  # b outlasts a
     outcomes = pipeline(repo=str(repo), jobs=2)
     assert {o.stage: o.status for o in outcomes} == {"a": "ran", "b": "ran", "c": "ran"}
     a, b, c = (_stamps(repo, n) for n in "abc")
     assert a["start"] < b["end"] and b["start"] < a["end"], "a and b did not run at once"
     assert c["start"] >= max(a["end"], b["end"])
     assert c["inputs"]["out/a.json"] == a and c["inputs"]["out/b.json"] == b  # both intact
-    # Side by side, a and b shared the cores; c, alone, had them all.
-    cores = machine_cores()
-    assert (a["threads"], b["threads"], c["threads"]) == (
-        str(max(1, cores // 2)), str(max(1, cores // 2)), str(cores)
-    )  # fmt: skip
+    # Side by side, a and b shared the cores; b, once a had ended, and c, alone, had
+    # them all.
+    cores, half = machine_cores(), str(max(1, machine_cores() // 2))
+    assert (a["threads"], b["threads"], c["threads"]) == (half, half, str(cores))
+    assert (a["threads_at_end"], b["threads_at_end"]) == (half, str(cores))
     # OpenMP waits passively beside another stage (where there are cores to share).
     shared = "PASSIVE" if cores > 1 else None
     assert (a["wait_policy"], b["wait_policy"], c["wait_policy"]) == (shared, shared, None)

@@ -32,6 +32,8 @@ if name == "r" and not os.path.exists("killed-once"):
 json.dump({"stage": name, "start": start, "end": time.time(), "inputs": inputs,
            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
            "threads": os.environ.get("WAVEGEN_THREADS"),
+           "threads_at_end": (open(os.environ["WAVEGEN_THREADS_FILE"]).read()
+                              if os.environ.get("WAVEGEN_THREADS_FILE") else None),
            "wait_policy": os.environ.get("OMP_WAIT_POLICY")},
           open(f"out/{name}.json", "w"))
 """

@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 
-from wavegen_core import parallel
+from wavegen_core import parallel, threads
 from wavegen_core.checkpoint import Optimisers, Schedulers, plain_config, save_checkpoint
 from wavegen_core.errors import WavegenError
 from wavegen_core.models.spec import Optimiser
@@ -210,6 +210,7 @@ def fit(
     batches = _batches(batch_for_step, start, loop.steps, loop.data_workers, device)
     try:
         for step, whole in zip(range(start + 1, loop.steps + 1), batches, strict=True):
+            threads.follow_share()  # the cores that stages running beside it left
             batch = move_to(parallel.shard(whole, world), device)
             try:
                 scalars, total = _train_step(model, phases, batch, step, loop, precision, world)
