@@ -240,7 +240,9 @@ def reusable(row_dir: Path, wanted: dict[str, Any]) -> bool:
     return record.is_file() and json.loads(record.read_text()) == wanted
 
 
-def ablation(repo: Path, work: Path, steps: int, jobs: int) -> dict[str, Any]:
+def ablation(
+    repo: Path, work: Path, steps: int, jobs: int, rows: tuple[str, ...] = ABLATION_ROWS
+) -> dict[str, Any]:
     """Train and score the transcriber once per ablation row, ``jobs`` rows at a time
     (each on the cores over ``jobs``), on ``repo``'s prepared corpus, dev set and
     evaluation sets. A row already
@@ -265,7 +267,7 @@ def ablation(repo: Path, work: Path, steps: int, jobs: int) -> dict[str, Any]:
     }
     pending: list[tuple[str, Path]] = []
     wanted: dict[str, dict[str, Any]] = {}
-    for row in ABLATION_ROWS:
+    for row in rows:
         row_dir = work / row
         row_dir.mkdir(parents=True, exist_ok=True)
         row_params = yaml.safe_dump(_row_params(base, row, steps))
@@ -298,7 +300,7 @@ def ablation(repo: Path, work: Path, steps: int, jobs: int) -> dict[str, Any]:
     for row, row_dir in pending:
         (row_dir / MADE_WITH).write_text(json.dumps(wanted[row], indent=2))
     table: dict[str, Any] = {"steps": steps, "made_with": wanted}
-    for row in ABLATION_ROWS:
+    for row in rows:
         metrics = json.loads((work / row / "evaluate/metrics.json").read_text())
         for name in EVALUATION_SETS:
             for who in ("model", "basic_pitch"):
@@ -309,7 +311,7 @@ def ablation(repo: Path, work: Path, steps: int, jobs: int) -> dict[str, Any]:
                         key: round(scores[key], 3) for key in ("onset_f1", "offset_f1", "frame_f1")
                     }
     table["chosen_on_dev"] = max(
-        ABLATION_ROWS, key=lambda row: table[row].get("dev", {}).get("onset_f1", -1.0)
+        rows, key=lambda row: table[row].get("dev", {}).get("onset_f1", -1.0)
     )
     return table
 
@@ -331,6 +333,13 @@ def main(argv: list[str] | None = None) -> None:
     ablation_parser.add_argument("--work", type=Path, required=True)
     ablation_parser.add_argument("--steps", type=int, default=3000)
     ablation_parser.add_argument("--jobs", type=int, default=2)
+    ablation_parser.add_argument(
+        "--rows",
+        nargs="+",
+        choices=ABLATION_ROWS,
+        default=list(ABLATION_ROWS),
+        help="the rows to make (default: all)",
+    )
     memory = commands.add_parser("_memory")
     memory.add_argument("backend")
     memory.add_argument("path")
@@ -346,7 +355,9 @@ def main(argv: list[str] | None = None) -> None:
             for row in speed(Path(tmp)):
                 print(json.dumps(row))
         else:
-            table = ablation(args.repo.resolve(), args.work.resolve(), args.steps, args.jobs)
+            table = ablation(
+                args.repo.resolve(), args.work.resolve(), args.steps, args.jobs, tuple(args.rows)
+            )
             print(json.dumps(table, indent=2))
 
 
