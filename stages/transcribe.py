@@ -154,7 +154,7 @@ def _metrics(
             continue
         truth = piano_notes(load_midi(corpus / reference))
         if truth:
-            estimate = piano_notes(load_midi(staging / piece.midi))
+            estimate = piano_notes(load_midi(staging / piece.midi, allow_empty=True))
             agreement.append(transcription_metrics(truth, estimate))
     if agreement:
         mean = mean_metrics(agreement)
@@ -178,7 +178,7 @@ def _picture(pieces: list[Piece], staging: Path, path: Path, params: Params) -> 
         path,
         load_audio(staging / piece.audio, rate),
         rate,
-        load_midi(staging / piece.midi),
+        load_midi(staging / piece.midi, allow_empty=True),
         title=f"{piece.id} transcribed by {params.transcription.backend} ({piece.split})",
     )
 

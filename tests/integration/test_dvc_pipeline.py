@@ -34,6 +34,7 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     assert shown[""]["data"]["reports/prepare_data/metrics.json"]["data"]["pieces"] == 3
     # The transcriber is scored on the four sets: the dev set, the test split, the test
     # split on the reserved piano, and the unseen music on it, ours with every measure.
+    # Four steps hear nothing: that training makes it hear is tests/stages' check.
     evaluated = shown[""]["data"]["reports/evaluate_transcriber/metrics.json"]["data"]
     assert list(evaluated) == ["dev", "test", "reserved_piano", "unseen_music"]
     for name, scores in evaluated.items():

@@ -20,11 +20,16 @@ def test_truncated_midi_is_refused(tmp_path) -> None:
         load_midi(truncated)
 
 
-def test_midi_without_notes_is_refused(tmp_path) -> None:
+def test_midi_without_notes_is_refused_unless_a_transcription_may_be_empty(tmp_path) -> None:
     path = tmp_path / "empty.mid"
     pretty_midi.PrettyMIDI().write(str(path))
     with pytest.raises(MidiReadError, match="no notes"):
         load_midi(path)
+    # A transcription of silence has no notes and is still a transcription.
+    assert load_midi(path, allow_empty=True).instruments == []
+    (tmp_path / "zero.mid").write_bytes(b"")
+    with pytest.raises(MidiReadError, match="empty file"):
+        load_midi(tmp_path / "zero.mid", allow_empty=True)
 
 
 def test_chorale_corpus_is_bundled_and_unique() -> None:

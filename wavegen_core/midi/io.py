@@ -17,8 +17,9 @@ class MidiReadError(ValueError):
     """A MIDI file is unreadable, truncated, or holds no notes; the message says which."""
 
 
-def load_midi(path: str | os.PathLike[str]) -> pretty_midi.PrettyMIDI:
-    """Read ``path``; raise :class:`MidiReadError` unless it holds at least one note."""
+def load_midi(path: str | os.PathLike[str], *, allow_empty: bool = False) -> pretty_midi.PrettyMIDI:
+    """Read ``path``; raise :class:`MidiReadError` unless it holds at least one note (or,
+    with ``allow_empty``, unless it is readable: a transcription of silence has none)."""
     path = Path(path)
     if path.stat().st_size == 0:
         raise MidiReadError("empty file (0 bytes)")
@@ -30,7 +31,7 @@ def load_midi(path: str | os.PathLike[str]) -> pretty_midi.PrettyMIDI:
             midi = pretty_midi.PrettyMIDI(str(path))
     except Exception as err:  # mido and pretty_midi raise many unrelated types
         raise MidiReadError(f"unreadable MIDI: {type(err).__name__}: {err}") from None
-    if not any(instrument.notes for instrument in midi.instruments):
+    if not allow_empty and not any(instrument.notes for instrument in midi.instruments):
         raise MidiReadError("the MIDI holds no notes")
     return midi
 
