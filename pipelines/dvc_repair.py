@@ -55,26 +55,37 @@ def remove_cut_rwlock(repo: Path) -> bool:
 
 
 def _stages(text: str) -> dict[str, Any] | None:
-    """The stage entries of a lock file's text, or None when it is no whole lock file
-    (not YAML, or an entry without its ``cmd``)."""
+    """The stage entries of a lock file's text, or None when it is not YAML with a
+    ``stages`` mapping."""
     try:
         stages = (yaml.safe_load(text) or {}).get("stages", {})
     except (yaml.YAMLError, AttributeError):
         return None
-    if not isinstance(stages, dict):
-        return None
-    if not all(isinstance(entry, dict) and "cmd" in entry for entry in stages.values()):
-        return None
-    return stages
+    return stages if isinstance(stages, dict) else None
+
+
+def _whole(entry: Any) -> bool:
+    """Whether a lock entry passes DVC's own schema: a cut can end inside an entry at a
+    line that still parses (a dep's ``size:`` without its number), which DVC then
+    refuses in every command."""
+    import voluptuous
+    from dvc.schema import COMPILED_LOCK_FILE_STAGE_SCHEMA
+
+    try:
+        COMPILED_LOCK_FILE_STAGE_SCHEMA(entry)
+    except voluptuous.Invalid:
+        return False
+    return True
 
 
 def restore_cut_lock_file(repo: Path, before: str) -> list[str]:
     """Put back what a kill cut out of ``dvc.lock``, from ``before`` (its text before
     the stage ran); return the stages put back ([] when it was whole).
 
-    A file that is not a whole lock file is replaced by ``before``. One cut between two
-    entries still parses, but lacks stages ``before`` recorded: those entries are put
-    back beside the ones it kept. An entry put back may be older than the outputs in the
+    A file that is not YAML is replaced by ``before``. One cut between two entries, or
+    inside one, still parses: the entries ``before`` recorded that are missing or no
+    longer whole are put back, beside the whole ones it kept; an entry cut short that
+    ``before`` lacks is dropped. An entry put back may be older than the outputs in the
     workspace; DVC then sees them differ and reruns the stage, never the other way.
     """
     path = repo / LOCK_FILE
@@ -86,15 +97,17 @@ def restore_cut_lock_file(repo: Path, before: str) -> list[str]:
         if now is None:
             path.write_text(before)
             return sorted(earlier)
-        missing = [name for name in earlier if name not in now]
-        if not missing:
+        whole = {name: entry for name, entry in now.items() if _whole(entry)}
+        cut = sorted(set(now) - set(whole))
+        missing = [name for name in earlier if name not in whole]
+        if not missing and not cut:
             return []
         merged = yaml.safe_load(before)
-        merged["stages"] = {**earlier, **now}
+        merged["stages"] = {**earlier, **whole}
         from dvc.utils.serialize import dump_yaml
 
         dump_yaml(str(path), merged)
-        return missing
+        return sorted(set(missing) | set(cut))
 
 
 def repair_after_kill(repo: Path, lock_before: str) -> list[str]:
@@ -104,5 +117,5 @@ def repair_after_kill(repo: Path, lock_before: str) -> list[str]:
         done.append(f"removed the cut {RWLOCK}")
     restored = restore_cut_lock_file(repo, lock_before)
     if restored:
-        done.append(f"put back the {LOCK_FILE} entries of {', '.join(restored)}")
+        done.append(f"repaired the {LOCK_FILE} entries of {', '.join(restored)}")
     return done

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import yaml
+
 from pipelines.dvc_repair import RWLOCK, RWLOCK_GUARD, remove_cut_rwlock, repair_after_kill
 
 # A process that writes the rwlock as DVC does, under DVC's guard: half of it first,
@@ -42,7 +44,24 @@ def test_a_cut_rwlock_and_a_cut_lock_file_are_put_right(tmp_path) -> None:
     (tmp_path / RWLOCK).write_text('{"read": {"data": [{"pid": 12')
     (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  a:\n    cmd: python a.py\n")
     done = repair_after_kill(tmp_path, before)
-    assert done == [f"removed the cut {RWLOCK}", "put back the dvc.lock entries of b"]
+    assert done == [f"removed the cut {RWLOCK}", "repaired the dvc.lock entries of b"]
     assert not (tmp_path / RWLOCK).exists()
     assert (tmp_path / "dvc.lock").read_text() == before
     assert repair_after_kill(tmp_path, before) == []  # whole now: nothing to do
+
+
+def test_an_entry_cut_inside_is_put_back_though_the_file_still_parses(tmp_path) -> None:
+    """Seen in a chaos run: a kill while DVC rewrote the lock ended the file inside
+    one entry's deps at a line that still parses (``size:`` without its number). DVC's
+    schema refuses it in every command; the entry before the kill comes back, and an
+    entry cut short that was not there before goes."""
+    dep = "    deps:\n    - path: a.py\n      hash: md5\n      md5: 0123\n      size: 20\n"
+    before = f"schema: '2.0'\nstages:\n  a:\n    cmd: python a.py\n{dep}"
+    (tmp_path / ".dvc/tmp").mkdir(parents=True)
+    cut = (
+        before.replace("size: 20", "size:")
+        + "  c:\n    cmd: python c.py\n    deps:\n    - path: c\n      size:"
+    )
+    (tmp_path / "dvc.lock").write_text(cut)
+    assert repair_after_kill(tmp_path, before) == ["repaired the dvc.lock entries of a, c"]
+    assert yaml.safe_load((tmp_path / "dvc.lock").read_text()) == yaml.safe_load(before)
