@@ -78,15 +78,23 @@ def _whole(entry: Any) -> bool:
     return True
 
 
-def restore_cut_lock_file(repo: Path, before: str) -> list[str]:
+def restore_cut_lock_file(repo: Path, before: str, stage: str | None = None) -> list[str]:
     """Put back what a kill cut out of ``dvc.lock``, from ``before`` (its text before
-    the stage ran); return the stages put back ([] when it was whole).
+    the stage ran); return the stages whose entries were put back or dropped ([] when
+    nothing was cut).
 
-    A file that is not YAML is replaced by ``before``. One cut between two entries, or
-    inside one, still parses: the entries ``before`` recorded that are missing or no
-    longer whole are put back, beside the whole ones it kept; an entry cut short that
-    ``before`` lacks is dropped. An entry put back may be older than the outputs in the
-    workspace; DVC then sees them differ and reruns the stage, never the other way.
+    A file that is not YAML is replaced by ``before``. One cut short still parses when
+    the cut falls between two entries, or inside one at a line that parses. Such a file
+    has lost its tail, so what cannot be trusted is put back from ``before`` (or dropped
+    where ``before`` lacks it):
+    - the entries DVC's schema refuses (a dep's ``size:`` without its number);
+    - the entries that ``before`` recorded and the file lacks;
+    - then the file's last entry, where it differs from ``before``: it may have lost its
+      ``outs`` and still pass;
+    - and the entry of ``stage``, the stage that was killed, wherever it differs from
+      ``before``: DVC may have been writing it when the kill came.
+    An entry put back may be older than the outputs in the workspace; DVC then sees them
+    differ and reruns the stage, never the other way.
     """
     path = repo / LOCK_FILE
     earlier = _stages(before) if before else {}
@@ -97,25 +105,30 @@ def restore_cut_lock_file(repo: Path, before: str) -> list[str]:
         if now is None:
             path.write_text(before)
             return sorted(earlier)
-        whole = {name: entry for name, entry in now.items() if _whole(entry)}
-        cut = sorted(set(now) - set(whole))
-        missing = [name for name in earlier if name not in whole]
-        if not missing and not cut:
+        suspect = {name for name, entry in now.items() if not _whole(entry)}
+        missing = {name for name in earlier if name not in now}
+        last = list(now)[-1] if now else None
+        if missing and last is not None and now[last] != earlier.get(last):
+            suspect.add(last)
+        if stage in now and now[stage] != earlier.get(stage):
+            suspect.add(stage)
+        if not missing and not suspect:
             return []
+        kept = {name: entry for name, entry in now.items() if name not in suspect}
         merged = yaml.safe_load(before)
-        merged["stages"] = {**earlier, **whole}
+        merged["stages"] = {**earlier, **kept}
         from dvc.utils.serialize import dump_yaml
 
         dump_yaml(str(path), merged)
-        return sorted(set(missing) | set(cut))
+        return sorted(missing | suspect)
 
 
-def repair_after_kill(repo: Path, lock_before: str) -> list[str]:
+def repair_after_kill(repo: Path, lock_before: str, stage: str | None = None) -> list[str]:
     """Both repairs; what was done, in words (empty when nothing was cut)."""
     done = []
     if remove_cut_rwlock(repo):
         done.append(f"removed the cut {RWLOCK}")
-    restored = restore_cut_lock_file(repo, lock_before)
+    restored = restore_cut_lock_file(repo, lock_before, stage)
     if restored:
         done.append(f"repaired the {LOCK_FILE} entries of {', '.join(restored)}")
     return done

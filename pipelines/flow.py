@@ -80,7 +80,7 @@ def run_stage(
         )
     except StageInterrupted:
         # A kill may have cut DVC's own files short; put them right before the retry.
-        for repair in repair_after_kill(root, lock_before):
+        for repair in repair_after_kill(root, lock_before, stage):
             logger.warning("stage %s was killed: %s", stage, repair)
         raise
     if share:

@@ -175,12 +175,14 @@ def rwlock_corrupted(repo: Path) -> bool:
     return remove_cut_rwlock(repo)
 
 
-def lock_file_corrupted(repo: Path, before: str) -> bool:
-    """Whether the kill cut DVC's rewrite of ``dvc.lock`` short: a file that is not a
-    whole lock file, or one missing a stage recorded before the kill (a cut between two
-    entries still parses). If so, what was cut out is put back from ``before``, as the
-    runners do before a retry; the killed stage, unrecorded, is rerun by DVC."""
-    return bool(restore_cut_lock_file(repo, before))
+def lock_file_corrupted(repo: Path, before: str, stage: str | None = None) -> bool:
+    """Whether the kill may have cut DVC's rewrite of ``dvc.lock`` short: a file that is
+    not a whole lock file, one missing a stage recorded before the kill (a cut between
+    two entries still parses), or one where ``stage``'s own entry changed. If so, what
+    cannot be trusted is put back from ``before``, as the runners do before a retry
+    (:func:`~pipelines.dvc_repair.restore_cut_lock_file`); the killed stage, unrecorded,
+    is rerun by DVC."""
+    return bool(restore_cut_lock_file(repo, before, stage))
 
 
 def finished_but_incomplete(repo: Path, stage: str) -> list[str]:
@@ -358,7 +360,7 @@ def chaos(
                 cut.append(kill_during(repo, stage, delay, outputs[stage]))
             if rwlock_corrupted(repo):
                 report["rwlock_corrupted"].append(stage)
-            if lock_file_corrupted(repo, lock_before):
+            if lock_file_corrupted(repo, lock_before, stage):
                 report["lock_file_corrupted"].append(stage)
             report["violations"] += [f"{stage}: {v}" for v in finished_but_incomplete(repo, stage)]
         finished = _dvc(repo, "repro", "--single-item", stage)

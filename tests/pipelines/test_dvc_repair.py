@@ -65,3 +65,29 @@ def test_an_entry_cut_inside_is_put_back_though_the_file_still_parses(tmp_path) 
     (tmp_path / "dvc.lock").write_text(cut)
     assert repair_after_kill(tmp_path, before) == ["repaired the dvc.lock entries of a, c"]
     assert yaml.safe_load((tmp_path / "dvc.lock").read_text()) == yaml.safe_load(before)
+
+
+def test_a_last_entry_cut_before_its_outs_is_not_trusted(tmp_path) -> None:
+    """Seen in a chaos run: the cut fell just before an entry's ``outs:``. The entry
+    still passes DVC's schema (``outs`` is optional), but later entries are gone, so
+    the file lost its tail and its last entry comes back from before the kill."""
+    entry = "    cmd: python {0}.py\n    outs:\n    - path: {0}.out\n      md5: abc{1}\n"
+    before = "schema: '2.0'\nstages:\n" + "".join(
+        f"  {name}:\n" + entry.format(name, index) for index, name in enumerate("abc")
+    )
+    (tmp_path / ".dvc/tmp").mkdir(parents=True)
+    (tmp_path / "dvc.lock").write_text(before.split("    outs:\n    - path: b.out")[0])
+    assert repair_after_kill(tmp_path, before) == ["repaired the dvc.lock entries of b, c"]
+    assert yaml.safe_load((tmp_path / "dvc.lock").read_text()) == yaml.safe_load(before)
+
+
+def test_the_killed_stages_entry_is_put_back_where_it_changed(tmp_path) -> None:
+    """A stage recorded last can be cut before its outs with nothing after it to miss:
+    the entry of the stage that was killed is not trusted where it differs from before."""
+    before = "schema: '2.0'\nstages:\n  a:\n    cmd: python a.py\n"
+    (tmp_path / ".dvc/tmp").mkdir(parents=True)
+    cut = before + "  b:\n    cmd: python b.py\n"  # b's outs never written
+    (tmp_path / "dvc.lock").write_text(cut)
+    assert repair_after_kill(tmp_path, before, "a") == []  # a's entry is as it was
+    assert repair_after_kill(tmp_path, before, "b") == ["repaired the dvc.lock entries of b"]
+    assert yaml.safe_load((tmp_path / "dvc.lock").read_text()) == yaml.safe_load(before)
