@@ -2,16 +2,17 @@
 samples of that excerpt are heard as the right notes?
 
 ``python -m benchmarks.bench_overfit --corpus DIR --family wavenet [--family flow]
-[--profile cpu] [--seconds 4] [--steps N] [--learning-rate LR] [--temperature T ...]
---out DIR``
+[--profile cpu] [--seconds 4] [--steps N] [--score-every K] [--learning-rate LR]
+[--temperature T ...] --out DIR``
 
 Takes the first ``--seconds`` of the first validation piece of a prepared corpus (its
 audio and the notes that start in it), trains the family at the profile's size on that
 excerpt alone (random excerpts of the family's training length, drawn from it, as
 ``train_vocoder`` draws them from a corpus) for ``--steps`` steps, then renders the
-excerpt from its roll and scores the render against the excerpt's MIDI and audio:
+excerpt from its roll and scores the renders against the excerpt's MIDI and audio:
 basic-pitch's note-onset F1 (the judge) and the multi-resolution STFT distance, at
-each temperature asked for. A family that passes (judge onset F1 >= 0.6, the truth
+each temperature asked for; with ``--score-every``, also every K steps, for the curve
+of teacher-forced NLL against what is heard. A family that passes (judge onset F1 >= 0.6, the truth
 itself scoring the ceiling beside it) can render what it has learnt; one that fails
 with its teacher-forced loss flat has a bug in its conditioning or its sampler, not
 a budget problem.
@@ -89,58 +90,35 @@ def flattened(values: list[float]) -> bool:
     return bool(abs(np.mean(last) - np.mean(before)) < FLAT_NATS)
 
 
-def overfit(
-    family: str,
-    params: Params,
-    piece: dict[str, Any],
-    *,
-    steps: int,
-    learning_rate: float | None,
-    temperatures: list[float],
-    out: Path,
-    judge: Any,
-) -> dict[str, Any]:
-    """Train ``family`` on the excerpt, render it at each temperature, score the renders."""
-    rate = params.audio.sample_rate
-    vocoder = params.vocoder
-    section = vocoder.section(family)
+def _section(params: Params, family: str, steps: int, learning_rate: float | None) -> Any:
+    """The family's params section trained for ``steps`` steps, checkpointed at the end."""
+    section = params.vocoder.section(family)
     train: dict[str, float] = {"steps": steps, "checkpoint_every": steps, "eval_every": steps}
     train["log_every"] = max(1, min(section.train.log_every, steps // 20))
     if learning_rate is not None:
         train["learning_rate"] = learning_rate
-    section = section.model_copy(update={"train": section.train.model_copy(update=train)})
-    vocoder = vocoder.model_copy(update={family: section})
-    hop = vocoder.conditioning.hop_length
-    pair = pair_piece(piece["id"], piece["audio"], notes_to_midi(piece["notes"]), rate, hop)
-    folder = out / family
-    checkpoint = folder / "checkpoint.pt"
-    checkpoint.unlink(missing_ok=True)  # the check always starts from the initial weights
-    started = time.perf_counter()
-    result = train_vocoder(
-        family,
-        vocoder,
-        [pair],
-        [pair],
-        sample_rate=rate,
-        seed=params.seed,
-        device=torch.device("cpu"),
-        checkpoint_path=checkpoint,
-        metrics_dir=folder / "training",
-    )
-    seconds = time.perf_counter() - started
-    model = load_vocoder(checkpoint).model
-    curves = read_curves(folder / "training")
-    _, losses = curves["train/loss"]
-    samples_per_step = section.train.batch_size * section.segment_frames * hop
-    spec = vocoder_spec(family)
+    return section.model_copy(update={"train": section.train.model_copy(update=train)})
+
+
+def _scores(
+    family: str,
+    params: Params,
+    model: torch.nn.Module,
+    pair: Any,
+    piece: dict[str, Any],
+    temperatures: list[float],
+    judge: Any,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    """The excerpt rendered from its roll at each temperature, and every render's scores."""
+    rate = params.audio.sample_rate
     renders = {}
     for temperature in temperatures:
         [audio] = render_pieces(
-            spec,
+            vocoder_spec(family),
             model,
             [np.asarray(pair.roll, dtype=np.float32)],
-            chunk_frames=vocoder.synthesize.chunk_frames,
-            context_frames=vocoder.synthesize.context_frames,
+            chunk_frames=params.vocoder.synthesize.chunk_frames,
+            context_frames=params.vocoder.synthesize.context_frames,
             generator=torch.Generator().manual_seed(params.seed),
             temperature=temperature,
             progress=False,
@@ -149,6 +127,54 @@ def overfit(
     scores = score_renders(
         renders, piece["notes"], piece["audio"], None, params.transcription, rate, judge
     )
+    return renders, scores
+
+
+def overfit(
+    family: str,
+    params: Params,
+    piece: dict[str, Any],
+    *,
+    steps: int,
+    score_every: int | None,
+    learning_rate: float | None,
+    temperatures: list[float],
+    out: Path,
+    judge: Any,
+) -> dict[str, Any]:
+    """Train ``family`` on the excerpt from its initial weights; every ``score_every``
+    steps (and at the end) render the excerpt at each temperature and score the renders
+    beside the teacher-forced NLL of that moment."""
+    rate = params.audio.sample_rate
+    hop = params.vocoder.conditioning.hop_length
+    pair = pair_piece(piece["id"], piece["audio"], notes_to_midi(piece["notes"]), rate, hop)
+    folder = out / family
+    checkpoint = folder / "checkpoint.pt"
+    checkpoint.unlink(missing_ok=True)  # the check always starts from the initial weights
+    stops = list(range(score_every, steps, score_every)) if score_every else []
+    curve: list[dict[str, Any]] = []
+    seconds = 0.0
+    for stop in [*stops, steps]:
+        section = _section(params, family, stop, learning_rate)
+        vocoder = params.vocoder.model_copy(update={family: section})
+        started = time.perf_counter()
+        result = train_vocoder(
+            family,
+            vocoder,
+            [pair],
+            [pair],
+            sample_rate=rate,
+            seed=params.seed,
+            device=torch.device("cpu"),
+            checkpoint_path=checkpoint,
+            metrics_dir=folder / "training",
+        )
+        seconds += time.perf_counter() - started
+        model = load_vocoder(checkpoint).model
+        renders, scores = _scores(family, params, model, pair, piece, temperatures, judge)
+        curve.append({"step": stop, "teacher_forced_nll": result.metrics.get("eval/loss")})
+        for label, score in scores.items():
+            curve[-1][label] = {k: score[k] for k in ("judge_onset_f1", "mr_stft") if k in score}
     for label, audio in renders.items():
         write_wav(folder / f"{label.replace(' ', '_')}.wav", audio, rate)
     plot_renders(
@@ -158,6 +184,8 @@ def overfit(
         notes_to_midi(piece["notes"]),
         f"{family} after {steps} steps on {len(piece['audio']) / rate:g} s of {piece['id']}",
     )
+    _, losses = read_curves(folder / "training")["train/loss"]
+    samples_per_step = section.train.batch_size * section.segment_frames * hop
     best = max(scores[label]["judge_onset_f1"] for label in renders)
     return {
         "steps": steps,
@@ -173,6 +201,7 @@ def overfit(
         "receptive_field": receptive_field(family, model),
         "threads": torch.get_num_threads(),
         "scores": scores,
+        "curve": curve,
         "passes": best >= PASS_ONSET_F1,
     }
 
@@ -192,6 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             params,
             piece,
             steps=args.steps,
+            score_every=args.score_every,
             learning_rate=args.learning_rate,
             temperatures=temperatures,
             out=args.out,
@@ -234,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--learning-rate", type=float)
+    parser.add_argument(
+        "--score-every", type=int, help="also render and score every N steps (the curve)"
+    )
     parser.add_argument("--temperature", type=float, action="append")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
