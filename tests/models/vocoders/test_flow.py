@@ -171,6 +171,20 @@ def test_generate_shape_seeding_and_temperature() -> None:
     torch.testing.assert_close(mean_path, model.inverse(zeros, roll).clamp(-1, 1))
 
 
+def test_sampling_tends_to_the_deterministic_path_as_sigma_goes_to_zero() -> None:
+    """z ~ N(0, (sigma T)^2): as T -> 0 the samples of any seed close in on inverse(0)."""
+    model = _model(TINY_FLOWS["odd couplings"])
+    roll = _roll(1, 6)
+
+    def sample(seed: int, temperature: float) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return model.generate(roll, generator=generator, temperature=temperature)
+
+    mean_path = sample(0, 0.0)
+    gaps = [float((sample(1, t) - mean_path).abs().max()) for t in (1e-1, 1e-3, 1e-6)]
+    assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 1e-5, gaps
+
+
 def test_generate_draws_at_sigma_times_temperature() -> None:
     # A fresh flow is a rotation of each group, so its samples are N(0, (sigma * T)^2).
     config = TINY_FLOWS["early outputs"].model_copy(update={"sigma": 0.8})

@@ -133,6 +133,35 @@ def test_loss_is_the_mean_nll_and_checks_lengths() -> None:
         model.loss(audio[:, :-1], roll)
 
 
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_the_teacher_forced_nll_is_the_brute_force_one_sample_at_a_time(output: str) -> None:
+    """The loss equals, sample by sample, minus the log-probability that the generation
+    path (the naive one: the network on the true past alone) gives the true sample,
+    averaged: the figure the overfit check reads is what sampling would face one step
+    ahead."""
+    model = _model(output)
+    with torch.no_grad():  # weights large enough that every input moves the output
+        generator = torch.Generator().manual_seed(3)
+        for parameter in model.parameters():
+            parameter.copy_(0.5 * torch.randn(parameter.shape, generator=generator))
+    audio, roll = _audio(2, 4 * HOP), _roll(2, 4)
+    loss, _ = model.loss(audio, roll)
+    cond = model.conditioning(roll)
+    targets = model.targets(audio)
+    previous = torch.cat([torch.full_like(targets[:, :1], model.silence), targets[:, :-1]], 1)
+    terms = []
+    with torch.no_grad():
+        for t in range(audio.shape[-1]):
+            features = model.input_features(previous[:, : t + 1])
+            output_t = model.network(features, cond[..., : t + 1])[..., -1]
+            if output == "mu_law":
+                log_p = torch.log_softmax(output_t, dim=-1).gather(1, targets[:, t : t + 1])[:, 0]
+            else:
+                log_p = logistic_mixture_log_prob(output_t[..., None], audio[:, t : t + 1])[:, 0]
+            terms.append(-log_p)
+    torch.testing.assert_close(loss.detach(), torch.stack(terms).mean(), rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- distributions
 
 
