@@ -15,6 +15,7 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from wavegen_core import threads
 from wavegen_core.errors import EXIT_BAD_PARAMS, EXIT_FAILED, WavegenError
@@ -32,7 +33,14 @@ def stage_parser(
     of ``many``, and ``--params``."""
     parser = argparse.ArgumentParser(prog=f"python -m stages.{name}")
     for option, help_text in paths.items():
-        parser.add_argument(f"--{option}", type=Path, required=True, metavar="PATH", help=help_text)
+        parser.add_argument(
+            f"--{option.replace('_', '-')}",
+            dest=option,
+            type=Path,
+            required=True,
+            metavar="PATH",
+            help=help_text,
+        )
     for option, help_text in (many or {}).items():
         parser.add_argument(
             f"--{option}", type=Path, nargs="+", required=True, metavar="PATH", help=help_text
@@ -59,24 +67,32 @@ def run_stage(
 
 
 def run_family_stage(
-    name: str, paths: Mapping[str, str], body: Body, argv: Sequence[str] | None = None
+    name: str,
+    paths: Mapping[str, str],
+    body: Body,
+    argv: Sequence[str] | None = None,
+    listed_in: str = "families",
 ) -> int:
     """:func:`run_stage` for a stage run once per vocoder family (``stage@family``).
 
-    The family is the first argument (``args.family``); one that ``vocoder.families``
-    does not list is refused like a bad param (exit 2), since DVC only creates stages
-    for listed ones.
+    The family is the first argument (``args.family``); one that the list
+    ``vocoder.<listed_in>`` (``families``, or ``mel.families`` for the mel-conditioned
+    stages) does not hold is refused like a bad param (exit 2), since DVC only creates
+    stages for listed ones.
     """
     parser = stage_parser(name, paths)
     parser.add_argument("family", choices=VOCODER_FAMILIES, help="vocoder family")
     args = _parsed(parser, name, argv)
 
     def body_for_family(params: Params, args: argparse.Namespace) -> None:
-        if args.family not in params.vocoder.families:
+        listed: Any = params.vocoder
+        for key in listed_in.split("."):
+            listed = getattr(listed, key)
+        if args.family not in listed:
             raise ParamsError(
                 args.params,
                 [
-                    f"vocoder.families = {params.vocoder.families!r}: does not list "
+                    f"vocoder.{listed_in} = {list(listed)!r}: does not list "
                     f"{args.family!r}, so {name}@{args.family} has nothing to do"
                 ],
             )

@@ -41,7 +41,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
 
 SCANNED = ("wavegen_core", "stages", "pipelines")
 # What stages share: everything, and what the training stages share.
-SHARED_STAGE_MODULES = ("stages/_common.py", "stages/_training.py")
+SHARED_STAGE_MODULES = (
+    "stages/_common.py",
+    "stages/_training.py",
+    "stages/_train_vocoder.py",
+    "stages/_synthesize.py",
+)
 STAGES_PACKAGE = "stages/__init__.py"
 
 

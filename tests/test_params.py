@@ -114,6 +114,31 @@ BAD_VALUES = [
         "data.variants.tempo",
         "the low end comes first",
     ),
+    (
+        lambda p: p["vocoder"]["mel"].update(families=["ddsp"]),
+        "vocoder.mel.families: 'ddsp' cannot be conditioned",
+        "allowed: wavenet, flow",
+    ),
+    (
+        lambda p: p["vocoder"].update(families=["wavenet", "flow", "gan"]),
+        "vocoder.mel.source = 'ddsp'",
+        "one of vocoder.families",
+    ),
+    (
+        lambda p: p["vocoder"]["mel"].update(source="flow"),
+        "vocoder.mel.source = 'flow' is also in vocoder.mel.families",
+        "cannot draw the mels it is conditioned on",
+    ),
+    (
+        lambda p: p["vocoder"]["mel"].update(n_fft=128),
+        "vocoder.mel.n_fft = 128",
+        "vocoder.conditioning.hop_length = 256",
+    ),
+    (
+        lambda p: p["vocoder"]["mel"].update(inputs="phase"),
+        "vocoder.mel.inputs",
+        "'mel' or 'roll_and_mel'",
+    ),
 ]
 
 

@@ -57,9 +57,9 @@ for key in sys.argv[1:]:
     name, _, family = key.partition(":")
     try:
         importlib.import_module(name)
-        if family:
+        for one in filter(None, family.split("+")):
             registry = importlib.import_module("wavegen_core.models.vocoders.registry")
-            registry.vocoder_spec(family)
+            registry.vocoder_spec(one)
     except BaseException:
         loaded[key] = {"error": traceback.format_exc(limit=-1)}
     else:
@@ -134,11 +134,20 @@ def vocoder_families(root: Path) -> set[str]:
 
 
 def run_key(stage: Stage, families: set[str]) -> str:
-    """What the loader script imports for ``stage``: its module, and its family if any."""
+    """What the loader script imports for ``stage``: its module, and its family if any
+    (``module:family``), with the family whose checkpoint ``--mel-source`` names, whose
+    model the stage also runs (``module:family+source``)."""
     module = parse_module(stage.cmds)
     if module is None:
         raise ValueError(f"{stage.name}: cmd {stage.cmds!r} is not `python -m stages.<module>`")
-    return f"{module}:{stage.item}" if stage.item in families else module
+    runs = [stage.item] if stage.item in families else []
+    argv = shlex.split(stage.cmds[0])
+    if "--mel-source" in argv[:-1]:
+        source = Path(argv[argv.index("--mel-source") + 1]).parent.name
+        if source not in families:
+            raise ValueError(f"{stage.name}: --mel-source is no family's checkpoint")
+        runs.append(source)
+    return f"{module}:{'+'.join(runs)}" if runs else module
 
 
 def loaded_files(root: Path, keys: Iterable[str]) -> dict[str, dict[str, list[str] | str]]:
@@ -165,7 +174,9 @@ def used_files(root: Path, key: str, loaded: Mapping[str, Mapping[str, object]])
     runtime = loaded[key]
     if "error" in runtime:
         raise RuntimeError(f"importing {key} fails:\n{runtime['error']}")
-    starts = [module] + ([f"wavegen_core.models.vocoders.{family}.model"] if family else [])
+    starts = [module] + [
+        f"wavegen_core.models.vocoders.{one}.model" for one in filter(None, family.split("+"))
+    ]
     static: set[str] = set()
     for name in starts:
         path = module_file(root, name)

@@ -77,7 +77,7 @@ def tiny_repo_copy(source: Path, target: Path, env: dict[str, str]) -> Path:
     set_params(target, "music_transformer", **symbolic)
     # No vocoder family: the vocoder stages cost every whole-pipeline run a minute;
     # tests/integration turns the flow's and DDSP's on, tests/stages trains them all.
-    vocoder: dict[str, object] = {"families": []}
+    vocoder: dict[str, object] = {"families": [], "mel.families": []}
     for family in vocoder_families():
         vocoder.update({f"{family}.train.{k}": v for k, v in steps.items()})
         vocoder[f"{family}.train.eval_every"] = 4

@@ -217,6 +217,7 @@ def _synthesize(args: argparse.Namespace) -> int:
     from wavegen_core.audio.io import write_wav
     from wavegen_core.data.pairs import roll_for_midi
     from wavegen_core.midi.io import MidiReadError, load_midi
+    from wavegen_core.models.vocoders.conditioning import check_mel_source
     from wavegen_core.models.vocoders.registry import load_vocoder, render_pieces
     from wavegen_core.training.device import choose_device
 
@@ -245,6 +246,38 @@ def _synthesize(args: argparse.Namespace) -> int:
     if args.seconds is not None:
         seconds = min(seconds, args.seconds)
     roll = roll_for_midi(midi, max(int(round(seconds * rate)), 1), rate, vocoder.hop_length)
+    frames = getattr(getattr(vocoder.model, "conditioning", None), "mel_frames", None)
+    if frames is not None:
+        # A train_vocoder_mel model: the mels come from another family's render.
+        if args.mel_source is None:
+            print(
+                f"wavegen synthesize: {args.checkpoint} is conditioned on log-mel frames: "
+                "give --mel-source, the checkpoint of the family that draws them (DDSP's)",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_PARAMS
+        try:
+            source = load_vocoder(args.mel_source, device)
+            check_mel_source(
+                source.sample_rate,
+                source.hop_length,
+                rate,
+                vocoder.hop_length,
+                f"{source.spec.name} ({args.mel_source})",
+                f"{vocoder.spec.name} ({args.checkpoint})",
+            )
+        except (OSError, RuntimeError, KeyError, ValueError) as err:
+            print(f"wavegen synthesize: {err}", file=sys.stderr)
+            return EXIT_FAILED
+        (drawn,) = render_pieces(
+            source.spec,
+            source.model,
+            [roll],
+            chunk_frames=args.chunk_frames,
+            context_frames=args.context_frames,
+            generator=torch.Generator(device=device).manual_seed(args.seed),
+        )
+        roll = frames.attach_to_piece(roll, drawn)
     (audio,) = render_pieces(
         vocoder.spec,
         vocoder.model,
@@ -429,9 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
         "synthesize", help="render a MIDI file to audio with a trained vocoder (any length)"
     )
     synthesize.add_argument(
-        "--checkpoint", required=True, help="a train_vocoder@<family> checkpoint"
+        "--checkpoint",
+        required=True,
+        help="a train_vocoder@<family> or train_vocoder_mel@<family> checkpoint",
     )
     synthesize.add_argument("--midi", required=True, help="the MIDI file to render")
+    synthesize.add_argument(
+        "--mel-source",
+        help="for a train_vocoder_mel checkpoint: the checkpoint whose render gives the mels",
+    )
     synthesize.add_argument("--out", required=True, help="the .wav file to write")
     synthesize.add_argument(
         "--seconds", type=float, help="render only the first SECONDS (default: the whole piece)"

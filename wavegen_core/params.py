@@ -40,7 +40,12 @@ from wavegen_core.midi.rolls import NoteDecodingConfig
 from wavegen_core.models.hierarchy.config import QuantiserConfig, TierConfig, TierWaveNetConfig
 from wavegen_core.models.symbolic.config import MusicTransformerModelConfig
 from wavegen_core.models.transcription.config import TranscriberModelConfig
-from wavegen_core.models.vocoders.config import ConditioningConfig, VocoderSection, vocoder_sections
+from wavegen_core.models.vocoders.config import (
+    ConditioningConfig,
+    MelConditioningConfig,
+    VocoderSection,
+    vocoder_sections,
+)
 from wavegen_core.param_types import (
     Strict,
     TrainLoopConfig,
@@ -207,6 +212,8 @@ class _VocoderSections(Strict):
     # Families trained and compared; a family not listed is not trained.
     families: list[str] = list(VOCODER_FAMILIES)
     conditioning: ConditioningConfig = ConditioningConfig()
+    # Families also trained on log-mel frames (train_vocoder_mel@, synthesize_mel@).
+    mel: MelConditioningConfig = MelConditioningConfig()
     synthesize: SynthesizeConfig = SynthesizeConfig()
 
     @field_validator("families")
@@ -227,6 +234,42 @@ class _VocoderSections(Strict):
         for family in VOCODER_SECTIONS:
             self.section(family).check_conditioning(self.conditioning)
         return self
+
+    @model_validator(mode="after")
+    def _mel_families_take_mel(self) -> _VocoderSections:
+        mel = self.mel
+        takes = [family for family, section in VOCODER_SECTIONS.items() if section.takes_mel]
+        refused = [family for family in mel.families if family not in takes]
+        if refused:
+            raise ValueError(
+                f"vocoder.mel.families: {', '.join(map(repr, refused))} cannot be conditioned "
+                f"on log-mel frames; allowed: {', '.join(takes)}"
+            )
+        if len(set(mel.families)) != len(mel.families):
+            raise ValueError("vocoder.mel.families lists a family twice")
+        if mel.families and mel.source not in self.families:
+            raise ValueError(
+                f"vocoder.mel.source = {mel.source!r} renders the mels that "
+                f"vocoder.mel.families are given at synthesis, so it must be trained: "
+                f"one of vocoder.families = {self.families!r}"
+            )
+        if mel.n_fft < self.conditioning.hop_length:
+            raise ValueError(
+                f"vocoder.mel.n_fft = {mel.n_fft} is shorter than a frame's hop, "
+                f"vocoder.conditioning.hop_length = {self.conditioning.hop_length}: each "
+                "frame's spectrum must cover its samples"
+            )
+        if mel.source in mel.families:
+            raise ValueError(
+                f"vocoder.mel.source = {mel.source!r} is also in vocoder.mel.families: a "
+                "family cannot draw the mels it is conditioned on"
+            )
+        return self
+
+    def mel_conditioning(self) -> ConditioningConfig:
+        """The conditioning of the mel-conditioned models: ``conditioning`` with the
+        excitation ``vocoder.mel.excitation`` says."""
+        return self.conditioning.model_copy(update={"excitation": self.mel.excitation})
 
     def section(self, family: str) -> VocoderSection:
         """The params section of ``family`` (``vocoder.<family>``)."""

@@ -109,3 +109,42 @@ def test_bad_input_gets_a_clear_error(tmp_path, melody, capsys) -> None:
     assert main([*missing, "--out", str(out)]) == 1
     assert "cannot load" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_mel_conditioned_model_renders_through_its_mel_source(tmp_path, melody, capsys) -> None:
+    """A train_vocoder_mel checkpoint renders from the mels of --mel-source's render; it
+    says so without one, and refuses a source at another hop, naming both."""
+    from wavegen_core.models.vocoders.config import MelFramesConfig
+
+    torch.manual_seed(0)
+    spec = vocoder_spec("flow")
+    plain = CONDITIONING.model_copy(update={"excitation": "none"})
+    mel = MelFramesConfig(bins=16, n_fft=256)
+    saved = spec.checkpoint_config(SMALL["flow"], plain, RATE, seed=0, mel=mel)
+    model = spec.build(saved)
+    checkpoint = tmp_path / "flow_mel.pt"
+    save_checkpoint(
+        checkpoint, model, torch.optim.Adam(model.parameters()), step=0, config=saved, metrics={}
+    )
+    out = tmp_path / "mel.wav"
+    base = ["synthesize", "--checkpoint", str(checkpoint), "--midi", str(melody)]
+    base += ["--out", str(out), "--device", "cpu"]
+    assert main(base) == 2
+    assert "--mel-source" in capsys.readouterr().err
+    assert main([*base, "--mel-source", str(_checkpoint(tmp_path, "ddsp"))]) == 0
+    audio, rate = sf.read(out, dtype="float32")
+    assert rate == RATE and len(audio) == -(-round(1.25 * RATE) // HOP) * HOP
+    assert np.isfinite(audio).all()
+    other = CONDITIONING.model_copy(update={"hop_length": 2 * HOP})
+    ddsp = vocoder_spec("ddsp")
+    saved = ddsp.checkpoint_config(SMALL["ddsp"], other, RATE, seed=0)
+    source = tmp_path / "ddsp_hop128.pt"
+    built = ddsp.build(saved)
+    save_checkpoint(
+        source, built, torch.optim.Adam(built.parameters()), step=0, config=saved, metrics={}
+    )
+    out.unlink()
+    assert main([*base, "--mel-source", str(source)]) == 1
+    error = capsys.readouterr().err
+    assert f"hop of {2 * HOP}" in error and f"hop of {HOP}" in error
+    assert not out.exists()

@@ -84,13 +84,16 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     stages = run(["dvc", "stage", "list"], repo, env).stdout
     for family in vocoder_families():
         assert f"train_vocoder@{family}" in stages and f"synthesize@{family}" in stages
+    # The flow also conditioned on log-mel frames, rendered through DDSP's mels.
     trained = ["flow", "ddsp", "gan"]
-    set_params(repo, "vocoder", families=trained)
+    set_params(repo, "vocoder", families=trained, **{"mel.families": ["flow"]})
     third = run(["dvc", "repro"], repo, env)
     assert _ran(third.stdout) - {"train_music_transformer", "compose"} == {
         "transcribe",
         "evaluate_transcriber",
         *(f"{stage}@{family}" for family in trained for stage in ("train_vocoder", "synthesize")),
+        "train_vocoder_mel@flow",
+        "synthesize_mel@flow",
         "evaluate",
     }
     assert (repo / "dvc.lock").read_text() != lock_before
@@ -99,9 +102,14 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
     # quarter second), not necessarily a 4-step Music Transformer's; a 4-step GAN need not.
     _check_synthesized(repo, "ddsp", sounding=("test",))
     _check_synthesized(repo, "gan", sounding=())
-    _check_report(repo, env, trained)
+    _check_synthesized(repo, "flow_mel")
+    _check_report(repo, env, [*trained, "flow_mel"])
+    assert (
+        "flow_true_mel"
+        in json.loads((repo / "reports/evaluate/summary.json").read_text())["vocoder"]
+    )
     _check_one_familys_code_reruns_that_family_alone(repo, env)
-    set_params(repo, "vocoder", families=["flow"])
+    set_params(repo, "vocoder", families=["flow"], **{"mel.families": []})
     # Sampling params rerun what samples, not what trains: compose and the rendering of
     # what it composed (whose own temperature changed too), not train_vocoder@flow.
     # DVC's status says so; the params are put back, so no run is spent on it.
@@ -117,11 +125,11 @@ def test_repro_is_cached_reruns_on_param_change_and_round_trips_the_remote(
 
     # Families dropped from the list: evaluate reruns without them once their outputs are
     # gone from the workspace (evaluate reads the families' folders whole).
-    for dropped in ("ddsp", "gan"):
+    for dropped in ("ddsp", "gan", "flow_mel"):
         _remove_family_outputs(repo, dropped)
     assert _ran(run(["dvc", "repro"], repo, env).stdout) == {"evaluate"}
     summary = json.loads((repo / "reports/evaluate/summary.json").read_text())
-    assert not {"ddsp", "gan"} & set(summary["vocoder"])
+    assert not {"ddsp", "gan", "flow_mel", "flow_true_mel"} & set(summary["vocoder"])
 
     # Share through the default remote (a directory beside the checkout) and pull
     # into a fresh clone.

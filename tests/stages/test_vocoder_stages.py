@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from stages import synthesize, train_vocoder
+from stages import synthesize, synthesize_mel, train_vocoder, train_vocoder_mel
 from tests.conftest import basic_pitch_here, stage_argv
 from tests.families import LEARNING_STEPS
 from tests.stages.vocoder_corpus import (
@@ -136,6 +136,7 @@ def test_another_familys_checkpoint_is_refused_by_name(trained, capsys) -> None:
 def test_a_family_not_listed_in_params_is_refused(trained, capsys) -> None:
     params = yaml.safe_load((trained / "params.yaml").read_text())
     params["vocoder"]["families"] = ["gan"]
+    params["vocoder"]["mel"]["families"] = []
     other = trained / "only_gan.yaml"
     other.write_text(yaml.safe_dump(params))
     with pytest.MonkeyPatch.context() as patch:
@@ -196,3 +197,69 @@ def test_each_neural_family_learns_and_renders_with_and_without_the_excitation(
         audio, _ = sf.read(out / piece["audio"], dtype="float32")
         assert len(audio) == frames * HOP and np.isfinite(audio).all()
         assert np.sqrt(np.mean(audio**2)) > 1e-3, f"{family} {piece['id']} is silent"
+
+
+@pytest.fixture(scope="module")
+def mel_trained(trained) -> Path:
+    """The flow trained again on the true audio's log-mel frames (vocoder.mel)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(trained)
+        assert train_vocoder_mel.main(stage_argv("train_vocoder_mel@flow")) == 0
+    return trained
+
+
+def test_a_mel_conditioned_flow_learns_and_renders_through_ddsps_mels(mel_trained) -> None:
+    """train_vocoder_mel@flow learns on the true audio's mels; synthesize_mel@flow renders
+    every piece from the mels of DDSP's render (row flow_mel) and the test pieces also
+    from their true audio's (row flow_true_mel), beside the references."""
+    from wavegen_core.checkpoint import load_checkpoint
+
+    root = mel_trained
+    _, values = read_curves(root / "reports/train_vocoder/flow_mel")["train/nll"]
+    first, last = np.mean(values[:2]), np.mean(values[-2:])
+    assert last < first - FALL["flow"] * abs(first), values
+    saved = load_checkpoint(root / "models/vocoder/flow_mel/checkpoint.pt")["config"]
+    assert saved["mel"]["inputs"] == "mel" and saved["conditioning"]["excitation"] == "none"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        assert synthesize_mel.main(stage_argv("synthesize_mel@flow")) == 0
+    out = root / "data/synthesized/flow_mel"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["family"] == "flow_mel"
+    frames = -(-int(0.5 * RATE) // HOP)
+    for piece in manifest["pieces"]:
+        audio, _ = sf.read(out / piece["audio"], dtype="float32")
+        assert len(audio) == frames * HOP and np.isfinite(audio).all()
+        assert np.sqrt(np.mean(audio**2)) > 1e-3, f"flow_mel {piece['id']} is silent"
+        ceiling = out / "flow_true_mel" / f"{piece['kind']}_{piece['id']}.wav"
+        assert ceiling.is_file() == (piece["kind"] == "test")
+    metrics = json.loads((root / "reports/synthesize/flow_mel/metrics.json").read_text())
+    assert {"flow_mel", "flow_true_mel", "soundfont", "sine", "noise"} <= set(metrics["test"])
+    assert "flow_true_mel" not in metrics["composed"] and "flow_mel" in metrics["composed"]
+    speed = json.loads((root / "reports/synthesize/flow_mel/speed.json").read_text())
+    assert speed["real_time_factor"]["flow_mel"] > 0
+
+
+def test_synthesize_mel_refuses_a_roll_model_and_a_source_at_another_rate(
+    mel_trained, tmp_path, capsys
+) -> None:
+    import torch
+
+    root = mel_trained
+    roll_model = stage_argv("synthesize_mel@flow")
+    roll_model[roll_model.index("--checkpoint") + 1] = "models/vocoder/flow/checkpoint.pt"
+    roll_model[roll_model.index("--out") + 1] = str(tmp_path / "roll")
+    other_rate = stage_argv("synthesize_mel@flow")
+    ddsp = torch.load(root / "models/vocoder/ddsp/checkpoint.pt", weights_only=True)
+    ddsp["config"]["sample_rate"] = 22050
+    torch.save(ddsp, tmp_path / "ddsp.pt")
+    other_rate[other_rate.index("--mel-source") + 1] = str(tmp_path / "ddsp.pt")
+    other_rate[other_rate.index("--out") + 1] = str(tmp_path / "rate")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        assert synthesize_mel.main(roll_model) == 1
+        assert "is not conditioned on log-mel frames" in capsys.readouterr().err
+        assert synthesize_mel.main(other_rate) == 1
+    error = capsys.readouterr().err
+    assert "22050 Hz" in error and f"{RATE} Hz" in error and "Traceback" not in error
+    assert not (tmp_path / "roll").exists() and not (tmp_path / "rate").exists()

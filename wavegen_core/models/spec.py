@@ -26,7 +26,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from wavegen_core.checkpoint import Checkpoint, load_checkpoint
 from wavegen_core.errors import WavegenError
-from wavegen_core.models.vocoders.config import ConditioningConfig, VocoderSection
+from wavegen_core.models.vocoders.config import ConditioningConfig, MelFramesConfig, VocoderSection
 from wavegen_core.param_types import TrainLoopConfig
 
 ModelT = TypeVar("ModelT", bound=nn.Module)
@@ -138,15 +138,20 @@ class VocoderSpec(ModelSpec[ModelT]):
         conditioning: ConditioningConfig,
         sample_rate: int,
         seed: int,
+        mel: MelFramesConfig | None = None,
     ) -> dict[str, Any]:
-        """What a vocoder checkpoint carries to rebuild its model (and to tell runs apart)."""
-        return {
+        """What a vocoder checkpoint carries to rebuild its model (and to tell runs
+        apart); ``mel`` for a model conditioned on log-mel frames."""
+        saved = {
             "family": self.name,
             "model": section.model_dump(mode="json", exclude={"train"}),
             "conditioning": conditioning.model_dump(mode="json"),
             "sample_rate": sample_rate,
             "seed": seed,
         }
+        if mel is not None:
+            saved["mel"] = mel.model_dump(mode="json")
+        return saved
 
     def load(self, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> ModelT:
         """As :meth:`ModelSpec.load`, refusing another family's checkpoint by name."""
@@ -172,4 +177,8 @@ class VocoderSpec(ModelSpec[ModelT]):
 
     def build(self, saved: Mapping[str, Any]) -> ModelT:
         conditioning = ConditioningConfig.model_validate(saved["conditioning"])
-        return self.model_class(self.section(saved), conditioning, int(saved["sample_rate"]))
+        section, rate = self.section(saved), int(saved["sample_rate"])
+        if "mel" in saved:
+            mel = MelFramesConfig.model_validate(saved["mel"])
+            return self.model_class(section, conditioning, rate, mel=mel)
+        return self.model_class(section, conditioning, rate)

@@ -56,35 +56,46 @@ def train_vocoder(
     metrics_dir: str | os.PathLike[str],
     eval_prefix: str = "eval",
     on_step: Callable[[int], None] | None = None,
+    mel: bool = False,
 ) -> TrainResult:
-    """Train (or resume training) the vocoder of ``family``; see :func:`fit`."""
+    """Train (or resume training) the vocoder of ``family``; see :func:`fit`. With
+    ``mel``, the model is conditioned on the log-mel frames of the true audio
+    (``vocoder.mel``) and its conditioning takes ``vocoder.mel.excitation``."""
     seed_everything(seed)
     spec = vocoder_spec(family)
     section = config.section(family)
-    saved = spec.checkpoint_config(section, config.conditioning, sample_rate, seed)
+    conditioning = config.mel_conditioning() if mel else config.conditioning
+    frames = config.mel.frames() if mel else None
+    saved = spec.checkpoint_config(section, conditioning, sample_rate, seed, mel=frames)
     model = spec.build(saved)
     spec.initialise(model, train)
     draw = dict(
         segment_frames=section.segment_frames,
-        hop_length=config.conditioning.hop_length,
-        history_frames=section.roll_history(config.conditioning, sample_rate),
+        hop_length=conditioning.hop_length,
+        history_frames=section.roll_history(conditioning, sample_rate),
     )
-    held_out = segment_batch(
-        validation, seed=seed, step=VALIDATION_STEP, batch_size=VALIDATION_SEGMENTS, **draw
-    )
-    mel = evaluation_mel(sample_rate)
+    mel_frames = model.conditioning.mel_frames if mel else None
+
+    def batch(pieces: list[RollPiece], step: int, size: int) -> dict[str, torch.Tensor]:
+        drawn = segment_batch(pieces, seed=seed, step=step, batch_size=size, **draw)
+        if mel_frames is not None:
+            drawn["roll"] = mel_frames.attach(drawn["roll"], drawn["audio"])
+        return drawn
+
+    held_out = batch(validation, VALIDATION_STEP, VALIDATION_SEGMENTS)
+    judged_mel = evaluation_mel(sample_rate)
 
     def evaluate(model: nn.Module) -> dict[str, float]:
         audio, roll = held_out["audio"].to(device), held_out["roll"].to(device)
         loss, extras = model.loss(audio, roll)  # type: ignore[operator]
         generator = torch.Generator(device=device).manual_seed(seed)
         # The frames before the excerpt are read, not rendered.
-        history = roll.shape[-1] - audio.shape[-1] // config.conditioning.hop_length
+        history = roll.shape[-1] - audio.shape[-1] // conditioning.hop_length
         generated = model.generate(  # type: ignore[operator]
             roll, generator=generator, history=history
         )
         scores = {"loss": float(loss), **{name: float(value) for name, value in extras.items()}}
-        scores["generated_mel_l1"] = float(mel_l1(generated, audio, mel))
+        scores["generated_mel_l1"] = float(mel_l1(generated, audio, judged_mel))
         return scores
 
     phases = spec.phase_losses(model)
@@ -92,9 +103,7 @@ def train_vocoder(
         model,
         spec.optimisers(model, section.train, saved),
         loss_fn=_loss if phases is None else _phase_loss_fns(phases),
-        batch_for_step=lambda step: segment_batch(
-            train, seed=seed, step=step, batch_size=section.train.batch_size, **draw
-        ),
+        batch_for_step=lambda step: batch(train, step, section.train.batch_size),
         loop=section.train,
         checkpoint_path=checkpoint_path,
         metrics_dir=metrics_dir,

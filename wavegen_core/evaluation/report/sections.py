@@ -36,6 +36,8 @@ from wavegen_core.evaluation.report.summary import (
     VOCODER_COLUMNS,
     ReportInputs,
     best_family,
+    ceiling_audio,
+    ceilings,
     families,
     read_json,
     tiers,
@@ -161,7 +163,8 @@ def vocoders_section(
         yield note("Left out: no vocoder family has been synthesized (run synthesize).")
         return
     rows = []
-    for name in [*scored, *[r for r in REFERENCES if r in scores]]:
+    shown_ceilings = [c for c in ceilings(params) if c in scores]
+    for name in [*scored, *shown_ceilings, *[r for r in REFERENCES if r in scores]]:
         cells = [escape(REFERENCES.get(name, name))]
         for key, _, _, higher in VOCODER_COLUMNS:
             value = scores[name].get(key)
@@ -174,6 +177,13 @@ def vocoders_section(
         "Bold: the best family in each column (the references are not ranked). "
         "F1: the test pieces' onsets recovered from the render; distances: "
         "to the true audio."
+        + (
+            " A family_mel row renders from the mels of "
+            f"{params.vocoder.mel.source}'s render; its family_true_mel row, from the true "
+            "audio's mels (the ceiling; not ranked)."
+            if shown_ceilings
+            else ""
+        )
     )
     manifest = read_json(inputs.synthesized / scored[0] / "manifest.json") or {}
     test = [p for p in manifest.get("pieces", []) if p["kind"] == "test"]
@@ -185,6 +195,7 @@ def vocoders_section(
             ("FluidSynth", inputs.synthesized / scored[0] / piece["soundfont"]),
         ]
         sources += [(f, inputs.synthesized / f / "test" / f"{pid}.wav") for f in scored]
+        sources += [(c, ceiling_audio(inputs, c, pid)) for c in shown_ceilings]
         yield players(
             media, [(label, source, f"vocoder-{pid}-{label}") for label, source in sources]
         )

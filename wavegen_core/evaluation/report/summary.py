@@ -81,8 +81,21 @@ def finite_numbers(tree: Any) -> Any:
 
 
 def families(params: Params) -> list[str]:
-    """The vocoder families the run lists, in its order."""
-    return list(params.vocoder.families)
+    """The vocoder families the run lists, in its order, then the mel-conditioned ones
+    (``<family>_mel``, rendered from ``vocoder.mel.source``'s mels)."""
+    return [*params.vocoder.families, *(f"{f}_mel" for f in params.vocoder.mel.families)]
+
+
+def ceilings(params: Params) -> list[str]:
+    """The mel-conditioned families' renders from the true audio's mel
+    (``<family>_true_mel``): what a perfect spectrogram would give."""
+    return [f"{f}_true_mel" for f in params.vocoder.mel.families]
+
+
+def ceiling_audio(inputs: ReportInputs, ceiling: str, pid: str) -> Path:
+    """Where ``synthesize_mel`` wrote the ceiling render of test piece ``pid``."""
+    family = ceiling.removesuffix("_true_mel")
+    return inputs.synthesized / f"{family}_mel" / ceiling / f"test_{pid}.wav"
 
 
 def tiers(params: Params) -> list[str]:
@@ -152,7 +165,7 @@ def summarize(inputs: ReportInputs, params: Params) -> dict[str, Any]:
     rendered = vocoder_scores(inputs, params)
     summary["vocoder"] = {
         ("fluidsynth" if name == "soundfont" else name): rendered[name]
-        for name in [*families(params), "soundfont"]
+        for name in [*families(params), *ceilings(params), "soundfont"]
         if name in rendered
     }
     hierarchy = read_json(inputs.hierarchy / "metrics.json") or {}

@@ -24,14 +24,22 @@ begin ``history`` frames before the audio it conditions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from wavegen_core.audio.mel import LogMelSpectrogram, MelConfig
 from wavegen_core.data.pairs import ROLL_CHANNELS
-from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.config import (
+    MEL_FRAME_CENTRE,
+    MEL_FRAME_SCALE,
+    ConditioningConfig,
+    MelFramesConfig,
+)
 from wavegen_core.models.vocoders.excitation import HarmonicExcitation, excitation_or_none
 
 
@@ -55,6 +63,84 @@ def upsample_factors(hop_length: int, largest: int = 16) -> list[int]:
     return sorted(factors, reverse=True)
 
 
+class MelFrames(nn.Module):
+    """Audio (batch, frames * hop_length) -> log-mel frames (batch, bins, frames), one
+    per hop, frame ``i`` centred on sample ``i * hop_length`` (:class:`MelFramesConfig`),
+    centred and scaled to the roll's range. The same module makes the frames a model is
+    trained on (from the true audio) and those it is given at synthesis (from another
+    family's render), so the two cannot drift apart."""
+
+    def __init__(self, config: MelFramesConfig, sample_rate: int, hop_length: int) -> None:
+        super().__init__()
+        self.config = config
+        self.hop_length = hop_length
+        self.bins = config.bins
+        self.spectrogram = LogMelSpectrogram(
+            MelConfig(
+                sample_rate=sample_rate,
+                n_fft=config.n_fft,
+                hop_length=hop_length,
+                n_mels=config.bins,
+                fmin=config.fmin,
+                fmax=min(config.fmax, sample_rate / 2),
+            ),
+            magnitude=True,
+        )
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        frames = audio.shape[-1] // self.hop_length
+        log_mel = self.spectrogram(audio.float())[:, :frames].transpose(1, 2)
+        return (log_mel - MEL_FRAME_CENTRE) / MEL_FRAME_SCALE
+
+    @property
+    def floor(self) -> float:
+        """The frame value of silence (where no audio is: the history before an excerpt)."""
+        return (math.log(self.spectrogram.config.log_eps) - MEL_FRAME_CENTRE) / MEL_FRAME_SCALE
+
+    def attach(self, roll: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """``roll`` (batch, channels, frames) with the mel frames of ``audio``, which ends
+        with the roll, appended as channels; the roll's frames before the audio get the
+        floor."""
+        mel = self(audio).to(roll.dtype)
+        history = roll.shape[-1] - mel.shape[-1]
+        if history < 0:
+            raise ValueError(
+                f"audio of {audio.shape[-1]} samples is longer than the roll's "
+                f"{roll.shape[-1]} frames of {self.hop_length}"
+            )
+        mel = F.pad(mel, (history, 0), value=self.floor)
+        return torch.cat([roll, mel], dim=1)
+
+    @torch.no_grad()
+    def attach_to_piece(self, roll: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """One piece's roll (channels, frames) with the mel of ``audio`` (cut or
+        zero-padded to the roll's frames x hop samples) appended: the frames a
+        mel-conditioned model renders the piece from."""
+        samples = roll.shape[1] * self.hop_length
+        padded = np.zeros(samples, dtype=np.float32)
+        padded[: min(samples, len(audio))] = audio[:samples]
+        device = self.spectrogram.window.device
+        joined = self.attach(
+            torch.from_numpy(np.asarray(roll, dtype=np.float32)[None]).to(device),
+            torch.from_numpy(padded[None]).to(device),
+        )
+        return joined[0].cpu().numpy()
+
+
+def check_mel_source(
+    source_rate: int, source_hop: int, rate: int, hop: int, source: str, family: str
+) -> None:
+    """ValueError unless the family that draws the mels (``source``) renders at the
+    sample rate and hop that the mel-conditioned ``family`` was trained at."""
+    if (source_rate, source_hop) != (rate, hop):
+        raise ValueError(
+            f"the mel source {source} renders at {source_rate} Hz with a hop of "
+            f"{source_hop} samples, but {family} was trained at {rate} Hz with a hop of "
+            f"{hop}: retrain one of them at the other's vocoder.conditioning.hop_length "
+            "and audio.sample_rate"
+        )
+
+
 class ConditioningNetwork(nn.Module):
     """Roll (batch, ROLL_CHANNELS, frames) -> features (batch, channels, frames * hop_length).
 
@@ -70,6 +156,11 @@ class ConditioningNetwork(nn.Module):
     ``excitation`` renders it and ``forward`` adds it through a 1x1 projection; built
     with ``upsampled=False`` (the GAN, which upsamples and takes the excitation itself)
     the network has neither the upsampler nor the projection.
+
+    With ``mel`` (:class:`MelFramesConfig`), the frames it is given hold the roll's
+    ``in_channels`` and then ``mel.bins`` log-mel channels (:meth:`MelFrames.attach`);
+    the encoder reads the mel alone or both (``mel.inputs``), and the excitation, if
+    any, reads the roll.
     """
 
     def __init__(
@@ -78,10 +169,21 @@ class ConditioningNetwork(nn.Module):
         in_channels: int = ROLL_CHANNELS,
         sample_rate: int | None = None,
         upsampled: bool = True,
+        mel: MelFramesConfig | None = None,
     ) -> None:
         super().__init__()
         self.config = config
-        self.in_channels = in_channels
+        self.roll_channels = in_channels
+        self.mel = mel
+        self.mel_frames: MelFrames | None = None
+        if mel is not None:
+            if sample_rate is None:
+                raise ValueError("mel conditioning needs the sample rate")
+            self.mel_frames = MelFrames(mel, sample_rate, config.hop_length)
+        mel_bins = 0 if mel is None else mel.bins
+        self.in_channels = in_channels + mel_bins
+        # The first channel the encoder reads: the roll's, or the mel's alone.
+        self.encoded_from = in_channels if mel is not None and mel.inputs == "mel" else 0
         self.hop_length = config.hop_length
         self.channels = config.channels
         self.excitation: HarmonicExcitation | None = None
@@ -90,7 +192,7 @@ class ConditioningNetwork(nn.Module):
                 raise ValueError(f"the {config.excitation} excitation needs the sample rate")
             self.excitation = excitation_or_none(config, sample_rate)
         layers: list[nn.Module] = []
-        width = in_channels
+        width = self.in_channels - self.encoded_from
         for _ in range(config.layers):
             layers += [
                 nn.Conv1d(width, config.channels, config.kernel_size, padding="same"),
@@ -145,7 +247,7 @@ class ConditioningNetwork(nn.Module):
         return 0 if self.excitation is None else self.excitation.history_frames
 
     def encode(self, roll: torch.Tensor) -> torch.Tensor:
-        return self.encoder(roll)
+        return self.encoder(roll[:, self.encoded_from :])
 
     def upsample(self, features: torch.Tensor) -> torch.Tensor:
         if not len(self.upsampler):
@@ -166,7 +268,7 @@ class ConditioningNetwork(nn.Module):
         (whose first frame is frame ``first_frame`` of its piece), or None without one."""
         if self.excitation is None:
             return None
-        return self.excitation(roll, history, first_frame)
+        return self.excitation(roll[:, : self.roll_channels], history, first_frame)
 
     def _add_source(self, features: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
         if source is None or self.excitation_projection is None:
@@ -188,7 +290,11 @@ class ConditioningNetwork(nn.Module):
         for any length."""
         frames = roll.shape[-1]
         context = self.context_frames
-        state = None if self.excitation is None else self.excitation.state(roll)
+        state = (
+            None
+            if self.excitation is None
+            else self.excitation.state(roll[:, : self.roll_channels])
+        )
         for first in range(history, frames, block_frames):
             last = min(first + block_frames, frames)
             start, stop = max(first - context, history), min(last + context, frames)

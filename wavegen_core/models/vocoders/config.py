@@ -16,7 +16,7 @@ import math
 import pkgutil
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from wavegen_core.param_types import OddKernel, Strict, TrainLoopConfig
 
@@ -68,6 +68,61 @@ class ConditioningConfig(Strict):
         return math.ceil(seconds * sample_rate / self.hop_length) + 1
 
 
+# Log-mel frames are given to the conditioning network centred and scaled by these
+# (log magnitudes run from log(1e-5) = -11.5 in silence to about +3 at a loud peak), so
+# that they start on the roll's scale.
+MEL_FRAME_CENTRE = -5.0
+MEL_FRAME_SCALE = 4.0
+
+
+class MelFramesConfig(Strict):
+    """Log-mel frames of the audio as dense conditioning (phase-free, as the vocoders of
+    Tacotron 2 and most neural vocoders since are conditioned).
+
+    One frame per ``vocoder.conditioning.hop_length`` samples, so that the frames line
+    up with the roll's: frame ``i`` is the magnitude spectrum of ``n_fft`` samples centred
+    on sample ``i * hop_length``, on ``bins`` mel bands from ``fmin`` to ``fmax``, in log.
+    ``inputs`` says whether the conditioning network reads the mel alone or the roll
+    beside it.
+    """
+
+    inputs: Literal["mel", "roll_and_mel"] = "mel"
+    bins: int = Field(80, ge=4, le=512)
+    n_fft: int = Field(1024, ge=16, le=16384)
+    fmin: float = Field(30.0, ge=0.0)
+    fmax: float = Field(8000.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _band_order(self) -> MelFramesConfig:
+        if self.fmin >= self.fmax:
+            raise ValueError(f"fmin={self.fmin:g} must be below fmax={self.fmax:g}")
+        return self
+
+
+class MelConditioningConfig(MelFramesConfig):
+    """``vocoder.mel``: the families also trained on log-mel frames of the audio.
+
+    Each family listed gets stages of its own, ``train_vocoder_mel@<family>`` (trained on
+    the true audio's mel) and ``synthesize_mel@<family>``. At synthesis there is no true
+    audio: the mel is that of ``source``'s render of the same MIDI (the two-stage design,
+    MIDI -> spectrogram -> waveform, with a roll-conditioned family drawing the
+    spectrogram); the test pieces are also rendered from their true audio's mel, the
+    ceiling that a perfect spectrogram would give. ``excitation`` replaces
+    ``vocoder.conditioning.excitation`` for these models (its sinusoids carry the MIDI's
+    phases, which the mel does not need).
+    """
+
+    families: list[str] = ["flow"]
+    source: str = "ddsp"
+    excitation: Literal["none", "harmonic"] = "none"
+
+    def frames(self) -> MelFramesConfig:
+        """What a mel-conditioned model records and is built from."""
+        return MelFramesConfig.model_validate(
+            self.model_dump(include=set(MelFramesConfig.model_fields))
+        )
+
+
 class VocoderSection(Strict):
     """Base of a vocoder family's params section; each family subclasses it once.
 
@@ -91,6 +146,8 @@ class VocoderSection(Strict):
     # Whether the family takes the conditioning's excitation (``excitation: harmonic``)
     # in; one with oscillators of its own ignores it.
     uses_excitation: ClassVar[bool] = True
+    # Whether the family can be conditioned on log-mel frames (``vocoder.mel.families``).
+    takes_mel: ClassVar[bool] = False
 
     if TYPE_CHECKING:
         # Every family has both, declared in its own class: fields declared here would

@@ -27,6 +27,7 @@ class FlowConfig(VocoderSection):
 
     family: ClassVar[str] = "flow"
     year: ClassVar[int] = 2019
+    takes_mel: ClassVar[bool] = True
     # WaveGlow samples its prior at 0.6 of the training sigma (Prenger et al. 2019).
     sampling_temperature: ClassVar[Any] = Field(0.6, ge=0.0, le=10.0)
 

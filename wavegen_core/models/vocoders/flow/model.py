@@ -28,7 +28,7 @@ from torch.nn import functional as F
 from wavegen_core.models.blocks import GatedResidualStack
 from wavegen_core.models.spec import VocoderSpec
 from wavegen_core.models.vocoders.conditioning import ConditioningNetwork, split_history
-from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.config import ConditioningConfig, MelFramesConfig
 from wavegen_core.models.vocoders.flow.config import FlowConfig
 from wavegen_core.progress import progress_bar
 
@@ -155,13 +155,19 @@ class FlowVocoder(nn.Module):
     the channels of the last step. Its density is ``N(0, sigma^2)`` per element.
     """
 
-    def __init__(self, config: FlowConfig, conditioning: ConditioningConfig, sample_rate: int):
+    def __init__(
+        self,
+        config: FlowConfig,
+        conditioning: ConditioningConfig,
+        sample_rate: int,
+        mel: MelFramesConfig | None = None,
+    ):
         super().__init__()
         config.check_conditioning(conditioning)
         self.config = config
         self.sample_rate = sample_rate
         self.groups = config.groups
-        self.conditioning = ConditioningNetwork(conditioning, sample_rate=sample_rate)
+        self.conditioning = ConditioningNetwork(conditioning, sample_rate=sample_rate, mel=mel)
         self.hop_length = conditioning.hop_length
         cond_channels = conditioning.channels * config.groups
         self.convs = nn.ModuleList()

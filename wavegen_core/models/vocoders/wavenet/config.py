@@ -39,6 +39,7 @@ class WaveNetConfig(WaveNetStackConfig, VocoderSection):
     year: ClassVar[int] = 2016
     autoregressive: ClassVar[bool] = True
     whole_pieces: ClassVar[bool] = True
+    takes_mel: ClassVar[bool] = True
     # 1.0 samples the WaveNet's predicted distribution as it is.
     sampling_temperature: ClassVar[Any] = Field(1.0, gt=0.0, le=10.0)
 

@@ -40,7 +40,7 @@ from wavegen_core.data.pairs import ROLL_CHANNELS
 from wavegen_core.models.blocks import DilatedConv1d, GatedResidualLayer, GatedResidualStack
 from wavegen_core.models.spec import VocoderSpec
 from wavegen_core.models.vocoders.conditioning import ConditioningNetwork, split_history
-from wavegen_core.models.vocoders.config import ConditioningConfig
+from wavegen_core.models.vocoders.config import ConditioningConfig, MelFramesConfig
 from wavegen_core.models.vocoders.wavenet.config import WaveNetConfig
 from wavegen_core.models.vocoders.wavenet.generation import (
     CONDITIONING_BLOCK_FRAMES,
@@ -178,11 +178,14 @@ class WaveNetVocoder(WaveNetGeneration, nn.Module):
         conditioning: ConditioningConfig,
         sample_rate: int,
         cond_in_channels: int = ROLL_CHANNELS,
+        mel: MelFramesConfig | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.sample_rate = sample_rate
-        self.conditioning = ConditioningNetwork(conditioning, cond_in_channels, sample_rate)
+        self.conditioning = ConditioningNetwork(
+            conditioning, cond_in_channels, sample_rate, mel=mel
+        )
         self.hop_length = conditioning.hop_length
         self.mu_law = config.output == "mu_law"
         input_channels = config.quantization_channels if self.mu_law else 1
