@@ -3,8 +3,8 @@ at several temperatures, to choose the temperature on material that is not the t
 split.
 
 ``python -m benchmarks.bench_sampling --corpus DIR --checkpoint FILE
-[--mel-source FILE] [--pieces 4] [--seconds 4] [--temperature T ...] [--params FILE]
---out DIR``
+[--mel-source FILE] [--pieces 4] [--seconds 4] [--temperature T ...] [--split S]
+[--params FILE] --out DIR``
 
 Renders the first ``--seconds`` of the first ``--pieces`` validation pieces (by id) of a
 prepared corpus with the checkpoint's family at each temperature, and scores every
@@ -14,7 +14,8 @@ distance. A model conditioned on log-mel frames (``train_vocoder_mel``) renders 
 mels of ``--mel-source``'s render of the same MIDI (DDSP's, as ``synthesize_mel``) and
 from the true audio's mels (the ceiling). The temperature chosen is the one whose
 renders (from the source's mels, for a mel model) the judge scores highest, the lower
-MR-STFT breaking a tie.
+MR-STFT breaking a tie. ``--split test`` scores the test split instead: to report the
+temperature chosen on validation, never to choose.
 
 Writes ``sampling.json`` (every row's means, the chosen temperature), the first piece's
 renders as WAV and a PNG of their spectrograms over the roll under ``--out``.
@@ -45,15 +46,17 @@ from wavegen_core.params import Params, load_params
 DEFAULT_TEMPERATURES = {"wavenet": [0.7, 0.85, 1.0], "flow": [0.0, 0.3, 0.6]}
 
 
-def validation_pieces(corpus: Path, count: int, seconds: float, rate: int, hop: int) -> list[dict]:
-    """The first ``seconds`` of the first ``count`` validation pieces with MIDI: id, audio
-    (a whole number of frames), roll and the notes that start in it."""
+def split_pieces(
+    corpus: Path, count: int, seconds: float, rate: int, hop: int, split: str = "validation"
+) -> list[dict]:
+    """The first ``seconds`` of the first ``count`` pieces of ``split`` with MIDI: id,
+    audio (a whole number of frames), roll and the notes that start in it."""
     pieces = sorted(
-        (p for p in read_manifest(corpus) if p.split == "validation" and p.midi is not None),
+        (p for p in read_manifest(corpus) if p.split == split and p.midi is not None),
         key=lambda p: p.id,
     )[:count]
     if not pieces:
-        raise SystemExit(f"{corpus}: no validation piece with MIDI")
+        raise SystemExit(f"{corpus}: no {split} piece with MIDI")
     chosen = []
     for piece in pieces:
         assert piece.midi is not None
@@ -127,8 +130,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     vocoder = load_vocoder(args.checkpoint)
     family = vocoder.spec.name
     temperatures = args.temperature or DEFAULT_TEMPERATURES.get(family, [1.0])
-    pieces = validation_pieces(
-        args.corpus, args.pieces, args.seconds, vocoder.sample_rate, vocoder.hop_length
+    pieces = split_pieces(
+        args.corpus, args.pieces, args.seconds, vocoder.sample_rate, vocoder.hop_length, args.split
     )
     judge = BasicPitchTranscriber()
     rows: list[dict[str, Any]] = []
@@ -166,6 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result = {
         "family": family,
         "checkpoint": str(args.checkpoint),
+        "split": args.split,
         "pieces": [piece["id"] for piece in pieces],
         "seconds": args.seconds,
         "truth": mean_scores(truth),
@@ -195,6 +199,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--mel-source", type=Path, default=None)
     parser.add_argument("--pieces", type=int, default=4)
+    parser.add_argument(
+        "--split",
+        default="validation",
+        help="validation (to choose on) or test (to report the chosen temperature, only)",
+    )
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--temperature", type=float, action="append")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
